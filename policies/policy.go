@@ -1,0 +1,74 @@
+package policies
+
+import (
+	"fmt"
+
+	"k8s.io/apimachinery/pkg/util/validation/field"
+)
+
+// Policy is anything the engine runs. Name is stable: it appears in config,
+// in the podguard.io/skip annotation, in metrics and in every finding.
+type Policy interface {
+	Name() string
+}
+
+// Mutator is a policy that fills in or adds to a pod.
+type Mutator interface {
+	Policy
+	// Mutate returns the mutated pod, or in.Pod itself when nothing needs to
+	// change. It must not modify in.Pod, and mutating its own output again
+	// must change nothing. It may also deny the pod (a malformed request for
+	// a mutation) or warn.
+	Mutate(in Input) (*Pod, Report)
+}
+
+// Validator is a policy that denies or warns about a pod.
+type Validator interface {
+	Policy
+	Validate(in Input) Report
+}
+
+// Input is what a policy is given. Pod is read-only.
+type Input struct {
+	Pod   *Pod
+	World World
+}
+
+// Finding is one thing a policy has to say: a violation or a warning.
+type Finding struct {
+	Policy  string `json:"policy"`
+	Field   string `json:"field"`
+	Message string `json:"message"`
+}
+
+func (f Finding) String() string {
+	if f.Field == "" {
+		return fmt.Sprintf("[%s] %s", f.Policy, f.Message)
+	}
+	return fmt.Sprintf("[%s] %s: %s", f.Policy, f.Field, f.Message)
+}
+
+// Report collects what one policy found in one pod. Policies fill in Field
+// and Message; the engine stamps the policy name.
+type Report struct {
+	Violations []Finding
+	Warnings   []Finding
+}
+
+// Deny records a violation at path. The message says what would go wrong at
+// run time and how to fix it.
+func (r *Report) Deny(path *field.Path, format string, args ...any) {
+	r.Violations = append(r.Violations, Finding{Field: pathString(path), Message: fmt.Sprintf(format, args...)})
+}
+
+// Warn records a warning at path.
+func (r *Report) Warn(path *field.Path, format string, args ...any) {
+	r.Warnings = append(r.Warnings, Finding{Field: pathString(path), Message: fmt.Sprintf(format, args...)})
+}
+
+func pathString(p *field.Path) string {
+	if p == nil {
+		return ""
+	}
+	return p.String()
+}

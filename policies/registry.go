@@ -1,0 +1,80 @@
+package policies
+
+import (
+	"k8s.io/apimachinery/pkg/util/validation/field"
+)
+
+// Settings holds the configuration of every policy, as it appears under
+// `policies:` in the podguard config file. The zero value, once defaulted,
+// is podguard's documented default behaviour.
+type Settings struct {
+	ImagePullSecrets ImagePullSecretsConfig `json:"imagePullSecrets"`
+	EnvFromKeys      EnvFromKeysConfig      `json:"envFromKeys"`
+}
+
+// Registration ties a policy's stable name to how it is configured and built.
+type Registration struct {
+	Name string
+	// Enabled reports whether the settings turn the policy on.
+	Enabled func(s *Settings) bool
+	// Build returns the policy for defaulted, validated settings.
+	Build func(s *Settings) Policy
+	// Default fills the policy's unset settings.
+	Default func(s *Settings)
+	// Validate checks the policy's settings; path is `policies.<key>`.
+	Validate func(s *Settings, path *field.Path) field.ErrorList
+}
+
+// Registry lists every policy in the order the engine runs them: mutators
+// first, each seeing the output of the one before, then validators, which see
+// the fully mutated pod. The order is explicit; nothing registers itself.
+var Registry = []Registration{
+	{
+		Name:    ImagePullSecretsName,
+		Enabled: func(s *Settings) bool { return enabled(s.ImagePullSecrets.Enabled) },
+		Build:   func(s *Settings) Policy { return newImagePullSecrets(s.ImagePullSecrets) },
+		Default: func(s *Settings) { s.ImagePullSecrets.defaults() },
+		Validate: func(s *Settings, p *field.Path) field.ErrorList {
+			return s.ImagePullSecrets.validate(p.Child("imagePullSecrets"))
+		},
+	},
+	{
+		Name:    EnvFromKeysName,
+		Enabled: func(s *Settings) bool { return enabled(s.EnvFromKeys.Enabled) },
+		Build:   func(s *Settings) Policy { return newEnvFromKeys(s.EnvFromKeys) },
+		Default: func(s *Settings) { s.EnvFromKeys.defaults() },
+		Validate: func(s *Settings, p *field.Path) field.ErrorList {
+			return s.EnvFromKeys.validate(p.Child("envFromKeys"))
+		},
+	},
+}
+
+// Names returns the names of all registered policies, in order.
+func Names() []string {
+	out := make([]string, len(Registry))
+	for i, r := range Registry {
+		out[i] = r.Name
+	}
+	return out
+}
+
+// Default fills every unset setting with its documented default.
+func (s *Settings) Default() {
+	for _, r := range Registry {
+		r.Default(s)
+	}
+}
+
+// Validate checks every policy's settings. path is where Settings sits in the
+// config file.
+func (s *Settings) Validate(path *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	for _, r := range Registry {
+		errs = append(errs, r.Validate(s, path)...)
+	}
+	return errs
+}
+
+// enabled treats an unset switch as on: every policy is on by default and
+// does nothing until its settings or the pod ask for something.
+func enabled(b *bool) bool { return b == nil || *b }

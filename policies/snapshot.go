@@ -1,0 +1,111 @@
+package policies
+
+import (
+	"slices"
+	"sync"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+)
+
+// Snapshot is a World held in memory: the objects `podguard check` found in
+// its manifests, or a test's fixtures. Objects absent from a snapshot are
+// NotFound; Secrets are tracked only when TrackSecrets is set.
+type Snapshot struct {
+	mu           sync.RWMutex
+	namespaces   map[string]Namespace
+	configMaps   map[types.NamespacedName][]string
+	secrets      map[types.NamespacedName][]string
+	TrackSecrets bool
+	Versions     Cluster
+}
+
+// NewSnapshot returns an empty Snapshot that tracks Secrets.
+func NewSnapshot() *Snapshot {
+	return &Snapshot{
+		namespaces:   map[string]Namespace{},
+		configMaps:   map[types.NamespacedName][]string{},
+		secrets:      map[types.NamespacedName][]string{},
+		TrackSecrets: true,
+	}
+}
+
+// AddNamespace records a namespace's labels and annotations.
+func (s *Snapshot) AddNamespace(ns *corev1.Namespace) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.namespaces[ns.Name] = Namespace{Name: ns.Name, Labels: ns.Labels, Annotations: ns.Annotations}
+}
+
+// AddConfigMap records a ConfigMap's key names; its values are not kept.
+func (s *Snapshot) AddConfigMap(cm *corev1.ConfigMap) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.configMaps[types.NamespacedName{Namespace: cm.Namespace, Name: cm.Name}] = ConfigMapKeys(cm)
+}
+
+// AddSecret records a Secret's key names; its values are not kept.
+func (s *Snapshot) AddSecret(sec *corev1.Secret) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.secrets[types.NamespacedName{Namespace: sec.Namespace, Name: sec.Name}] = SecretKeys(sec)
+}
+
+func (s *Snapshot) Namespace(name string) (Namespace, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	ns, ok := s.namespaces[name]
+	return ns, ok
+}
+
+func (s *Snapshot) ConfigMap(namespace, name string) Object {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return lookup(s.configMaps, namespace, name)
+}
+
+func (s *Snapshot) Secret(namespace, name string) Object {
+	if !s.TrackSecrets {
+		return Object{Presence: Unknown}
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return lookup(s.secrets, namespace, name)
+}
+
+func (s *Snapshot) Cluster() Cluster { return s.Versions }
+
+func lookup(m map[types.NamespacedName][]string, namespace, name string) Object {
+	keys, ok := m[types.NamespacedName{Namespace: namespace, Name: name}]
+	if !ok {
+		return Object{Presence: NotFound}
+	}
+	return Object{Presence: Found, Keys: keys, KeysKnown: true}
+}
+
+// ConfigMapKeys returns the sorted key names of a ConfigMap's data and
+// binaryData.
+func ConfigMapKeys(cm *corev1.ConfigMap) []string {
+	keys := make([]string, 0, len(cm.Data)+len(cm.BinaryData))
+	for k := range cm.Data {
+		keys = append(keys, k)
+	}
+	for k := range cm.BinaryData {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return slices.Compact(keys)
+}
+
+// SecretKeys returns the sorted key names of a Secret's data and stringData.
+func SecretKeys(sec *corev1.Secret) []string {
+	keys := make([]string, 0, len(sec.Data)+len(sec.StringData))
+	for k := range sec.Data {
+		keys = append(keys, k)
+	}
+	for k := range sec.StringData {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return slices.Compact(keys)
+}

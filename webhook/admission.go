@@ -1,0 +1,367 @@
+// Package webhook turns AdmissionReviews into policy calls and responses, and
+// runs podguard's TLS admission server on controller-runtime's webhook
+// server.
+//
+// /mutate admits Pods on CREATE: it runs the mutating policies and answers
+// with a JSON patch computed by diffing the original against the mutated pod.
+// /validate admits Pods on CREATE and the pod-bearing workloads (Deployment,
+// ReplicaSet, StatefulSet, DaemonSet, Job, CronJob, ReplicationController,
+// PodTemplate) on CREATE and UPDATE. Everything else is allowed unchanged.
+package webhook
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"runtime/debug"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-logr/logr"
+	"gomodules.xyz/jsonpatch/v2"
+	admissionv1 "k8s.io/api/admission/v1"
+	corev1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/sets"
+	"k8s.io/apimachinery/pkg/util/version"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/podguard/podguard/config"
+	"github.com/podguard/podguard/policies"
+)
+
+// Audit annotation keys. The API server records them prefixed with the
+// webhook's name, e.g. mutate.podguard.io/mutated-by.
+const (
+	auditMutatedBy = "mutated-by"
+	auditDeniedBy  = "denied-by"
+)
+
+var podGVK = corev1.SchemeGroupVersion.WithKind("Pod")
+
+// State is the config in force and the engine built from it. A config reload
+// builds a new State and swaps it in atomically; requests in flight finish on
+// the one they started with.
+type State struct {
+	Config   *config.Config
+	Engine   *policies.Engine
+	excluded sets.Set[string]
+	kubelet  *version.Version
+}
+
+// NewState builds the engine for a defaulted, validated config.
+func NewState(cfg *config.Config) (*State, error) {
+	st := &State{Config: cfg, Engine: policies.NewEngine(&cfg.Policies), excluded: sets.New(cfg.Namespaces.Exclude...)}
+	if v := cfg.Cluster.KubeletVersion; v != "" {
+		pinned, err := policies.ParseKubeVersion(v)
+		if err != nil {
+			return nil, fmt.Errorf("cluster.kubeletVersion: %w", err)
+		}
+		st.kubelet = pinned
+	}
+	return st, nil
+}
+
+// Admission answers admission requests with the policy engine.
+type Admission struct {
+	state   atomic.Pointer[State]
+	world   policies.World
+	decoder admission.Decoder
+	log     logr.Logger
+}
+
+// NewAdmission returns the admission logic for the given world and initial state.
+func NewAdmission(world policies.World, st *State, log logr.Logger) *Admission {
+	a := &Admission{world: world, decoder: admission.NewDecoder(clientgoscheme.Scheme), log: log}
+	a.state.Store(st)
+	return a
+}
+
+// SetState puts a new config in force.
+func (a *Admission) SetState(st *State) { a.state.Store(st) }
+
+// State returns the config in force.
+func (a *Admission) State() *State { return a.state.Load() }
+
+// pinnedWorld overrides the kubelet version the cluster reports with the one
+// pinned in config.
+type pinnedWorld struct {
+	policies.World
+	kubelet *version.Version
+}
+
+func (w pinnedWorld) Cluster() policies.Cluster {
+	c := w.World.Cluster()
+	c.KubeletVersion = w.kubelet
+	return c
+}
+
+func (a *Admission) worldFor(st *State) policies.World {
+	if st.kubelet != nil {
+		return pinnedWorld{World: a.world, kubelet: st.kubelet}
+	}
+	return a.world
+}
+
+// Mutate answers /mutate.
+func (a *Admission) Mutate(ctx context.Context, req admission.Request) (resp admission.Response) {
+	defer a.observe("mutate", req, time.Now(), &resp)
+	defer a.recoverPanic(req, &resp)
+
+	if schema.GroupVersionKind(req.Kind) != podGVK || req.Operation != admissionv1.Create || req.SubResource != "" {
+		return admission.Allowed("")
+	}
+	st := a.state.Load()
+	if st.excluded.Has(req.Namespace) {
+		return admission.Allowed("")
+	}
+	pod := &corev1.Pod{}
+	if err := a.decoder.DecodeRaw(req.Object, pod); err != nil {
+		return admission.Errored(http.StatusBadRequest, fmt.Errorf("podguard could not decode the object as a Pod: %w", err))
+	}
+	view := policies.NewPod(pod)
+	view.Namespace = req.Namespace
+	res, err := st.Engine.Mutate(view, a.worldFor(st))
+	countOutcomes(res)
+	if err != nil {
+		return a.policyFailed(req, err)
+	}
+	if res.Denied() {
+		return a.deny(req, res)
+	}
+	if len(res.Mutated) == 0 {
+		a.logDecision(req, "allowed", res)
+		return admission.Allowed("").WithWarnings(warnings(res)...)
+	}
+
+	// Both sides of the diff go through the same typed round trip, so the
+	// patch holds only what the policies changed. Diffing against the raw
+	// request instead would also "remove" any field newer than podguard's
+	// API types.
+	mutated := pod.DeepCopy()
+	policies.SetPod(mutated, res.Pod)
+	before, err := json.Marshal(pod)
+	if err != nil {
+		return admission.Errored(http.StatusInternalServerError, fmt.Errorf("encoding pod: %w", err))
+	}
+	after, err := json.Marshal(mutated)
+	if err != nil {
+		return admission.Errored(http.StatusInternalServerError, fmt.Errorf("encoding mutated pod: %w", err))
+	}
+	resp = admission.PatchResponseFromRaw(before, after)
+	resp.AuditAnnotations = map[string]string{auditMutatedBy: strings.Join(res.Mutated, ",")}
+	resp.Warnings = append([]string{mutationSummary(res.Mutated, resp.Patches)}, warnings(res)...)
+	a.logDecision(req, "patched", res)
+	return resp
+}
+
+// Validate answers /validate.
+func (a *Admission) Validate(ctx context.Context, req admission.Request) (resp admission.Response) {
+	defer a.observe("validate", req, time.Now(), &resp)
+	defer a.recoverPanic(req, &resp)
+
+	gvk := schema.GroupVersionKind(req.Kind)
+	newObject, ok := policies.PodBearingKinds[gvk]
+	if !ok || req.SubResource != "" {
+		return admission.Allowed("")
+	}
+	// A Pod's spec is checked once, on CREATE: it is almost entirely
+	// immutable afterwards. Workloads are checked whenever they are written.
+	switch {
+	case req.Operation == admissionv1.Create:
+	case req.Operation == admissionv1.Update && gvk != podGVK:
+	default:
+		return admission.Allowed("")
+	}
+	st := a.state.Load()
+	if st.excluded.Has(req.Namespace) {
+		return admission.Allowed("")
+	}
+	obj := newObject()
+	if err := a.decoder.DecodeRaw(req.Object, obj); err != nil {
+		return admission.Errored(http.StatusBadRequest, fmt.Errorf("podguard could not decode the object as a %s: %w", gvk.Kind, err))
+	}
+	if m, err := meta.Accessor(obj); err == nil {
+		m.SetNamespace(req.Namespace)
+	}
+	pod := policies.PodOf(obj)
+	if pod == nil {
+		return admission.Allowed("")
+	}
+	res, err := st.Engine.Validate(pod, a.worldFor(st))
+	countOutcomes(res)
+	if err != nil {
+		return a.policyFailed(req, err)
+	}
+	if res.Denied() && req.Operation == admissionv1.Update && a.templateUnchanged(req, newObject, pod) {
+		// The violations predate this update (a scale, a label, a finalizer
+		// removed on delete): blocking it would not fix them and could stop
+		// a rollback or a deletion. Say so instead.
+		for _, v := range res.Violations {
+			res.Warnings = append(res.Warnings, policies.Finding{Policy: v.Policy, Field: v.Field, Message: "(existing, not introduced by this update) " + v.Message})
+		}
+		res.Violations = nil
+	}
+	if res.Denied() {
+		return a.deny(req, res)
+	}
+	a.logDecision(req, "allowed", res)
+	return admission.Allowed("").WithWarnings(warnings(res)...)
+}
+
+// templateUnchanged reports whether an UPDATE leaves the pod template as it was.
+func (a *Admission) templateUnchanged(req admission.Request, newObject func() runtime.Object, pod *policies.Pod) bool {
+	old := newObject()
+	if err := a.decoder.DecodeRaw(req.OldObject, old); err != nil {
+		return false
+	}
+	oldPod := policies.PodOf(old)
+	return oldPod != nil && apiequality.Semantic.DeepEqual(oldPod.Spec, pod.Spec) &&
+		apiequality.Semantic.DeepEqual(oldPod.Meta.Annotations, pod.Meta.Annotations)
+}
+
+// deny answers with every violation, each with its policy and field path, in
+// the message and as status causes. Warnings are never attached to a denial.
+func (a *Admission) deny(req admission.Request, res *policies.Result) admission.Response {
+	var msg strings.Builder
+	fmt.Fprintf(&msg, "podguard rejected this %s (%d %s):", req.Kind.Kind, len(res.Violations), plural(len(res.Violations), "problem", "problems"))
+	causes := make([]metav1.StatusCause, 0, len(res.Violations))
+	denied := sets.New[string]()
+	for _, v := range res.Violations {
+		msg.WriteString("\n- ")
+		msg.WriteString(v.String())
+		causes = append(causes, metav1.StatusCause{Type: metav1.CauseTypeFieldValueInvalid, Field: v.Field, Message: fmt.Sprintf("[%s] %s", v.Policy, v.Message)})
+		denied.Insert(v.Policy)
+	}
+	resp := admission.Denied(msg.String())
+	resp.Result.Details = &metav1.StatusDetails{Name: req.Name, Kind: req.Kind.Kind, Causes: causes}
+	resp.AuditAnnotations = map[string]string{auditDeniedBy: strings.Join(sets.List(denied), ",")}
+	a.logDecision(req, "denied", res)
+	return resp
+}
+
+// policyFailed answers a request on which a policy panicked. The response is
+// an HTTP 500 (see reviewServer), so the API server treats it as it treats
+// podguard being unreachable: per the webhook's failurePolicy.
+func (a *Admission) policyFailed(req admission.Request, err error) admission.Response {
+	name := "unknown"
+	var stack []byte
+	if pe, ok := err.(*policies.PolicyError); ok {
+		name, stack = pe.Policy, pe.Stack
+	}
+	policyPanics.WithLabelValues(name).Inc()
+	a.log.Error(err, "policy panicked; answering with an error", "policy", name, "uid", req.UID,
+		"kind", req.Kind.Kind, "namespace", req.Namespace, "stack", string(stack))
+	return admission.Errored(http.StatusInternalServerError, fmt.Errorf("podguard: %w; the request was not admitted by podguard (this is a podguard bug: see its logs)", err))
+}
+
+// recoverPanic is the last line of defence for a panic outside any policy.
+func (a *Admission) recoverPanic(req admission.Request, resp *admission.Response) {
+	if v := recover(); v != nil {
+		*resp = a.policyFailed(req, &policies.PolicyError{Policy: "unknown", Value: v, Stack: debug.Stack()})
+	}
+}
+
+// observe records the request's latency by webhook, kind, operation and result.
+func (a *Admission) observe(webhook string, req admission.Request, start time.Time, resp *admission.Response) {
+	admissionDuration.WithLabelValues(webhook, req.Kind.Kind, string(req.Operation), resultOf(resp)).Observe(time.Since(start).Seconds())
+}
+
+func resultOf(resp *admission.Response) string {
+	switch {
+	case resp.Allowed && len(resp.Patches) > 0:
+		return "patched"
+	case resp.Allowed:
+		return "allowed"
+	case resp.Result != nil && resp.Result.Code >= http.StatusInternalServerError:
+		return "error"
+	case resp.Result != nil && resp.Result.Code == http.StatusBadRequest:
+		return "bad_request"
+	default:
+		return "denied"
+	}
+}
+
+// logDecision logs what was decided about an object, never its contents.
+func (a *Admission) logDecision(req admission.Request, decision string, res *policies.Result) {
+	log := a.log.WithValues("uid", req.UID, "kind", req.Kind.Kind, "namespace", req.Namespace,
+		"name", objectName(req), "operation", req.Operation, "dryRun", req.DryRun != nil && *req.DryRun, "decision", decision)
+	if len(res.Mutated) > 0 {
+		log = log.WithValues("mutatedBy", res.Mutated)
+	}
+	if len(res.Violations) > 0 {
+		log = log.WithValues("violations", len(res.Violations))
+	}
+	if res.Skipped != "" {
+		log = log.WithValues("skipped", res.Skipped)
+	}
+	if decision == "allowed" && len(res.Warnings) == 0 {
+		log.V(1).Info("admission")
+		return
+	}
+	log.Info("admission", "warnings", len(res.Warnings))
+}
+
+// objectName is the name of the admitted object, or its generateName prefix
+// for objects the API server has not named yet (pods of a ReplicaSet).
+func objectName(req admission.Request) string {
+	if req.Name != "" {
+		return req.Name
+	}
+	var m struct {
+		Metadata struct {
+			GenerateName string `json:"generateName"`
+		} `json:"metadata"`
+	}
+	if json.Unmarshal(req.Object.Raw, &m) == nil && m.Metadata.GenerateName != "" {
+		return m.Metadata.GenerateName + "*"
+	}
+	return ""
+}
+
+func countOutcomes(res *policies.Result) {
+	if res == nil {
+		return
+	}
+	for policy, outcome := range res.Outcomes {
+		policyOutcomes.WithLabelValues(policy, string(outcome)).Inc()
+	}
+}
+
+// warnings renders the findings as admission warnings.
+func warnings(res *policies.Result) []string {
+	out := make([]string, len(res.Warnings))
+	for i, w := range res.Warnings {
+		out[i] = "podguard " + w.String()
+	}
+	return out
+}
+
+// mutationSummary is the warning a mutated pod's creator sees: which policies
+// changed what.
+func mutationSummary(mutatedBy []string, patch []jsonpatch.JsonPatchOperation) string {
+	paths := sets.New[string]()
+	for _, op := range patch {
+		paths.Insert(op.Path)
+	}
+	list := sets.List(paths)
+	const most = 6
+	if len(list) > most {
+		list = append(list[:most], fmt.Sprintf("and %d more", len(list)-most))
+	}
+	return fmt.Sprintf("podguard mutated this pod (%s): %s", strings.Join(mutatedBy, ", "), strings.Join(list, ", "))
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}

@@ -1,0 +1,56 @@
+package webhook
+
+import (
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+)
+
+// Metrics are registered with controller-runtime's registry, which the
+// manager serves on --metrics-addr at /metrics.
+var (
+	admissionDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "podguard_admission_duration_seconds",
+		Help:    "Time to answer an admission request, by webhook, kind, operation and result (allowed, patched, denied, error).",
+		Buckets: []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5},
+	}, []string{"webhook", "kind", "operation", "result"})
+
+	policyOutcomes = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "podguard_policy_outcomes_total",
+		Help: "What each policy did to each admitted pod: mutated, unchanged, passed, warned, denied, skipped or error.",
+	}, []string{"policy", "outcome"})
+
+	policyPanics = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "podguard_policy_panics_total",
+		Help: "Panics recovered while running a policy (\"unknown\" when outside any policy). Each one answered its request with an error.",
+	}, []string{"policy"})
+
+	badRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "podguard_admission_bad_requests_total",
+		Help: "Requests rejected before admission: malformed review, wrong content type or method, body over the size limit.",
+	}, []string{"webhook", "reason"})
+
+	// ConfigReloads counts config reloads by result (success or failure).
+	ConfigReloads = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "podguard_config_reloads_total",
+		Help: "Config file reloads by result. After a failure the last good config stays in force.",
+	}, []string{"result"})
+
+	// ConfigLastReloadSuccessful is 1 when the config file on disk is the one
+	// in force, 0 when the last reload failed.
+	ConfigLastReloadSuccessful = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "podguard_config_last_reload_successful",
+		Help: "1 if the last config reload succeeded, 0 if the config file on disk is invalid and the last good one is in force.",
+	})
+)
+
+var registerOnce sync.Once
+
+// RegisterMetrics adds podguard's metrics to controller-runtime's registry.
+// It is safe to call more than once.
+func RegisterMetrics() {
+	registerOnce.Do(func() {
+		crmetrics.Registry.MustRegister(admissionDuration, policyOutcomes, policyPanics, badRequests, ConfigReloads, ConfigLastReloadSuccessful)
+	})
+}

@@ -1,0 +1,306 @@
+package webhook
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/version"
+	"k8s.io/client-go/discovery"
+	toolscache "k8s.io/client-go/tools/cache"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/podguard/podguard/policies"
+)
+
+// secretMetadata is how the metadata-only Secret informer is addressed.
+func secretMetadata() *metav1.PartialObjectMetadata {
+	m := &metav1.PartialObjectMetadata{}
+	m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+	return m
+}
+
+// CacheOptions configures the informer cache so that it holds only what the
+// policies read. Every transform runs before an object is stored:
+//   - ConfigMaps and Secrets keep their key names, never their values (nor
+//     the last-applied-configuration annotation, which repeats them);
+//   - Namespaces keep their labels and annotations;
+//   - Nodes keep their kubelet version;
+//   - a metadata-only Secret informer answers "does this Secret exist".
+//
+// Objects are read without copying, so nothing may modify what the cache
+// returns.
+func CacheOptions() cache.Options {
+	noCopy := ptr.To(true)
+	return cache.Options{
+		ReaderFailOnMissingInformer: true,
+		ByObject: map[client.Object]cache.ByObject{
+			&corev1.ConfigMap{}: {Transform: keysOnly, UnsafeDisableDeepCopy: noCopy},
+			// Configures both Secret informers, key names and metadata-only:
+			// the cache is keyed by GroupVersionKind.
+			&corev1.Secret{}:    {Transform: keysOnly, UnsafeDisableDeepCopy: noCopy},
+			&corev1.Namespace{}: {Transform: keysOnly, UnsafeDisableDeepCopy: noCopy},
+			&corev1.Node{}:      {Transform: keysOnly, UnsafeDisableDeepCopy: noCopy},
+		},
+	}
+}
+
+// keysOnly reduces a cached object to what the policies read.
+func keysOnly(obj any) (any, error) {
+	meta := func(m metav1.ObjectMeta) metav1.ObjectMeta {
+		return metav1.ObjectMeta{Name: m.Name, Namespace: m.Namespace, UID: m.UID, ResourceVersion: m.ResourceVersion}
+	}
+	switch o := obj.(type) {
+	case *corev1.ConfigMap:
+		out := &corev1.ConfigMap{ObjectMeta: meta(o.ObjectMeta), Data: make(map[string]string, len(o.Data)+len(o.BinaryData))}
+		for k := range o.Data {
+			out.Data[k] = ""
+		}
+		for k := range o.BinaryData {
+			out.Data[k] = ""
+		}
+		return out, nil
+	case *corev1.Secret:
+		out := &corev1.Secret{ObjectMeta: meta(o.ObjectMeta), Type: o.Type, Data: make(map[string][]byte, len(o.Data))}
+		for k := range o.Data {
+			out.Data[k] = nil
+		}
+		return out, nil
+	case *metav1.PartialObjectMetadata:
+		return &metav1.PartialObjectMetadata{TypeMeta: o.TypeMeta, ObjectMeta: meta(o.ObjectMeta)}, nil
+	case *corev1.Namespace:
+		m := meta(o.ObjectMeta)
+		m.Labels, m.Annotations = o.Labels, o.Annotations
+		return &corev1.Namespace{ObjectMeta: m}, nil
+	case *corev1.Node:
+		out := &corev1.Node{ObjectMeta: meta(o.ObjectMeta)}
+		out.Status.NodeInfo.KubeletVersion = o.Status.NodeInfo.KubeletVersion
+		return out, nil
+	}
+	// Tombstones (DeletedFinalStateUnknown) and anything else pass through.
+	return obj, nil
+}
+
+// ClusterWorld is the World of a live cluster, read from informer caches.
+type ClusterWorld struct {
+	cache     cache.Cache
+	discovery discovery.ServerVersionInterface
+	log       logr.Logger
+
+	mu        sync.Mutex
+	informers map[string]cache.Informer
+	secretKey atomic.Bool // whether the Secret key-name informer is wanted
+
+	kubeletDirty atomic.Bool
+	kubelet      atomic.Pointer[version.Version]
+	server       atomic.Pointer[version.Version]
+}
+
+// NewClusterWorld returns a World over c. Call Start (the manager does) to
+// register its informers.
+func NewClusterWorld(c cache.Cache, dc discovery.ServerVersionInterface, log logr.Logger) *ClusterWorld {
+	w := &ClusterWorld{cache: c, discovery: dc, log: log, informers: map[string]cache.Informer{}}
+	w.kubeletDirty.Store(true)
+	return w
+}
+
+// Start registers the informers, follows Node changes, and refreshes the API
+// server's version until ctx is done. It implements manager.Runnable.
+func (w *ClusterWorld) Start(ctx context.Context) error {
+	for name, obj := range map[string]client.Object{
+		"configmaps": &corev1.ConfigMap{}, "namespaces": &corev1.Namespace{},
+		"nodes": &corev1.Node{}, "secrets (metadata)": secretMetadata(),
+	} {
+		inf, err := w.cache.GetInformer(ctx, obj, cache.BlockUntilSynced(false))
+		if err != nil {
+			return fmt.Errorf("starting %s informer: %w", name, err)
+		}
+		if name == "nodes" {
+			mark := func(any) { w.kubeletDirty.Store(true) }
+			if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+				AddFunc: mark, DeleteFunc: mark, UpdateFunc: func(_, n any) { mark(n) },
+			}); err != nil {
+				return fmt.Errorf("watching nodes: %w", err)
+			}
+		}
+		w.mu.Lock()
+		w.informers[name] = inf
+		w.mu.Unlock()
+	}
+	if err := w.SetSecretKeys(ctx, w.secretKey.Load()); err != nil {
+		return err
+	}
+	w.refreshServerVersion()
+	ticker := time.NewTicker(10 * time.Minute)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-ticker.C:
+			w.refreshServerVersion()
+		}
+	}
+}
+
+// SetSecretKeys starts or stops the informer that caches Secret key names.
+// It is off unless a policy needs it (envFromKeys.secrets), because it must
+// list every Secret. Before Start it only records the wish.
+func (w *ClusterWorld) SetSecretKeys(ctx context.Context, on bool) error {
+	w.secretKey.Store(on)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.informers) == 0 {
+		return nil // not started yet
+	}
+	_, running := w.informers["secrets"]
+	switch {
+	case on && !running:
+		inf, err := w.cache.GetInformer(ctx, &corev1.Secret{}, cache.BlockUntilSynced(false))
+		if err != nil {
+			return fmt.Errorf("starting secrets informer: %w", err)
+		}
+		w.informers["secrets"] = inf
+		w.log.Info("caching Secret key names (never values) for envFromKeys.secrets")
+	case !on && running:
+		delete(w.informers, "secrets")
+		if err := w.cache.RemoveInformer(ctx, &corev1.Secret{}); err != nil {
+			return fmt.Errorf("stopping secrets informer: %w", err)
+		}
+		w.log.Info("stopped caching Secret key names")
+	}
+	return nil
+}
+
+// Synced is a readiness check: every informer has synced.
+func (w *ClusterWorld) Synced(*http.Request) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.informers) == 0 {
+		return errors.New("informers not started")
+	}
+	for name, inf := range w.informers {
+		if !inf.HasSynced() {
+			return fmt.Errorf("%s cache not synced", name)
+		}
+	}
+	return nil
+}
+
+func (w *ClusterWorld) synced(name string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	inf, ok := w.informers[name]
+	return ok && inf.HasSynced()
+}
+
+// Namespace implements policies.World.
+func (w *ClusterWorld) Namespace(name string) (policies.Namespace, bool) {
+	var ns corev1.Namespace
+	if !w.synced("namespaces") || w.cache.Get(context.Background(), client.ObjectKey{Name: name}, &ns) != nil {
+		return policies.Namespace{}, false
+	}
+	return policies.Namespace{Name: ns.Name, Labels: ns.Labels, Annotations: ns.Annotations}, true
+}
+
+// ConfigMap implements policies.World.
+func (w *ClusterWorld) ConfigMap(namespace, name string) policies.Object {
+	if !w.synced("configmaps") {
+		return policies.Object{Presence: policies.Unknown}
+	}
+	var cm corev1.ConfigMap
+	return lookupResult(w.cache.Get(context.Background(), client.ObjectKey{Namespace: namespace, Name: name}, &cm),
+		func() []string { return policies.ConfigMapKeys(&cm) })
+}
+
+// Secret implements policies.World. Key names are known only while the
+// Secret key-name cache runs; otherwise the metadata-only cache answers
+// whether the Secret exists.
+func (w *ClusterWorld) Secret(namespace, name string) policies.Object {
+	key := client.ObjectKey{Namespace: namespace, Name: name}
+	if w.secretKey.Load() && w.synced("secrets") {
+		var s corev1.Secret
+		return lookupResult(w.cache.Get(context.Background(), key, &s), func() []string { return policies.SecretKeys(&s) })
+	}
+	if !w.synced("secrets (metadata)") {
+		return policies.Object{Presence: policies.Unknown}
+	}
+	obj := lookupResult(w.cache.Get(context.Background(), key, secretMetadata()), nil)
+	return obj
+}
+
+func lookupResult(err error, keys func() []string) policies.Object {
+	switch {
+	case err == nil && keys != nil:
+		return policies.Object{Presence: policies.Found, Keys: keys(), KeysKnown: true}
+	case err == nil:
+		return policies.Object{Presence: policies.Found}
+	case apierrors.IsNotFound(err):
+		return policies.Object{Presence: policies.NotFound}
+	default:
+		return policies.Object{Presence: policies.Unknown}
+	}
+}
+
+// Cluster implements policies.World: the oldest kubelet among the Nodes and
+// the API server's version.
+func (w *ClusterWorld) Cluster() policies.Cluster {
+	if w.kubeletDirty.Load() && w.synced("nodes") {
+		w.kubeletDirty.Store(false)
+		w.kubelet.Store(w.oldestKubelet())
+	}
+	return policies.Cluster{KubeletVersion: w.kubelet.Load(), ServerVersion: w.server.Load()}
+}
+
+// oldestKubelet lists the cached Nodes; it runs only after a Node changed.
+func (w *ClusterWorld) oldestKubelet() *version.Version {
+	var nodes corev1.NodeList
+	if err := w.cache.List(context.Background(), &nodes); err != nil {
+		w.kubeletDirty.Store(true)
+		return w.kubelet.Load()
+	}
+	return OldestKubelet(nodes.Items, w.log)
+}
+
+// OldestKubelet returns the oldest kubelet version among nodes, or nil when
+// no node reports a parsable one.
+func OldestKubelet(nodes []corev1.Node, log logr.Logger) *version.Version {
+	var oldest *version.Version
+	for _, n := range nodes {
+		v, err := policies.ParseKubeVersion(n.Status.NodeInfo.KubeletVersion)
+		if err != nil {
+			if n.Status.NodeInfo.KubeletVersion != "" {
+				log.V(1).Info("ignoring unparsable kubelet version", "node", n.Name, "version", n.Status.NodeInfo.KubeletVersion)
+			}
+			continue
+		}
+		if oldest == nil || v.LessThan(oldest) {
+			oldest = v
+		}
+	}
+	return oldest
+}
+
+func (w *ClusterWorld) refreshServerVersion() {
+	info, err := w.discovery.ServerVersion()
+	if err != nil {
+		w.log.Error(err, "reading the API server's version; native sidecar support is assumed absent until it is known")
+		return
+	}
+	v, err := policies.ParseKubeVersion(info.GitVersion)
+	if err != nil {
+		w.log.Error(err, "parsing the API server's version", "version", info.GitVersion)
+		return
+	}
+	w.server.Store(v)
+}
