@@ -144,12 +144,12 @@ func (p *envFromKeys) check(rep *Report, in Input, cluster Cluster, path *field.
 			kind, name, keyList(dropped), prefixNote(src.Prefix), kubeletDescription(cluster), droppedWhy(cluster), droppedFix(src.Prefix))
 	}
 	if len(nonPOSIX) > 0 {
-		verb := "are"
+		what, them := "are not POSIX environment variable names", "them"
 		if len(nonPOSIX) == 1 {
-			verb = "is"
+			what, them = "is not a POSIX environment variable name", "it"
 		}
-		msg := fmt.Sprintf("%s %q %s%s %s not a POSIX environment variable name: the process receives it, but sh, ${VAR} expansion and most tools cannot read it. Fix: rename to letters, digits and \"_\", or mount the %s as a volume and read the files",
-			kind, name, keyList(nonPOSIX), prefixNote(src.Prefix), verb, kind)
+		msg := fmt.Sprintf("%s %q %s%s %s: the process receives %s, but sh, ${VAR} expansion and most tools cannot read %s. Fix: rename to letters, digits and \"_\", or mount the %s as a volume and read the files",
+			kind, name, keyList(nonPOSIX), prefixNote(src.Prefix), what, them, them, kind)
 		if p.posixDeny {
 			rep.Deny(path, "%s", msg)
 		} else {

@@ -144,7 +144,11 @@ func start[P Policy](pod *Pod, all []P) (*Result, sets.Set[string]) {
 	if !ok {
 		return res, nil
 	}
-	skip, unknown := parseSkip(raw)
+	known := sets.New(Names()...)
+	for _, p := range all {
+		known.Insert(p.Name())
+	}
+	skip, unknown := parseSkip(raw, known)
 	if skip.Has("all") {
 		return skipAll(SkipAnnotation + ": all")
 	}
@@ -153,7 +157,7 @@ func start[P Policy](pod *Pod, all []P) (*Result, sets.Set[string]) {
 			Policy: "podguard",
 			Field:  pod.MetaPath.Child("annotations").Key(SkipAnnotation).String(),
 			Message: fmt.Sprintf("names unknown policies %s; known policies are %s, or \"all\"",
-				quoteList(unknown), quoteList(Names())),
+				quoteList(unknown), quoteList(sets.List(known))),
 		})
 	}
 	return res, skip
@@ -161,9 +165,8 @@ func start[P Policy](pod *Pod, all []P) (*Result, sets.Set[string]) {
 
 // parseSkip splits the skip annotation into the policy names it lists and
 // those it lists that do not exist.
-func parseSkip(raw string) (sets.Set[string], []string) {
+func parseSkip(raw string, known sets.Set[string]) (sets.Set[string], []string) {
 	skip := sets.New[string]()
-	known := sets.New(Names()...)
 	var unknown []string
 	for _, name := range strings.Split(raw, ",") {
 		name = strings.TrimSpace(name)

@@ -1,0 +1,96 @@
+# podguard Makefile. `make help` lists the targets.
+
+SHELL := /usr/bin/env bash -o pipefail
+.SHELLFLAGS := -ec
+
+# Versions of the control plane the e2e tests and `make run` use. The binaries
+# are built from these Go modules (hack/tools/go.mod) into ./bin, and rebuilt
+# only when hack/tools/go.mod changes.
+KUBE_VERSION := v1.36.3
+BIN          := $(CURDIR)/bin
+TOOLS_STAMP  := $(BIN)/.tools-$(KUBE_VERSION)-$(shell sha256sum hack/tools/go.mod | cut -c1-12)
+
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X main.version=$(VERSION)
+GOFLAGS_BUILD := -trimpath -ldflags "$(LDFLAGS)"
+export CGO_ENABLED ?= 0
+
+KUBE_LDFLAGS := -s -w -X k8s.io/component-base/version.gitVersion=$(KUBE_VERSION) \
+	-X k8s.io/component-base/version.gitMajor=1 \
+	-X k8s.io/component-base/version.gitMinor=$(word 2,$(subst ., ,$(KUBE_VERSION))) \
+	-X k8s.io/component-base/version.gitTreeState=clean
+
+IMG ?= podguard:$(VERSION)
+
+# E2E_FLAGS passes extra flags to the e2e run, e.g. E2E_FLAGS="-v -run TestMutate".
+E2E_FLAGS ?=
+
+.DEFAULT_GOAL := help
+
+##@ General
+
+.PHONY: help
+help: ## Show this help.
+	@awk 'BEGIN {FS = ":.*##"; printf "Usage: make \033[36m<target>\033[0m\n"} /^[a-zA-Z_0-9-]+:.*?##/ { printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2 } /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) }' $(MAKEFILE_LIST)
+
+##@ Development
+
+.PHONY: fmt
+fmt: ## Format the Go code.
+	gofmt -w $$(git ls-files '*.go')
+
+.PHONY: vet
+vet: ## Run go vet, including the e2e build tag.
+	go vet ./...
+	go vet -tags e2e ./e2e/...
+
+.PHONY: lint
+lint: vet ## Check formatting and run go vet.
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+.PHONY: unit
+unit: ## Run the unit tests.
+	go test -count=1 ./...
+
+.PHONY: e2e
+e2e: build tools ## Run the e2e tests against a real kube-apiserver, etcd and kube-controller-manager.
+	go test -tags e2e -count=1 -timeout 30m $(E2E_FLAGS) ./e2e/...
+
+.PHONY: test
+test: lint unit e2e ## Run every test: lint, unit and e2e.
+
+.PHONY: bench
+bench: ## Run the benchmarks and print their figures.
+	go test -run '^$$' -bench . -benchmem ./...
+
+##@ Build
+
+.PHONY: build
+build: ## Build bin/podguard.
+	go build $(GOFLAGS_BUILD) -o $(BIN)/podguard ./cmd/podguard
+
+.PHONY: run
+run: build tools ## Run podguard on a local control plane (Ctrl-C stops everything).
+	go run ./hack/devcluster
+
+.PHONY: docker-build
+docker-build: ## Build the container image (needs a Docker engine).
+	docker build --build-arg VERSION=$(VERSION) -t $(IMG) .
+
+##@ Tools
+
+.PHONY: tools
+tools: $(TOOLS_STAMP) ## Build kube-apiserver, kube-controller-manager and etcd into bin/.
+
+$(TOOLS_STAMP): hack/tools/go.mod hack/tools/go.sum
+	@mkdir -p $(BIN)
+	@echo "building etcd, kube-apiserver and kube-controller-manager $(KUBE_VERSION) (about 5-10 minutes the first time)"
+	cd hack/tools && go build -trimpath -ldflags "$(KUBE_LDFLAGS)" -o $(BIN)/etcd ./etcd
+	cd hack/tools && go build -trimpath -ldflags "$(KUBE_LDFLAGS)" -o $(BIN)/kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver
+	cd hack/tools && go build -trimpath -ldflags "$(KUBE_LDFLAGS)" -o $(BIN)/kube-controller-manager k8s.io/kubernetes/cmd/kube-controller-manager
+	rm -f $(BIN)/.tools-*
+	touch $@
+
+.PHONY: clean
+clean: ## Remove build output and the control-plane binaries.
+	rm -rf $(BIN) .devcluster

@@ -1,0 +1,128 @@
+package config
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+const header = "apiVersion: podguard.io/v1alpha1\nkind: Config\n"
+
+func TestParse(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string
+		want []string // substrings of the error, one per problem; none means valid
+	}{
+		{name: "accepts the minimal file", yaml: header},
+		{name: "accepts every documented setting", yaml: header + `
+cluster:
+  kubeletVersion: v1.29.3
+namespaces:
+  exclude: [kube-system, infra]
+policies:
+  imagePullSecrets:
+    enabled: true
+    registries:
+    - registry: 10.0.0.130:5000
+      secrets: [myregistrykey]
+  envFromKeys:
+    enabled: true
+    posix: deny
+    secrets: true
+`},
+		{name: "rejects an unknown field with its path", yaml: header + "policies:\n  envFromKeys:\n    posx: deny\n",
+			want: []string{"policies.envFromKeys.posx: Forbidden: unknown field"}},
+		{name: "rejects an unknown field inside a list item with its index", yaml: header + "policies:\n  imagePullSecrets:\n    registries:\n    - {registry: ghcr.io, secrets: [a], secret: b}\n",
+			want: []string{"policies.imagePullSecrets.registries[0].secret: Forbidden: unknown field"}},
+		{name: "rejects a mistyped value with its path", yaml: header + "policies:\n  envFromKeys:\n    enabled: \"yes\"\n",
+			want: []string{`policies.envFromKeys.enabled: Invalid value: "string": must be of type bool`}},
+		{name: "rejects a duplicate key", yaml: header + "cluster: {}\ncluster: {}\n", want: []string{`key "cluster" already set`}},
+		{name: "reports every invalid setting at once", yaml: "apiVersion: v2\nkind: Cfg\ncluster: {kubeletVersion: banana}\nnamespaces: {exclude: [Kube_System]}\npolicies:\n  envFromKeys: {posix: maybe}\n  imagePullSecrets:\n    registries: [{registry: nginx, secrets: []}]\n",
+			want: []string{
+				`apiVersion: Unsupported value: "v2"`, `kind: Unsupported value: "Cfg"`,
+				`cluster.kubeletVersion: Invalid value: "banana"`, `namespaces.exclude[0]: Invalid value: "Kube_System"`,
+				`policies.imagePullSecrets.registries[0].registry: Invalid value: "nginx"`,
+				`policies.imagePullSecrets.registries[0].secrets: Required value`,
+				`policies.envFromKeys.posix: Unsupported value: "maybe"`,
+			}},
+		{name: "rejects an empty file", yaml: "  \n", want: []string{"the config file is empty"}},
+		{name: "rejects YAML that does not parse", yaml: "policies: [", want: []string{"not valid YAML"}},
+		{name: "rejects a document that is not a mapping", yaml: "- a\n- b\n", want: []string{"cannot unmarshal array"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Parse("podguard.yaml", []byte(tt.yaml))
+			if len(tt.want) == 0 {
+				if err != nil {
+					t.Fatalf("Parse: %v", err)
+				}
+				if errs := c.Validate(); len(errs) > 0 {
+					t.Fatalf("parsed config does not validate: %v", errs)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("Parse accepted an invalid config")
+			}
+			var cerr *Error
+			if !errors.As(err, &cerr) {
+				t.Fatalf("error is %T, want *config.Error", err)
+			}
+			msg := err.Error()
+			if !strings.HasPrefix(msg, "invalid config podguard.yaml") {
+				t.Errorf("error %q does not name the file", msg)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(msg, w) {
+					t.Errorf("error does not contain %q:\n%s", w, msg)
+				}
+			}
+			if n := len(cerr.Errs); n > 0 && n != len(tt.want) {
+				t.Errorf("%d problems reported, want %d:\n%s", n, len(tt.want), msg)
+			}
+		})
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	c := Default()
+	if errs := c.Validate(); len(errs) > 0 {
+		t.Fatalf("defaults do not validate: %v", errs)
+	}
+	if got := strings.Join(c.Namespaces.Exclude, ","); got != "kube-system,kube-node-lease,podguard-system" {
+		t.Errorf("excluded namespaces = %s", got)
+	}
+	if c.Policies.EnvFromKeys.POSIX != "warn" || *c.Policies.EnvFromKeys.Secrets {
+		t.Errorf("envFromKeys defaults = %+v", c.Policies.EnvFromKeys)
+	}
+	if c.SecretKeysEnabled() {
+		t.Error("Secret key caching is on by default; it must be opt-in")
+	}
+	parsed, err := Parse("x", []byte(header))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if parsed.Policies.EnvFromKeys.POSIX != c.Policies.EnvFromKeys.POSIX || len(parsed.Namespaces.Exclude) != 3 {
+		t.Error("a minimal file does not get the same defaults as no file")
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(header))
+	f.Add([]byte(header + "policies:\n  imagePullSecrets:\n    registries:\n    - {registry: 10.0.0.130:5000, secrets: [k]}\n"))
+	f.Add([]byte(header + "cluster: {kubeletVersion: 1.29}\n"))
+	f.Add([]byte("{]"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := Parse("fuzz", data)
+		if err != nil {
+			if err.Error() == "" {
+				t.Fatal("empty error message")
+			}
+			return
+		}
+		if errs := c.Validate(); len(errs) > 0 {
+			t.Fatalf("Parse returned a config that does not validate: %v", errs)
+		}
+	})
+}
