@@ -150,4 +150,3 @@ func TestImagePullSecretsConfigValidation(t *testing.T) {
 		})
 	}
 }
-
