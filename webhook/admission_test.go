@@ -1,0 +1,370 @@
+package webhook
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	jsonpatch "github.com/evanphx/json-patch/v5"
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	admissionv1 "k8s.io/api/admission/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/podguard/podguard/config"
+	"github.com/podguard/podguard/policies"
+)
+
+// testServer serves /mutate and /validate like podguard serve does, over a
+// Snapshot world.
+type testServer struct {
+	*httptest.Server
+	adm   *Admission
+	world *policies.Snapshot
+}
+
+func newTestServer(t *testing.T, cfgYAML string) *testServer {
+	t.Helper()
+	RegisterMetrics()
+	cfg, err := config.Parse("test", []byte("apiVersion: podguard.io/v1alpha1\nkind: Config\n"+cfgYAML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := NewState(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	world := policies.NewSnapshot()
+	world.AddConfigMap(&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "abcdocker-configmap"},
+		Data: map[string]string{"keyinfo": "x", "abcdockerDir": "y", "1st.key": "z"}})
+	world.AddSecret(&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "myregistrykey"}})
+	adm := NewAdmission(world, st, logr.Discard())
+	mux := http.NewServeMux()
+	mux.Handle("/mutate", &reviewServer{name: "mutate", webhook: &admission.Webhook{Handler: admission.HandlerFunc(adm.Mutate)}, maxBytes: 64 << 10, log: logr.Discard()})
+	mux.Handle("/validate", &reviewServer{name: "validate", webhook: &admission.Webhook{Handler: admission.HandlerFunc(adm.Validate)}, maxBytes: 64 << 10, log: logr.Discard()})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return &testServer{Server: srv, adm: adm, world: world}
+}
+
+const registryConfig = `
+policies:
+  imagePullSecrets:
+    registries:
+    - {registry: "10.0.0.130:5000", secrets: [myregistrykey]}
+`
+
+func podJSON(t *testing.T, mutate func(*corev1.Pod)) []byte {
+	t.Helper()
+	p := &corev1.Pod{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
+		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "team-a"},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "web", Image: "10.0.0.130:5000/nginx:latest"}}},
+	}
+	if mutate != nil {
+		mutate(p)
+	}
+	return mustJSON(t, p)
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+type reviewOpt func(*admissionv1.AdmissionRequest)
+
+func review(t *testing.T, kind metav1.GroupVersionKind, op admissionv1.Operation, obj []byte, opts ...reviewOpt) []byte {
+	t.Helper()
+	req := &admissionv1.AdmissionRequest{
+		UID: types.UID("uid-" + strings.ToLower(string(op))), Kind: kind, Operation: op,
+		Namespace: "team-a", Name: "web", Object: runtime.RawExtension{Raw: obj},
+	}
+	for _, o := range opts {
+		o(req)
+	}
+	return mustJSON(t, admissionv1.AdmissionReview{
+		TypeMeta: metav1.TypeMeta{APIVersion: "admission.k8s.io/v1", Kind: "AdmissionReview"},
+		Request:  req,
+	})
+}
+
+var (
+	podKind        = metav1.GroupVersionKind{Version: "v1", Kind: "Pod"}
+	deploymentKind = metav1.GroupVersionKind{Group: "apps", Version: "v1", Kind: "Deployment"}
+)
+
+// post sends a body and returns the HTTP status and, for 200, the response.
+func (s *testServer) post(t *testing.T, path string, body []byte) (int, *admissionv1.AdmissionResponse, string) {
+	t.Helper()
+	resp, err := http.Post(s.URL+path, "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return resp.StatusCode, nil, string(raw)
+	}
+	var out admissionv1.AdmissionReview
+	if err := json.Unmarshal(raw, &out); err != nil {
+		t.Fatalf("response is not an AdmissionReview: %v\n%s", err, raw)
+	}
+	if out.APIVersion != "admission.k8s.io/v1" || out.Kind != "AdmissionReview" || out.Response == nil {
+		t.Fatalf("bad response envelope: %s", raw)
+	}
+	return resp.StatusCode, out.Response, string(raw)
+}
+
+func applyPatch(t *testing.T, obj []byte, resp *admissionv1.AdmissionResponse) *corev1.Pod {
+	t.Helper()
+	out := obj
+	if len(resp.Patch) > 0 {
+		if resp.PatchType == nil || *resp.PatchType != admissionv1.PatchTypeJSONPatch {
+			t.Fatalf("patch type = %v", resp.PatchType)
+		}
+		p, err := jsonpatch.DecodePatch(resp.Patch)
+		if err != nil {
+			t.Fatalf("decoding patch: %v", err)
+		}
+		if out, err = p.Apply(obj); err != nil {
+			t.Fatalf("applying patch: %v", err)
+		}
+	}
+	var pod corev1.Pod
+	if err := json.Unmarshal(out, &pod); err != nil {
+		t.Fatal(err)
+	}
+	return &pod
+}
+
+func TestMutateAddsPullSecretWithWarningAndAuditAnnotation(t *testing.T) {
+	s := newTestServer(t, registryConfig)
+	obj := podJSON(t, nil)
+	before := testutil.ToFloat64(policyOutcomes.WithLabelValues(policies.ImagePullSecretsName, "mutated"))
+
+	code, resp, raw := s.post(t, "/mutate", review(t, podKind, admissionv1.Create, obj))
+	if code != http.StatusOK || !resp.Allowed {
+		t.Fatalf("status %d: %s", code, raw)
+	}
+	if resp.UID != "uid-create" {
+		t.Errorf("uid = %q", resp.UID)
+	}
+	pod := applyPatch(t, obj, resp)
+	if len(pod.Spec.ImagePullSecrets) != 1 || pod.Spec.ImagePullSecrets[0].Name != "myregistrykey" {
+		t.Errorf("imagePullSecrets = %v", pod.Spec.ImagePullSecrets)
+	}
+	if got := resp.AuditAnnotations["mutated-by"]; got != "image-pull-secrets" {
+		t.Errorf("audit annotation = %q", got)
+	}
+	if len(resp.Warnings) != 1 || resp.Warnings[0] != "podguard mutated this pod (image-pull-secrets): /spec/imagePullSecrets" {
+		t.Errorf("warnings = %q", resp.Warnings)
+	}
+	if after := testutil.ToFloat64(policyOutcomes.WithLabelValues(policies.ImagePullSecretsName, "mutated")); after != before+1 {
+		t.Errorf("mutated outcome counter went from %v to %v", before, after)
+	}
+
+	// Idempotent: the mutated pod comes back unchanged.
+	_, again, _ := s.post(t, "/mutate", review(t, podKind, admissionv1.Create, mustJSON(t, pod)))
+	if !again.Allowed || len(again.Patch) > 0 || len(again.Warnings) > 0 {
+		t.Errorf("second pass: allowed=%v patch=%s warnings=%q", again.Allowed, again.Patch, again.Warnings)
+	}
+}
+
+func TestMutatePatchKeepsFieldsPodguardDoesNotKnow(t *testing.T) {
+	s := newTestServer(t, registryConfig)
+	var obj map[string]any
+	if err := json.Unmarshal(podJSON(t, nil), &obj); err != nil {
+		t.Fatal(err)
+	}
+	obj["spec"].(map[string]any)["someFutureField"] = map[string]any{"enabled": true}
+	raw := mustJSON(t, obj)
+	_, resp, _ := s.post(t, "/mutate", review(t, podKind, admissionv1.Create, raw))
+	p, err := jsonpatch.DecodePatch(resp.Patch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := p.Apply(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(out), `"someFutureField":{"enabled":true}`) {
+		t.Errorf("the patch removed a field newer than podguard's API types: %s", resp.Patch)
+	}
+}
+
+func TestRequestsPodguardDoesNotActOnAreAllowedUnchanged(t *testing.T) {
+	s := newTestServer(t, registryConfig)
+	badPod := podJSON(t, func(p *corev1.Pod) {
+		p.Spec.Containers[0].EnvFrom = []corev1.EnvFromSource{{ConfigMapRef: &corev1.ConfigMapEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "abcdocker-configmap"}}}}
+	})
+	tests := []struct {
+		name string
+		body []byte
+	}{
+		{"a DELETE", review(t, podKind, admissionv1.Delete, nil, func(r *admissionv1.AdmissionRequest) { r.OldObject.Raw = badPod })},
+		{"a CONNECT", review(t, podKind, admissionv1.Connect, []byte(`{"kind":"PodExecOptions","apiVersion":"v1"}`), func(r *admissionv1.AdmissionRequest) { r.SubResource = "exec" })},
+		{"a subresource", review(t, podKind, admissionv1.Update, badPod, func(r *admissionv1.AdmissionRequest) { r.SubResource = "status"; r.OldObject.Raw = badPod })},
+		{"another kind", review(t, metav1.GroupVersionKind{Version: "v1", Kind: "ConfigMap"}, admissionv1.Create, []byte(`{"kind":"ConfigMap","apiVersion":"v1","data":{"1st":"x"}}`))},
+		{"a pod UPDATE", review(t, podKind, admissionv1.Update, badPod, func(r *admissionv1.AdmissionRequest) { r.OldObject.Raw = badPod })},
+		{"a pod in an excluded namespace", review(t, podKind, admissionv1.Create, badPod, func(r *admissionv1.AdmissionRequest) { r.Namespace = "kube-system" })},
+	}
+	for _, tt := range tests {
+		for _, path := range []string{"/mutate", "/validate"} {
+			t.Run(tt.name+" on "+path, func(t *testing.T) {
+				code, resp, raw := s.post(t, path, tt.body)
+				if code != http.StatusOK || !resp.Allowed || len(resp.Patch) > 0 || len(resp.Warnings) > 0 {
+					t.Errorf("want allowed unchanged, got %d: %s", code, raw)
+				}
+				if resp != nil && resp.UID == "" {
+					t.Error("response has no uid")
+				}
+			})
+		}
+	}
+}
+
+func TestValidateDeniesWithEveryViolationAndNoWarnings(t *testing.T) {
+	s := newTestServer(t, "cluster: {kubeletVersion: \"1.29\"}\n")
+	obj := podJSON(t, func(p *corev1.Pod) {
+		ref := corev1.EnvFromSource{ConfigMapRef: &corev1.ConfigMapEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "abcdocker-configmap"}}}
+		missing := corev1.EnvFromSource{ConfigMapRef: &corev1.ConfigMapEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "not-there"}}}
+		p.Spec.Containers[0].EnvFrom = []corev1.EnvFromSource{ref, missing}
+		p.Spec.InitContainers = []corev1.Container{{Name: "init", Image: "busybox", EnvFrom: []corev1.EnvFromSource{ref}}}
+	})
+	_, resp, raw := s.post(t, "/validate", review(t, podKind, admissionv1.Create, obj))
+	if resp.Allowed {
+		t.Fatalf("allowed: %s", raw)
+	}
+	if resp.Result.Code != http.StatusForbidden {
+		t.Errorf("code = %d", resp.Result.Code)
+	}
+	msg := resp.Result.Message
+	for _, want := range []string{
+		"podguard rejected this Pod (2 problems):",
+		`- [envfrom-keys] spec.initContainers[0].envFrom[0]: ConfigMap "abcdocker-configmap" key "1st.key" would be skipped by the target kubelet v1.29`,
+		`- [envfrom-keys] spec.containers[0].envFrom[0]: ConfigMap "abcdocker-configmap" key "1st.key"`,
+	} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("message does not contain %q:\n%s", want, msg)
+		}
+	}
+	if len(resp.Warnings) > 0 {
+		t.Errorf("a denial carries warnings: %q", resp.Warnings)
+	}
+	var fields []string
+	for _, c := range resp.Result.Details.Causes {
+		fields = append(fields, c.Field)
+	}
+	if got := strings.Join(fields, ","); got != "spec.initContainers[0].envFrom[0],spec.containers[0].envFrom[0]" {
+		t.Errorf("cause fields = %s", got)
+	}
+	if resp.AuditAnnotations["denied-by"] != "envfrom-keys" {
+		t.Errorf("audit annotations = %v", resp.AuditAnnotations)
+	}
+}
+
+func TestValidateWorkloads(t *testing.T) {
+	s := newTestServer(t, "cluster: {kubeletVersion: \"1.29\"}\n")
+	deployment := func(cm string, replicas int32) []byte {
+		d := &appsv1.Deployment{
+			TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
+			ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "team-a"},
+			Spec: appsv1.DeploymentSpec{Replicas: ptr.To(replicas), Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{Containers: []corev1.Container{{
+				Name: "web", Image: "nginx",
+				EnvFrom: []corev1.EnvFromSource{{ConfigMapRef: &corev1.ConfigMapEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: cm}}}},
+			}}}}},
+		}
+		return mustJSON(t, d)
+	}
+	bad, good := deployment("abcdocker-configmap", 1), deployment("not-there", 1)
+
+	t.Run("denies a bad template on CREATE with the template's field path", func(t *testing.T) {
+		_, resp, raw := s.post(t, "/validate", review(t, deploymentKind, admissionv1.Create, bad))
+		if resp.Allowed || !strings.Contains(resp.Result.Message, "spec.template.spec.containers[0].envFrom[0]: ConfigMap \"abcdocker-configmap\"") {
+			t.Errorf("want a denial at the template path, got %s", raw)
+		}
+	})
+	t.Run("allows a template whose ConfigMap is missing, with a warning", func(t *testing.T) {
+		_, resp, raw := s.post(t, "/validate", review(t, deploymentKind, admissionv1.Create, good))
+		if !resp.Allowed || len(resp.Warnings) != 1 || !strings.Contains(resp.Warnings[0], `ConfigMap "not-there" was not found`) {
+			t.Errorf("got %s", raw)
+		}
+	})
+	t.Run("denies an UPDATE that introduces the problem", func(t *testing.T) {
+		_, resp, raw := s.post(t, "/validate", review(t, deploymentKind, admissionv1.Update, bad, func(r *admissionv1.AdmissionRequest) { r.OldObject.Raw = good }))
+		if resp.Allowed {
+			t.Errorf("allowed: %s", raw)
+		}
+	})
+	t.Run("allows an UPDATE that leaves an old problem's template alone, with a warning", func(t *testing.T) {
+		scaled := deployment("abcdocker-configmap", 5)
+		_, resp, raw := s.post(t, "/validate", review(t, deploymentKind, admissionv1.Update, scaled, func(r *admissionv1.AdmissionRequest) { r.OldObject.Raw = bad }))
+		if !resp.Allowed || len(resp.Warnings) != 1 || !strings.Contains(resp.Warnings[0], "(existing, not introduced by this update)") {
+			t.Errorf("got %s", raw)
+		}
+	})
+}
+
+func TestDryRunIsAnsweredLikeARealRequest(t *testing.T) {
+	s := newTestServer(t, registryConfig)
+	obj := podJSON(t, nil)
+	_, real, _ := s.post(t, "/mutate", review(t, podKind, admissionv1.Create, obj))
+	_, dry, _ := s.post(t, "/mutate", review(t, podKind, admissionv1.Create, obj, func(r *admissionv1.AdmissionRequest) { r.DryRun = ptr.To(true) }))
+	if string(real.Patch) != string(dry.Patch) || real.Allowed != dry.Allowed || strings.Join(real.Warnings, "|") != strings.Join(dry.Warnings, "|") {
+		t.Errorf("dry run differs: real %s %q, dry %s %q", real.Patch, real.Warnings, dry.Patch, dry.Warnings)
+	}
+}
+
+func TestSkipAnnotationAndMirrorPods(t *testing.T) {
+	s := newTestServer(t, registryConfig)
+	for name, ann := range map[string]map[string]string{
+		"a pod that skips all":        {policies.SkipAnnotation: "all"},
+		"a pod that skips the policy": {policies.SkipAnnotation: "image-pull-secrets"},
+		"a mirror pod":                {corev1.MirrorPodAnnotationKey: "hash"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			obj := podJSON(t, func(p *corev1.Pod) { p.Annotations = ann })
+			_, resp, raw := s.post(t, "/mutate", review(t, podKind, admissionv1.Create, obj))
+			if !resp.Allowed || len(resp.Patch) > 0 {
+				t.Errorf("want unchanged, got %s", raw)
+			}
+		})
+	}
+}
+
+func TestConfigReloadChangesAnswers(t *testing.T) {
+	s := newTestServer(t, "")
+	obj := podJSON(t, nil)
+	_, resp, _ := s.post(t, "/mutate", review(t, podKind, admissionv1.Create, obj))
+	if len(resp.Patch) > 0 {
+		t.Fatal("mutated without a registry rule")
+	}
+	cfg, err := config.Parse("test", []byte("apiVersion: podguard.io/v1alpha1\nkind: Config\n"+registryConfig))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := NewState(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.adm.SetState(st)
+	_, resp, _ = s.post(t, "/mutate", review(t, podKind, admissionv1.Create, obj))
+	if len(resp.Patch) == 0 {
+		t.Fatal("the reloaded rule was not applied")
+	}
+}
