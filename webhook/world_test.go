@@ -91,4 +91,3 @@ func TestOldestKubelet(t *testing.T) {
 		})
 	}
 }
-
