@@ -71,7 +71,8 @@ build: ## Build bin/podguard.
 
 .PHONY: run
 run: build tools ## Run podguard on a local control plane (Ctrl-C stops everything).
-	go run ./hack/devcluster
+	go build -o $(BIN)/devcluster ./hack/devcluster
+	exec $(BIN)/devcluster
 
 .PHONY: docker-build
 docker-build: ## Build the container image (needs a Docker engine).

@@ -1,0 +1,218 @@
+// Command devcluster runs podguard against a local control plane for manual
+// testing; `make run` starts it after building bin/podguard.
+//
+// It starts etcd, kube-apiserver and kube-controller-manager from bin/, runs
+// bin/podguard with hack/devcluster/config.yaml, registers the opt-in
+// overlay's webhooks pointed at it, and creates a namespace "demo" that opts
+// in, a ConfigMap to try envFrom with, and a Node with a v1.29 kubelet. It
+// then prints how to reach the cluster and runs until interrupted, when it
+// stops everything it started.
+//
+// Everything lives in .devcluster at the repository root, recreated on each
+// run: the kubeconfig, the serving certificates and every component's log.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/podguard/podguard/e2e/framework"
+)
+
+const (
+	demoNamespace = "demo"
+	demoConfigMap = "abcdocker-configmap"
+	demoNode      = "dev-node"
+	demoKubelet   = "v1.29.3"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintf(os.Stderr, "devcluster: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+// env is what run starts; stop ends it in reverse order.
+type env struct {
+	cluster  *framework.Cluster
+	podguard *framework.Podguard
+}
+
+func run() error {
+	// envtest logs through controller-runtime's logger; without one set,
+	// controller-runtime complains on stderr.
+	ctrllog.SetLogger(logr.Discard())
+
+	ctx, stopSignals := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stopSignals()
+
+	root, err := framework.RepoRoot()
+	if err != nil {
+		return err
+	}
+	workDir := filepath.Join(root, ".devcluster")
+
+	start := time.Now()
+	e := &env{}
+	if err := e.start(ctx, root, workDir); err != nil {
+		if ctx.Err() != nil {
+			err = fmt.Errorf("interrupted during startup: %w", err)
+		}
+		if stopErr := e.stop(); stopErr != nil {
+			err = errors.Join(err, stopErr)
+		}
+		return err
+	}
+	printUsage(e, workDir, time.Since(start))
+
+	var exitErr error
+	select {
+	case <-ctx.Done():
+		fmt.Println("\ndevcluster: shutting down")
+	case <-e.podguard.Done():
+		exitErr = fmt.Errorf("podguard exited unexpectedly; see %s", e.podguard.LogPath)
+	}
+	// From here on, a second Ctrl-C kills devcluster at once.
+	stopSignals()
+
+	if err := e.stop(); err != nil {
+		return errors.Join(exitErr, err)
+	}
+	if exitErr != nil {
+		return exitErr
+	}
+	fmt.Println("devcluster: podguard, kube-controller-manager, kube-apiserver and etcd stopped")
+	return nil
+}
+
+// start brings everything up. On error, whatever did start is recorded in e
+// for stop.
+func (e *env) start(ctx context.Context, root, workDir string) error {
+	if err := os.RemoveAll(workDir); err != nil {
+		return fmt.Errorf("removing the previous work dir: %w", err)
+	}
+
+	fmt.Println("devcluster: starting etcd, kube-apiserver and kube-controller-manager")
+	cluster, err := framework.StartCluster(ctx, framework.ClusterOptions{WorkDir: workDir})
+	if err != nil {
+		return fmt.Errorf("starting the control plane: %w", err)
+	}
+	e.cluster = cluster
+
+	certDir := filepath.Join(workDir, "certs")
+	caPEM, err := framework.NewServingCerts(certDir)
+	if err != nil {
+		return err
+	}
+
+	fmt.Println("devcluster: starting podguard")
+	pg, err := framework.StartPodguard(ctx, framework.PodguardOptions{
+		Kubeconfig: cluster.KubeconfigPath,
+		CertDir:    certDir,
+		ConfigPath: filepath.Join(root, "hack", "devcluster", "config.yaml"),
+		LogPath:    filepath.Join(workDir, "podguard.log"),
+	})
+	if err != nil {
+		return fmt.Errorf("starting podguard: %w", err)
+	}
+	e.podguard = pg
+
+	overlay := filepath.Join(root, "deploy", "overlays", "opt-in")
+	if err := framework.InstallWebhooks(ctx, cluster.Client, overlay, pg.URL, caPEM); err != nil {
+		return err
+	}
+	return createDemoObjects(ctx, cluster)
+}
+
+// createDemoObjects creates the namespace, ConfigMap and Node that the
+// printed examples use.
+func createDemoObjects(ctx context.Context, cluster *framework.Cluster) error {
+	if err := cluster.CreateNamespace(ctx, demoNamespace, map[string]string{"podguard.io/enabled": "true"}); err != nil {
+		return err
+	}
+
+	cm := &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Namespace: demoNamespace, Name: demoConfigMap},
+		Data: map[string]string{
+			"keyinfo":      "a key a v1.29 kubelet passes on",
+			"abcdockerDir": "/var/lib/abcdocker",
+			"1st.key":      "a key a v1.29 kubelet drops: not a valid environment variable name there",
+		},
+	}
+	if err := cluster.Client.Create(ctx, cm); err != nil {
+		return fmt.Errorf("creating ConfigMap %s/%s: %w", demoNamespace, demoConfigMap, err)
+	}
+
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{
+		Name:   demoNode,
+		Labels: map[string]string{"kubernetes.io/hostname": demoNode, "kubernetes.io/os": "linux"},
+	}}
+	if err := cluster.Client.Create(ctx, node); err != nil {
+		return fmt.Errorf("creating Node %s: %w", demoNode, err)
+	}
+	// A Node's status is a subresource: creating the Node ignores it.
+	node.Status.NodeInfo.KubeletVersion = demoKubelet
+	if err := cluster.Client.Status().Update(ctx, node); err != nil {
+		return fmt.Errorf("setting the kubelet version of Node %s: %w", demoNode, err)
+	}
+	return nil
+}
+
+// stop stops podguard, then the control plane.
+func (e *env) stop() error {
+	var errs []error
+	if e.podguard != nil {
+		if err := e.podguard.Stop(); err != nil {
+			errs = append(errs, fmt.Errorf("stopping podguard: %w", err))
+		}
+	}
+	if e.cluster != nil {
+		if err := e.cluster.Stop(); err != nil {
+			errs = append(errs, fmt.Errorf("stopping the control plane: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func printUsage(e *env, workDir string, took time.Duration) {
+	fmt.Printf(`devcluster: ready in %s. Press Ctrl-C to stop.
+
+Point kubectl at the cluster:
+
+  export KUBECONFIG=%s
+
+Logs: podguard   %s
+      cluster    %s/{etcd,kube-apiserver,kube-controller-manager}.log
+
+Namespace %s opts in to podguard (podguard.io/enabled=true); Node %s reports kubelet %s.
+There is no scheduler or kubelet: pods are admitted and stay Pending.
+
+A pod from registry 10.0.0.130:5000 gets the pull secret myregistrykey added:
+
+  kubectl -n %s run nginx --image=10.0.0.130:5000/nginx:latest
+  kubectl -n %s get pod nginx -o jsonpath='{.spec.imagePullSecrets}'; echo
+
+A pod taking its environment from ConfigMap %s, whose key 1st.key a v1.29
+kubelet would silently drop, is rejected:
+
+  kubectl -n %s run envfrom --image=registry.k8s.io/pause:3.10 --overrides='{"apiVersion":"v1","spec":{"containers":[{"name":"envfrom","image":"registry.k8s.io/pause:3.10","envFrom":[{"configMapRef":{"name":"%s"}}]}]}}'
+
+`,
+		took.Round(100*time.Millisecond), e.cluster.KubeconfigPath,
+		e.podguard.LogPath, workDir,
+		demoNamespace, demoNode, demoKubelet,
+		demoNamespace, demoNamespace,
+		demoConfigMap, demoNamespace, demoConfigMap)
+}
