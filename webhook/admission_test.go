@@ -11,6 +11,7 @@ import (
 
 	jsonpatch "github.com/evanphx/json-patch/v5"
 	"github.com/go-logr/logr"
+	"github.com/go-logr/logr/funcr"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	admissionv1 "k8s.io/api/admission/v1"
 	appsv1 "k8s.io/api/apps/v1"
@@ -366,5 +367,26 @@ func TestConfigReloadChangesAnswers(t *testing.T) {
 	_, resp, _ = s.post(t, "/mutate", review(t, podKind, admissionv1.Create, obj))
 	if len(resp.Patch) == 0 {
 		t.Fatal("the reloaded rule was not applied")
+	}
+}
+
+func TestLogsNeverContainObjectContents(t *testing.T) {
+	s := newTestServer(t, registryConfig)
+	var logs strings.Builder
+	s.adm.log = funcr.New(func(prefix, args string) { logs.WriteString(prefix + " " + args + "\n") }, funcr.Options{Verbosity: 10})
+	const secret = "hunter2-do-not-log"
+	for _, path := range []string{"/mutate", "/validate"} {
+		obj := podJSON(t, func(p *corev1.Pod) {
+			p.Annotations = map[string]string{"note": secret}
+			p.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "PASSWORD", Value: secret}}
+			p.Spec.Containers[0].EnvFrom = []corev1.EnvFromSource{{ConfigMapRef: &corev1.ConfigMapEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "abcdocker-configmap"}}}}
+		})
+		s.post(t, path, review(t, podKind, admissionv1.Create, obj))
+	}
+	if logs.Len() == 0 {
+		t.Fatal("nothing was logged; the test would prove nothing")
+	}
+	if strings.Contains(logs.String(), secret) || strings.Contains(logs.String(), "value-of") {
+		t.Errorf("object contents reached the logs:\n%s", logs.String())
 	}
 }
