@@ -8,6 +8,7 @@ import (
 // `policies:` in the podguard config file. The zero value, once defaulted,
 // is podguard's documented default behaviour.
 type Settings struct {
+	LogSidecar       LogSidecarConfig       `json:"logSidecar"`
 	ImagePullSecrets ImagePullSecretsConfig `json:"imagePullSecrets"`
 	EnvFromKeys      EnvFromKeysConfig      `json:"envFromKeys"`
 }
@@ -29,6 +30,15 @@ type Registration struct {
 // first, each seeing the output of the one before, then validators, which see
 // the fully mutated pod. The order is explicit; nothing registers itself.
 var Registry = []Registration{
+	{
+		// First, so that the policies after it also see the sidecar: its
+		// image may need a pull secret.
+		Name:     LogSidecarName,
+		Enabled:  func(s *Settings) bool { return enabled(s.LogSidecar.Enabled) },
+		Build:    func(s *Settings) Policy { return newLogSidecar(s.LogSidecar) },
+		Default:  func(s *Settings) { s.LogSidecar.defaults() },
+		Validate: func(s *Settings, p *field.Path) field.ErrorList { return s.LogSidecar.validate(p.Child("logSidecar")) },
+	},
 	{
 		Name:    ImagePullSecretsName,
 		Enabled: func(s *Settings) bool { return enabled(s.ImagePullSecrets.Enabled) },
