@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unique"
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
@@ -55,27 +57,28 @@ func CacheOptions() cache.Options {
 	}
 }
 
+// keyNamesAnnotation holds, in a cached ConfigMap or Secret, its sorted key
+// names joined by newlines (a key cannot contain one). One interned string
+// per object is far smaller than a map of empty values, and key sets repeat
+// across namespaces (the same chart installed many times), so they are
+// shared: see BenchmarkConfigMapCacheMemory.
+const keyNamesAnnotation = "podguard.io/cached-key-names"
+
 // keysOnly reduces a cached object to what the policies read.
 func keysOnly(obj any) (any, error) {
 	meta := func(m metav1.ObjectMeta) metav1.ObjectMeta {
-		return metav1.ObjectMeta{Name: m.Name, Namespace: m.Namespace, UID: m.UID, ResourceVersion: m.ResourceVersion}
+		return metav1.ObjectMeta{Name: m.Name, Namespace: unique.Make(m.Namespace).Value(), ResourceVersion: m.ResourceVersion}
+	}
+	withKeys := func(m metav1.ObjectMeta, keys []string) metav1.ObjectMeta {
+		out := meta(m)
+		out.Annotations = map[string]string{keyNamesAnnotation: unique.Make(strings.Join(keys, "\n")).Value()}
+		return out
 	}
 	switch o := obj.(type) {
 	case *corev1.ConfigMap:
-		out := &corev1.ConfigMap{ObjectMeta: meta(o.ObjectMeta), Data: make(map[string]string, len(o.Data)+len(o.BinaryData))}
-		for k := range o.Data {
-			out.Data[k] = ""
-		}
-		for k := range o.BinaryData {
-			out.Data[k] = ""
-		}
-		return out, nil
+		return &corev1.ConfigMap{ObjectMeta: withKeys(o.ObjectMeta, policies.ConfigMapKeys(o))}, nil
 	case *corev1.Secret:
-		out := &corev1.Secret{ObjectMeta: meta(o.ObjectMeta), Type: o.Type, Data: make(map[string][]byte, len(o.Data))}
-		for k := range o.Data {
-			out.Data[k] = nil
-		}
-		return out, nil
+		return &corev1.Secret{ObjectMeta: withKeys(o.ObjectMeta, policies.SecretKeys(o)), Type: o.Type}, nil
 	case *metav1.PartialObjectMetadata:
 		return &metav1.PartialObjectMetadata{TypeMeta: o.TypeMeta, ObjectMeta: meta(o.ObjectMeta)}, nil
 	case *corev1.Namespace:
@@ -220,7 +223,7 @@ func (w *ClusterWorld) ConfigMap(namespace, name string) policies.Object {
 	}
 	var cm corev1.ConfigMap
 	return lookupResult(w.cache.Get(context.Background(), client.ObjectKey{Namespace: namespace, Name: name}, &cm),
-		func() []string { return policies.ConfigMapKeys(&cm) })
+		func() []string { return cachedKeys(&cm.ObjectMeta) })
 }
 
 // Secret implements policies.World. Key names are known only while the
@@ -230,13 +233,22 @@ func (w *ClusterWorld) Secret(namespace, name string) policies.Object {
 	key := client.ObjectKey{Namespace: namespace, Name: name}
 	if w.secretKey.Load() && w.synced("secrets") {
 		var s corev1.Secret
-		return lookupResult(w.cache.Get(context.Background(), key, &s), func() []string { return policies.SecretKeys(&s) })
+		return lookupResult(w.cache.Get(context.Background(), key, &s), func() []string { return cachedKeys(&s.ObjectMeta) })
 	}
 	if !w.synced("secrets (metadata)") {
 		return policies.Object{Presence: policies.Unknown}
 	}
 	obj := lookupResult(w.cache.Get(context.Background(), key, secretMetadata()), nil)
 	return obj
+}
+
+// cachedKeys reads the key names keysOnly stored.
+func cachedKeys(m *metav1.ObjectMeta) []string {
+	joined := m.Annotations[keyNamesAnnotation]
+	if joined == "" {
+		return nil
+	}
+	return strings.Split(joined, "\n")
 }
 
 func lookupResult(err error, keys func() []string) policies.Object {
