@@ -11,6 +11,7 @@ type Settings struct {
 	LogSidecar       LogSidecarConfig       `json:"logSidecar"`
 	ImagePullSecrets ImagePullSecretsConfig `json:"imagePullSecrets"`
 	EnvFromKeys      EnvFromKeysConfig      `json:"envFromKeys"`
+	MountShadowing   MountShadowingConfig   `json:"mountShadowing"`
 }
 
 // Registration ties a policy's stable name to how it is configured and built.
@@ -55,6 +56,15 @@ var Registry = []Registration{
 		Default: func(s *Settings) { s.EnvFromKeys.defaults() },
 		Validate: func(s *Settings, p *field.Path) field.ErrorList {
 			return s.EnvFromKeys.validate(p.Child("envFromKeys"))
+		},
+	},
+	{
+		Name:    MountShadowingName,
+		Enabled: func(s *Settings) bool { return enabled(s.MountShadowing.Enabled) },
+		Build:   func(s *Settings) Policy { return newMountShadowing(s.MountShadowing) },
+		Default: func(s *Settings) { s.MountShadowing.defaults() },
+		Validate: func(s *Settings, p *field.Path) field.ErrorList {
+			return s.MountShadowing.validate(p.Child("mountShadowing"))
 		},
 	},
 }

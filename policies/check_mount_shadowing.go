@@ -1,0 +1,496 @@
+package policies
+
+import (
+	"cmp"
+	"fmt"
+	"path"
+	"slices"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/utils/ptr"
+)
+
+// MountShadowingName is the name of the mount-shadowing policy.
+const MountShadowingName = "mount-shadowing"
+
+// Modes for a mountPath that looks like a file.
+const (
+	FileLikeWarn = "warn"
+	FileLikeDeny = "deny"
+)
+
+// DefaultProtectedDirs are the directories a configMap, secret, projected or
+// downwardAPI volume must not be mounted at, or above, without subPath:
+// directories whose content images really ship, so that hiding them breaks
+// the container. They are the system directories (/, /etc, /bin, /sbin,
+// /lib, /lib64, /usr, /usr/bin, /usr/sbin, /usr/lib, /usr/local/bin,
+// /var/lib), the CA stores (/etc/ssl, /etc/ssl/certs, /etc/pki/tls/certs),
+// and the configuration directories of widely used images: Tomcat
+// (/usr/local/tomcat/conf), nginx (/etc/nginx), Apache httpd (/etc/apache2,
+// /usr/local/apache2/conf, /etc/httpd/conf), MySQL and MariaDB (/etc/mysql),
+// PHP (/usr/local/etc/php/conf.d, whose ini files load the extensions, and
+// /usr/local/etc/php-fpm.d) and Bitnami (/opt/bitnami).
+//
+// Directories where mounting a whole volume is the documented pattern are
+// left out on purpose: /etc/nginx/conf.d and /usr/share/nginx/html (replacing
+// the default site is the point), and /etc/postgresql and /etc/redis, where
+// the official images ship nothing.
+var DefaultProtectedDirs = []string{
+	"/",
+	"/etc",
+	"/bin",
+	"/sbin",
+	"/lib",
+	"/lib64",
+	"/usr",
+	"/usr/bin",
+	"/usr/sbin",
+	"/usr/lib",
+	"/usr/local/bin",
+	"/var/lib",
+	"/etc/ssl",
+	"/etc/ssl/certs",
+	"/etc/pki/tls/certs",
+	"/usr/local/tomcat/conf",
+	"/etc/nginx",
+	"/etc/apache2",
+	"/usr/local/apache2/conf",
+	"/etc/httpd/conf",
+	"/etc/mysql",
+	"/usr/local/etc/php/conf.d",
+	"/usr/local/etc/php-fpm.d",
+	"/opt/bitnami",
+}
+
+// DefaultFileExtensions are the name endings that make a mountPath look like
+// a file rather than a directory.
+var DefaultFileExtensions = []string{
+	".xml", ".conf", ".cfg", ".cnf", ".yaml", ".yml", ".json", ".properties", ".ini", ".toml",
+	".env", ".sh", ".py", ".js", ".txt", ".pem", ".crt", ".key", ".lua",
+}
+
+// MountShadowingConfig configures the mount-shadowing policy.
+//
+//	mountShadowing:
+//	  protectedDirs: [/etc, /usr/local/tomcat/conf]  # replaces DefaultProtectedDirs; [] turns the check off
+//	  fileLikeMountPaths: warn                      # or deny
+//	  fileExtensions: [.xml, .conf, .yaml]          # replaces DefaultFileExtensions; [] turns the check off
+type MountShadowingConfig struct {
+	Enabled *bool `json:"enabled,omitempty"`
+	// ProtectedDirs are the directories that must not be mounted at, or
+	// above, without subPath: absolute, clean paths. Unset means
+	// DefaultProtectedDirs; a list replaces them (copy the defaults to extend
+	// them), and an empty list turns the check off.
+	ProtectedDirs []string `json:"protectedDirs,omitempty"`
+	// FileLikeMountPaths says what to do with a mountPath whose last element
+	// looks like a file (it ends with one of FileExtensions): "warn" (the
+	// default) or "deny".
+	FileLikeMountPaths string `json:"fileLikeMountPaths,omitempty"`
+	// FileExtensions are the endings, matched case-insensitively, that make
+	// a mountPath look like a file. Unset means DefaultFileExtensions; an
+	// empty list turns the check off.
+	FileExtensions []string `json:"fileExtensions,omitempty"`
+}
+
+func (c *MountShadowingConfig) defaults() {
+	if c.Enabled == nil {
+		c.Enabled = ptr.To(true)
+	}
+	if c.ProtectedDirs == nil {
+		c.ProtectedDirs = slices.Clone(DefaultProtectedDirs)
+	}
+	if c.FileLikeMountPaths == "" {
+		c.FileLikeMountPaths = FileLikeWarn
+	}
+	if c.FileExtensions == nil {
+		c.FileExtensions = slices.Clone(DefaultFileExtensions)
+	}
+}
+
+func (c *MountShadowingConfig) validate(fldPath *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	seen := map[string]bool{}
+	for i, dir := range c.ProtectedDirs {
+		p := fldPath.Child("protectedDirs").Index(i)
+		switch {
+		case !strings.HasPrefix(dir, "/"):
+			errs = append(errs, field.Invalid(p, dir, "must be an absolute path"))
+		case path.Clean(dir) != dir:
+			errs = append(errs, field.Invalid(p, dir, fmt.Sprintf("must be a clean path (%s)", path.Clean(dir))))
+		case seen[dir]:
+			errs = append(errs, field.Duplicate(p, dir))
+		}
+		seen[dir] = true
+	}
+	if c.FileLikeMountPaths != FileLikeWarn && c.FileLikeMountPaths != FileLikeDeny {
+		errs = append(errs, field.NotSupported(fldPath.Child("fileLikeMountPaths"), c.FileLikeMountPaths, []string{FileLikeWarn, FileLikeDeny}))
+	}
+	seen = map[string]bool{}
+	for i, ext := range c.FileExtensions {
+		p := fldPath.Child("fileExtensions").Index(i)
+		switch {
+		case len(ext) < 2 || ext[0] != '.' || strings.Contains(ext, "/"):
+			errs = append(errs, field.Invalid(p, ext, `must start with "." and contain no "/", e.g. ".conf"`))
+		case seen[strings.ToLower(ext)]:
+			errs = append(errs, field.Duplicate(p, ext))
+		}
+		seen[strings.ToLower(ext)] = true
+	}
+	return errs
+}
+
+// serviceAccountTokenDir is where the API server mounts the projected
+// kube-api-access-* volume (and, before 1.22, the token Secret). Images ship
+// nothing there, so a mount at it never hides anything.
+const serviceAccountTokenDir = "/var/run/secrets/kubernetes.io/serviceaccount"
+
+// mountShadowing rejects volume mounts that silently hide what the image
+// ships, or that turn an intended file into a directory.
+//
+// A configMap, secret, projected or downwardAPI volume mounted without
+// subPath (and without subPathExpr) replaces the whole directory at
+// mountPath with the volume's files. Such a mount is denied when:
+//
+//   - the mountPath's last element is the name of one of the volume's files
+//     (a key, or an items[].path): the user wanted a file and gets a
+//     directory of that name, or, when the image has a file there, a
+//     container that does not start;
+//   - the mountPath is a protected directory, or a parent of one: every file
+//     the image ships there becomes invisible.
+//
+// A mountPath whose last element looks like a file (/config/app.yaml) is a
+// warning, or a denial with fileLikeMountPaths: deny, unless a denial above
+// already covers it.
+//
+// Key names come from the World, or from the volume's items when it lists
+// them; when neither says, the key check cannot fire. emptyDir, PVC,
+// hostPath and other volumes are meant to be mounted over directories (shared
+// logs, data) and are never checked, nor is the service account token
+// directory, nor a mountPath that is not an absolute Linux path.
+type mountShadowing struct {
+	protected    []string
+	extensions   []string
+	fileLikeDeny bool
+}
+
+func newMountShadowing(c MountShadowingConfig) *mountShadowing {
+	p := &mountShadowing{fileLikeDeny: c.FileLikeMountPaths == FileLikeDeny}
+	p.protected = slices.Sorted(slices.Values(c.ProtectedDirs))
+	for _, ext := range c.FileExtensions {
+		p.extensions = append(p.extensions, strings.ToLower(ext))
+	}
+	return p
+}
+
+func (p *mountShadowing) Name() string { return MountShadowingName }
+
+func (p *mountShadowing) Validate(in Input) Report {
+	var rep Report
+	volumes := map[string]*shadowVolume{}
+	for i := range in.Pod.Spec.Volumes {
+		if v := describeShadowVolume(in, &in.Pod.Spec.Volumes[i]); v != nil {
+			volumes[v.volume] = v
+		}
+	}
+	if len(volumes) == 0 {
+		return rep
+	}
+	for _, c := range in.Pod.Containers() {
+		for i, m := range c.Container.VolumeMounts {
+			p.check(&rep, volumes, c.Path.Child("volumeMounts").Index(i).Child("mountPath"), m, false)
+		}
+	}
+	for i := range in.Pod.Spec.EphemeralContainers {
+		ecPath := in.Pod.SpecPath.Child("ephemeralContainers").Index(i)
+		for j, m := range in.Pod.Spec.EphemeralContainers[i].VolumeMounts {
+			p.check(&rep, volumes, ecPath.Child("volumeMounts").Index(j).Child("mountPath"), m, true)
+		}
+	}
+	return rep
+}
+
+func (p *mountShadowing) check(rep *Report, volumes map[string]*shadowVolume, fieldPath *field.Path, m corev1.VolumeMount, ephemeral bool) {
+	if m.SubPath != "" || m.SubPathExpr != "" {
+		return
+	}
+	// A volume that is not in spec.volumes fails API validation; a volume
+	// of another type is not checked.
+	v, ok := volumes[m.Name]
+	if !ok {
+		return
+	}
+	dir := path.Clean(m.MountPath)
+	if !strings.HasPrefix(dir, "/") || dir == serviceAccountTokenDir {
+		return
+	}
+	base := path.Base(dir)
+	lead := fmt.Sprintf("mounting %s at %s without subPath", v.desc, m.MountPath)
+
+	definite := false
+	if i := slices.IndexFunc(v.files, func(f shadowFile) bool { return path.Base(f.path) == base }); i >= 0 {
+		f := v.files[i]
+		definite = true
+		rep.Deny(fieldPath, "%s creates a directory named %s instead of a file: %s ends up at %s, and if the image already has a file there the container does not start at all (\"not a directory\"). Fix: %s",
+			lead, base, f.what, path.Join(dir, f.path), p.fix(v, ephemeral, fmt.Sprintf("add subPath: %s to mount just that file", f.path), dir))
+	}
+
+	if slices.Contains(p.protected, dir) {
+		definite = true
+		rep.Deny(fieldPath, "%s replaces the whole directory %s: every file the image ships there becomes invisible and only the volume's files remain. Fix: %s",
+			lead, dir, p.fix(v, ephemeral, v.subPathExample(dir), dir))
+	} else if below := p.protectedBelow(dir); len(below) > 0 {
+		definite = true
+		rep.Deny(fieldPath, "%s replaces the whole directory %s, which contains %s: every file the image ships there becomes invisible and only the volume's files remain. Fix: %s",
+			lead, dir, shadowDirList(below, 3), p.fix(v, ephemeral, v.subPathExample(dir), dir))
+	}
+
+	if definite {
+		return
+	}
+	ext, fileLike := p.fileExtension(base)
+	if !fileLike {
+		return
+	}
+	msg := fmt.Sprintf("%s creates a directory named %s, but the path looks like a file (%s): the application finds a directory where it expects a file, and %s. Fix: %s",
+		lead, base, ext, v.filesInside(dir), p.fix(v, ephemeral, v.subPathFor(), dir))
+	if p.fileLikeDeny {
+		rep.Deny(fieldPath, "%s", msg)
+	} else {
+		rep.Warn(fieldPath, "%s", msg)
+	}
+}
+
+// protectedBelow returns the protected directories strictly below dir.
+func (p *mountShadowing) protectedBelow(dir string) []string {
+	var out []string
+	for _, d := range p.protected {
+		if d != dir && (dir == "/" || strings.HasPrefix(d, dir+"/")) {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// fileExtension returns the configured extension that name ends with.
+func (p *mountShadowing) fileExtension(name string) (string, bool) {
+	lower := strings.ToLower(name)
+	for _, ext := range p.extensions {
+		if strings.HasSuffix(lower, ext) {
+			return name[len(name)-len(ext):], true
+		}
+	}
+	return "", false
+}
+
+// shadowDirList renders at most n items: "a, b and c", "a, b, c and 4 more".
+func shadowDirList(items []string, n int) string {
+	switch {
+	case len(items) == 1:
+		return items[0]
+	case len(items) <= n:
+		return strings.Join(items[:len(items)-1], ", ") + " and " + items[len(items)-1]
+	default:
+		return fmt.Sprintf("%s and %d more", strings.Join(items[:n], ", "), len(items)-n)
+	}
+}
+
+// shadowVolume is what the policy knows of a volume that replaces the
+// directory it is mounted at.
+type shadowVolume struct {
+	volume string
+	// desc names the volume and its source: `volume "cfg" (ConfigMap "app")`.
+	desc string
+	// name is the source's name when there is one, else the volume's: the
+	// basis of the suggested directory.
+	name string
+	kind string
+	// files are the files the volume creates, relative to its root, sorted.
+	// They may be incomplete: keys the World does not know are missing.
+	files []shadowFile
+	// updates says what a subPath mount of this volume stops following.
+	updates string
+	// token is set when the volume projects a service account token, which
+	// a subPath mount never refreshes.
+	token bool
+}
+
+// shadowFile is one file a volume creates.
+type shadowFile struct {
+	path string
+	// what names it the way the user wrote it: `key "server.xml"`.
+	what string
+}
+
+// describeShadowVolume returns what the policy needs of a configMap, secret,
+// projected or downwardAPI volume, and nil for every other kind.
+func describeShadowVolume(in Input, vol *corev1.Volume) *shadowVolume {
+	v := &shadowVolume{volume: vol.Name, name: vol.Name}
+	switch {
+	case vol.ConfigMap != nil:
+		v.kind, v.name = "ConfigMap", vol.ConfigMap.Name
+		v.desc = fmt.Sprintf("volume %q (ConfigMap %q)", vol.Name, vol.ConfigMap.Name)
+		v.files = shadowKeyFiles(in, "ConfigMap", vol.ConfigMap.Name, vol.ConfigMap.Items)
+		v.updates = "the ConfigMap changes"
+	case vol.Secret != nil:
+		v.kind, v.name = "Secret", vol.Secret.SecretName
+		v.desc = fmt.Sprintf("volume %q (Secret %q)", vol.Name, vol.Secret.SecretName)
+		v.files = shadowKeyFiles(in, "Secret", vol.Secret.SecretName, vol.Secret.Items)
+		v.updates = "the Secret changes"
+	case vol.DownwardAPI != nil:
+		v.kind = "downwardAPI"
+		v.desc = fmt.Sprintf("volume %q (downwardAPI)", vol.Name)
+		v.files = shadowDownwardAPIFiles(vol.DownwardAPI.Items)
+		v.updates = "the pod's labels or annotations change"
+	case vol.Projected != nil:
+		v.kind = "projected"
+		var sources []string
+		for _, src := range vol.Projected.Sources {
+			switch {
+			case src.ConfigMap != nil:
+				sources = append(sources, fmt.Sprintf("ConfigMap %q", src.ConfigMap.Name))
+				v.files = append(v.files, shadowKeyFiles(in, "ConfigMap", src.ConfigMap.Name, src.ConfigMap.Items)...)
+			case src.Secret != nil:
+				sources = append(sources, fmt.Sprintf("Secret %q", src.Secret.Name))
+				v.files = append(v.files, shadowKeyFiles(in, "Secret", src.Secret.Name, src.Secret.Items)...)
+			case src.DownwardAPI != nil:
+				sources = append(sources, "downwardAPI")
+				v.files = append(v.files, shadowDownwardAPIFiles(src.DownwardAPI.Items)...)
+			case src.ServiceAccountToken != nil:
+				v.token = true
+				sources = append(sources, "serviceAccountToken")
+				v.files = append(v.files, shadowFile{src.ServiceAccountToken.Path, fmt.Sprintf("serviceAccountToken path %q", src.ServiceAccountToken.Path)})
+			case src.ClusterTrustBundle != nil:
+				sources = append(sources, "clusterTrustBundle")
+				v.files = append(v.files, shadowFile{src.ClusterTrustBundle.Path, fmt.Sprintf("clusterTrustBundle path %q", src.ClusterTrustBundle.Path)})
+			case src.PodCertificate != nil:
+				sources = append(sources, "podCertificate")
+				pc := src.PodCertificate
+				for _, f := range []struct{ field, path string }{
+					{"credentialBundlePath", pc.CredentialBundlePath}, {"keyPath", pc.KeyPath}, {"certificateChainPath", pc.CertificateChainPath},
+				} {
+					if f.path != "" {
+						v.files = append(v.files, shadowFile{f.path, fmt.Sprintf("podCertificate %s %q", f.field, f.path)})
+					}
+				}
+			}
+		}
+		if len(vol.Projected.Sources) == 1 {
+			if s := vol.Projected.Sources[0]; s.ConfigMap != nil {
+				v.name = s.ConfigMap.Name
+			} else if s.Secret != nil {
+				v.name = s.Secret.Name
+			}
+		}
+		v.desc = fmt.Sprintf("volume %q (projected: %s)", vol.Name, strings.Join(sources, ", "))
+		v.updates = "its sources change"
+	default:
+		return nil
+	}
+	slices.SortStableFunc(v.files, func(a, b shadowFile) int { return cmp.Compare(a.path, b.path) })
+	v.files = slices.CompactFunc(v.files, func(a, b shadowFile) bool { return a.path == b.path })
+	return v
+}
+
+// shadowKeyFiles lists the files of a ConfigMap or Secret in a volume: its items
+// when the volume lists them, else the keys the World knows.
+func shadowKeyFiles(in Input, kind, name string, items []corev1.KeyToPath) []shadowFile {
+	var out []shadowFile
+	if len(items) > 0 {
+		for _, it := range items {
+			what := fmt.Sprintf("key %q", it.Key)
+			if it.Path != it.Key {
+				what = fmt.Sprintf("key %q (items path %q)", it.Key, it.Path)
+			}
+			out = append(out, shadowFile{it.Path, what})
+		}
+		return out
+	}
+	if in.World == nil {
+		return nil
+	}
+	var obj Object
+	if kind == "Secret" {
+		obj = in.World.Secret(in.Pod.Namespace, name)
+	} else {
+		obj = in.World.ConfigMap(in.Pod.Namespace, name)
+	}
+	if obj.Presence != Found || !obj.KeysKnown {
+		return nil
+	}
+	for _, k := range obj.Keys {
+		out = append(out, shadowFile{k, fmt.Sprintf("key %q", k)})
+	}
+	return out
+}
+
+func shadowDownwardAPIFiles(items []corev1.DownwardAPIVolumeFile) []shadowFile {
+	out := make([]shadowFile, 0, len(items))
+	for _, it := range items {
+		out = append(out, shadowFile{it.Path, fmt.Sprintf("downwardAPI item %q", it.Path)})
+	}
+	return out
+}
+
+// fix renders both ways out: mounting single files with subPath, with its
+// trade-off, and mounting the volume at a directory of its own. Ephemeral
+// containers cannot use subPath, so they get only the second.
+func (p *mountShadowing) fix(v *shadowVolume, ephemeral bool, subPath, mountPath string) string {
+	own := fmt.Sprintf("mount the volume at a directory of its own (e.g. %s) and point the application there", p.ownDir(v, mountPath))
+	if ephemeral {
+		return own + " (ephemeral containers cannot use subPath)"
+	}
+	tradeOff := fmt.Sprintf("a subPath mount does not receive updates when %s: restart the pod to apply them", v.updates)
+	if v.token {
+		tradeOff += "; a service account token mounted this way is never refreshed and eventually expires"
+	}
+	return fmt.Sprintf("%s (%s), or %s", subPath, tradeOff, own)
+}
+
+// subPathExample shows how to mount one file into the directory dir.
+func (v *shadowVolume) subPathExample(dir string) string {
+	file := "<key>"
+	if len(v.files) > 0 {
+		file = v.files[0].path
+	}
+	return fmt.Sprintf("mount single files with subPath, e.g. mountPath: %s with subPath: %s", path.Join(dir, path.Base(file)), file)
+}
+
+// subPathFor suggests the subPath for a mountPath that names one file.
+func (v *shadowVolume) subPathFor() string {
+	if len(v.files) == 1 {
+		return fmt.Sprintf("add subPath: %s to mount that file", v.files[0].path)
+	}
+	return "add subPath: <key> to mount one of its files"
+}
+
+// filesInside says what ends up inside the directory a mount creates at dir.
+func (v *shadowVolume) filesInside(dir string) string {
+	switch len(v.files) {
+	case 0:
+		return "the volume's files end up inside it"
+	case 1:
+		return fmt.Sprintf("%s ends up at %s", v.files[0].what, path.Join(dir, v.files[0].path))
+	}
+	paths := make([]string, len(v.files))
+	for i, f := range v.files {
+		paths[i] = f.path
+	}
+	return fmt.Sprintf("its files %s end up inside it", quoteList(paths))
+}
+
+// ownDir suggests a directory of the volume's own: /etc/<name>, unless that
+// is a protected directory or a parent of one, or where the volume is
+// mounted now or its parent (a directory the image may well ship).
+func (p *mountShadowing) ownDir(v *shadowVolume, mountPath string) string {
+	dir := "/etc/" + v.name
+	if dir == mountPath || strings.HasPrefix(mountPath, dir+"/") || slices.Contains(p.protected, dir) || len(p.protectedBelow(dir)) > 0 {
+		suffix := map[string]string{"ConfigMap": "-config", "Secret": "-secret"}[v.kind]
+		if suffix == "" {
+			suffix = "-volume"
+		}
+		dir += suffix
+	}
+	return dir
+}
