@@ -97,7 +97,13 @@ func waitForWebhooks(t *testing.T, pg *podguard) {
 		}
 		page := get(t, pg.MetricsURL)
 		called := func(webhook string) bool {
-			return strings.Contains(page, `podguard_admission_duration_seconds_count{kind="Pod",operation="CREATE",result="allowed",webhook="`+webhook+`"}`)
+			for _, line := range strings.Split(page, "\n") {
+				if strings.HasPrefix(line, `podguard_admission_duration_seconds_count{kind="Pod",operation="CREATE",`) &&
+					strings.Contains(line, `webhook="`+webhook+`"}`) {
+					return true
+				}
+			}
+			return false
 		}
 		return called("mutate") && called("validate"), nil
 	})

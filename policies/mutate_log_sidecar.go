@@ -322,6 +322,16 @@ func logVolumeName(e logEntry) string {
 	return "podguard-logs-" + hex.EncodeToString(sum[:])[:10]
 }
 
+// isPodguardSidecar reports whether c is a log sidecar podguard injected.
+func isPodguardSidecar(c *corev1.Container) bool {
+	for _, env := range c.Env {
+		if env.Name == envSidecarMarker {
+			return true
+		}
+	}
+	return false
+}
+
 func truncateName(s string, n int) string {
 	if len(s) <= n {
 		return s

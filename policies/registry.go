@@ -9,6 +9,8 @@ import (
 // is podguard's documented default behaviour.
 type Settings struct {
 	LogSidecar       LogSidecarConfig       `json:"logSidecar"`
+	SecurityContext  SecurityContextConfig  `json:"securityContext"`
+	Resources        ResourcesConfig        `json:"resources"`
 	ImagePullSecrets ImagePullSecretsConfig `json:"imagePullSecrets"`
 	EnvFromKeys      EnvFromKeysConfig      `json:"envFromKeys"`
 	MountShadowing   MountShadowingConfig   `json:"mountShadowing"`
@@ -39,6 +41,24 @@ var Registry = []Registration{
 		Build:    func(s *Settings) Policy { return newLogSidecar(s.LogSidecar) },
 		Default:  func(s *Settings) { s.LogSidecar.defaults() },
 		Validate: func(s *Settings, p *field.Path) field.ErrorList { return s.LogSidecar.validate(p.Child("logSidecar")) },
+	},
+	{
+		Name:    SecurityContextName,
+		Enabled: func(s *Settings) bool { return enabled(s.SecurityContext.Enabled) },
+		Build:   func(s *Settings) Policy { return newSecurityContext(s.SecurityContext) },
+		Default: func(s *Settings) { s.SecurityContext.defaults() },
+		Validate: func(s *Settings, p *field.Path) field.ErrorList {
+			return s.SecurityContext.validate(p.Child("securityContext"))
+		},
+	},
+	{
+		Name:    ResourcesName,
+		Enabled: func(s *Settings) bool { return enabled(s.Resources.Enabled) },
+		Build:   func(s *Settings) Policy { return newResources(s.Resources) },
+		Default: func(s *Settings) { s.Resources.defaults() },
+		Validate: func(s *Settings, p *field.Path) field.ErrorList {
+			return s.Resources.validate(p.Child("resources"))
+		},
 	},
 	{
 		Name:    ImagePullSecretsName,
@@ -95,6 +115,8 @@ func (s *Settings) Validate(path *field.Path) field.ErrorList {
 	return errs
 }
 
-// enabled treats an unset switch as on: every policy is on by default and
-// does nothing until its settings or the pod ask for something.
+// enabled treats an unset switch as on: every policy is on by default. Most
+// do nothing until their settings or the pod ask for something; the
+// security-context policy's default baseline profile hardens every pod in
+// the namespaces podguard admits, without breaking images that run as root.
 func enabled(b *bool) bool { return b == nil || *b }
