@@ -313,8 +313,8 @@ func TestMetricsAndHealth(t *testing.T) {
 	series := []string{
 		`podguard_admission_duration_seconds_count{kind="Pod",operation="CREATE",result="patched",webhook="mutate"}`,
 		`podguard_admission_duration_seconds_count{kind="Pod",operation="CREATE",result="allowed",webhook="validate"}`,
-		`podguard_policy_outcomes_total{outcome="mutated",policy="image-pull-secrets"}`,
-		`podguard_policy_outcomes_total{outcome="passed",policy="envfrom-keys"}`,
+		`podguard_policy_outcomes_total{outcome="mutated",policy="image-pull-secrets",webhook="mutate"}`,
+		`podguard_policy_outcomes_total{outcome="passed",policy="envfrom-keys",webhook="validate"}`,
 	}
 	before := make([]int, len(series))
 	for i, s := range series {

@@ -125,6 +125,34 @@ func (e *Engine) Validate(pod *Pod, world World) (*Result, error) {
 	return res, nil
 }
 
+// Check is what the cluster does to a pod: the mutating policies, then the
+// validating policies on the mutated pod. A workload's pods are mutated
+// before they are validated, and a mutating policy can deny them (a
+// malformed podguard.io/logs annotation), so this is the verdict on a
+// workload's template as much as on a pod. The admission webhook's /validate
+// and `podguard check` both use it, so they cannot drift apart.
+func (e *Engine) Check(pod *Pod, world World) (*Result, error) {
+	res, err := e.Mutate(pod, world)
+	if err != nil || res.Skipped != "" || res.Denied() {
+		return res, err
+	}
+	v, err := e.Validate(res.Pod, world)
+	res.Violations = append(res.Violations, v.Violations...)
+	seen := map[string]bool{}
+	for _, w := range res.Warnings {
+		seen[w.String()] = true
+	}
+	for _, w := range v.Warnings {
+		if !seen[w.String()] { // the skip annotation is reported by both passes
+			res.Warnings = append(res.Warnings, w)
+		}
+	}
+	for name, o := range v.Outcomes {
+		res.Outcomes[name] = o
+	}
+	return res, err
+}
+
 // start handles what applies before any policy runs: mirror pods and the
 // skip annotation. When the whole pod is skipped, every policy's outcome is
 // "skipped".

@@ -175,3 +175,33 @@ func TestNewEngineLeavesOutDisabledPolicies(t *testing.T) {
 		t.Fatal("enabled image-pull-secrets policy was not built")
 	}
 }
+
+// denyUnlabelled denies pods without the label fakeMutator "a" adds.
+type denyUnlabelled struct{}
+
+func (denyUnlabelled) Name() string { return "needs-label" }
+func (denyUnlabelled) Validate(in Input) Report {
+	var r Report
+	if in.Pod.Meta.Labels["a"] != "yes" {
+		r.Deny(in.Pod.MetaPath.Child("labels"), "missing")
+	}
+	return r
+}
+
+func TestCheckValidatesTheMutatedPod(t *testing.T) {
+	e := &Engine{mutators: []Mutator{&fakeMutator{name: "labeller", label: "a"}}, validators: []Validator{denyUnlabelled{}}}
+	res, err := e.Check(testPod("nginx"), NewSnapshot())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Denied() {
+		t.Errorf("validation saw the pod before mutation: %v", res.Violations)
+	}
+	if res.Outcomes["labeller"] != OutcomeMutated || res.Outcomes["needs-label"] != OutcomePassed {
+		t.Errorf("outcomes = %v", res.Outcomes)
+	}
+	alone := &Engine{validators: []Validator{denyUnlabelled{}}}
+	if res, _ := alone.Check(testPod("nginx"), NewSnapshot()); !res.Denied() {
+		t.Error("without the mutator the pod should be denied")
+	}
+}

@@ -6,7 +6,10 @@
 // with a JSON patch computed by diffing the original against the mutated pod.
 // /validate admits Pods on CREATE and the pod-bearing workloads (Deployment,
 // ReplicaSet, StatefulSet, DaemonSet, Job, CronJob, ReplicationController,
-// PodTemplate) on CREATE and UPDATE. Everything else is allowed unchanged.
+// PodTemplate) on CREATE and UPDATE, with policies.Engine.Check: the pod (or
+// template) as the mutating policies would leave it, then validated, so that
+// a workload whose pods would be rejected is rejected when it is applied.
+// Everything else is allowed unchanged.
 package webhook
 
 import (
@@ -129,7 +132,7 @@ func (a *Admission) Mutate(ctx context.Context, req admission.Request) (resp adm
 	view := policies.NewPod(pod)
 	view.Namespace = req.Namespace
 	res, err := st.Engine.Mutate(view, a.worldFor(st))
-	countOutcomes(res)
+	countOutcomes("mutate", res)
 	if err != nil {
 		return a.policyFailed(req, err)
 	}
@@ -195,8 +198,8 @@ func (a *Admission) Validate(ctx context.Context, req admission.Request) (resp a
 	if pod == nil {
 		return admission.Allowed("")
 	}
-	res, err := st.Engine.Validate(pod, a.worldFor(st))
-	countOutcomes(res)
+	res, err := st.Engine.Check(pod, a.worldFor(st))
+	countOutcomes("validate", res)
 	if err != nil {
 		return a.policyFailed(req, err)
 	}
@@ -326,12 +329,12 @@ func objectName(req admission.Request) string {
 	return ""
 }
 
-func countOutcomes(res *policies.Result) {
+func countOutcomes(webhook string, res *policies.Result) {
 	if res == nil {
 		return
 	}
 	for policy, outcome := range res.Outcomes {
-		policyOutcomes.WithLabelValues(policy, string(outcome)).Inc()
+		policyOutcomes.WithLabelValues(webhook, policy, string(outcome)).Inc()
 	}
 }
 

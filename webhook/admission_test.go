@@ -16,6 +16,7 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
@@ -156,7 +157,7 @@ func applyPatch(t *testing.T, obj []byte, resp *admissionv1.AdmissionResponse) *
 func TestMutateAddsPullSecretWithWarningAndAuditAnnotation(t *testing.T) {
 	s := newTestServer(t, registryConfig)
 	obj := podJSON(t, nil)
-	before := testutil.ToFloat64(policyOutcomes.WithLabelValues(policies.ImagePullSecretsName, "mutated"))
+	before := testutil.ToFloat64(policyOutcomes.WithLabelValues("mutate", policies.ImagePullSecretsName, "mutated"))
 
 	code, resp, raw := s.post(t, "/mutate", review(t, podKind, admissionv1.Create, obj))
 	if code != http.StatusOK || !resp.Allowed {
@@ -169,13 +170,13 @@ func TestMutateAddsPullSecretWithWarningAndAuditAnnotation(t *testing.T) {
 	if len(pod.Spec.ImagePullSecrets) != 1 || pod.Spec.ImagePullSecrets[0].Name != "myregistrykey" {
 		t.Errorf("imagePullSecrets = %v", pod.Spec.ImagePullSecrets)
 	}
-	if got := resp.AuditAnnotations["mutated-by"]; got != "image-pull-secrets" {
+	if got := resp.AuditAnnotations["mutated-by"]; got != "security-context,image-pull-secrets" {
 		t.Errorf("audit annotation = %q", got)
 	}
-	if len(resp.Warnings) != 1 || resp.Warnings[0] != "podguard mutated this pod (image-pull-secrets): /spec/imagePullSecrets" {
+	if len(resp.Warnings) != 1 || resp.Warnings[0] != "podguard mutated this pod (security-context, image-pull-secrets): /spec/containers/0/securityContext, /spec/imagePullSecrets, /spec/securityContext" {
 		t.Errorf("warnings = %q", resp.Warnings)
 	}
-	if after := testutil.ToFloat64(policyOutcomes.WithLabelValues(policies.ImagePullSecretsName, "mutated")); after != before+1 {
+	if after := testutil.ToFloat64(policyOutcomes.WithLabelValues("mutate", policies.ImagePullSecretsName, "mutated")); after != before+1 {
 		t.Errorf("mutated outcome counter went from %v to %v", before, after)
 	}
 
@@ -326,7 +327,9 @@ func TestDryRunIsAnsweredLikeARealRequest(t *testing.T) {
 	obj := podJSON(t, nil)
 	_, real, _ := s.post(t, "/mutate", review(t, podKind, admissionv1.Create, obj))
 	_, dry, _ := s.post(t, "/mutate", review(t, podKind, admissionv1.Create, obj, func(r *admissionv1.AdmissionRequest) { r.DryRun = ptr.To(true) }))
-	if string(real.Patch) != string(dry.Patch) || real.Allowed != dry.Allowed || strings.Join(real.Warnings, "|") != strings.Join(dry.Warnings, "|") {
+	// The order of patch operations is not significant: compare the results.
+	realPod, dryPod := applyPatch(t, obj, real), applyPatch(t, obj, dry)
+	if !apiequality.Semantic.DeepEqual(realPod, dryPod) || real.Allowed != dry.Allowed || strings.Join(real.Warnings, "|") != strings.Join(dry.Warnings, "|") {
 		t.Errorf("dry run differs: real %s %q, dry %s %q", real.Patch, real.Warnings, dry.Patch, dry.Warnings)
 	}
 }
@@ -335,7 +338,7 @@ func TestSkipAnnotationAndMirrorPods(t *testing.T) {
 	s := newTestServer(t, registryConfig)
 	for name, ann := range map[string]map[string]string{
 		"a pod that skips all":        {policies.SkipAnnotation: "all"},
-		"a pod that skips the policy": {policies.SkipAnnotation: "image-pull-secrets"},
+		"a pod that skips the policies": {policies.SkipAnnotation: "image-pull-secrets, security-context"},
 		"a mirror pod":                {corev1.MirrorPodAnnotationKey: "hash"},
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -352,8 +355,8 @@ func TestConfigReloadChangesAnswers(t *testing.T) {
 	s := newTestServer(t, "")
 	obj := podJSON(t, nil)
 	_, resp, _ := s.post(t, "/mutate", review(t, podKind, admissionv1.Create, obj))
-	if len(resp.Patch) > 0 {
-		t.Fatal("mutated without a registry rule")
+	if got := applyPatch(t, obj, resp).Spec.ImagePullSecrets; len(got) > 0 {
+		t.Fatalf("added pull secrets without a registry rule: %v", got)
 	}
 	cfg, err := config.Parse("test", []byte("apiVersion: podguard.io/v1alpha1\nkind: Config\n"+registryConfig))
 	if err != nil {
@@ -365,8 +368,8 @@ func TestConfigReloadChangesAnswers(t *testing.T) {
 	}
 	s.adm.SetState(st)
 	_, resp, _ = s.post(t, "/mutate", review(t, podKind, admissionv1.Create, obj))
-	if len(resp.Patch) == 0 {
-		t.Fatal("the reloaded rule was not applied")
+	if got := applyPatch(t, obj, resp).Spec.ImagePullSecrets; len(got) != 1 {
+		t.Fatalf("the reloaded rule was not applied: %v", got)
 	}
 }
 
@@ -388,5 +391,21 @@ func TestLogsNeverContainObjectContents(t *testing.T) {
 	}
 	if strings.Contains(logs.String(), secret) || strings.Contains(logs.String(), "value-of") {
 		t.Errorf("object contents reached the logs:\n%s", logs.String())
+	}
+}
+
+func TestValidateRejectsAWorkloadWhosePodsTheMutatingWebhookWouldReject(t *testing.T) {
+	s := newTestServer(t, "")
+	d := &appsv1.Deployment{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
+		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "team-a"},
+		Spec: appsv1.DeploymentSpec{Template: corev1.PodTemplateSpec{
+			ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{"podguard.io/logs": "logs"}},
+			Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "web", Image: "nginx"}}},
+		}},
+	}
+	_, resp, raw := s.post(t, "/validate", review(t, deploymentKind, admissionv1.Create, mustJSON(t, d)))
+	if resp.Allowed || !strings.Contains(resp.Result.Message, `[log-sidecar] spec.template.metadata.annotations[podguard.io/logs]: "logs" is not an absolute path`) {
+		t.Errorf("want the template's malformed annotation denied at apply time, got %s", raw)
 	}
 }

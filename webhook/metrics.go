@@ -18,8 +18,8 @@ var (
 
 	policyOutcomes = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "podguard_policy_outcomes_total",
-		Help: "What each policy did to each admitted pod: mutated, unchanged, passed, warned, denied, skipped or error.",
-	}, []string{"policy", "outcome"})
+		Help: "What each policy did to each admitted pod or template, by webhook: mutated, unchanged, passed, warned, denied, skipped or error. /validate runs the mutating policies too, on a copy, to validate what the pods will look like.",
+	}, []string{"webhook", "policy", "outcome"})
 
 	policyPanics = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "podguard_policy_panics_total",
