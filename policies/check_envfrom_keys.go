@@ -118,7 +118,11 @@ func (p *envFromKeys) check(rep *Report, in Input, cluster Cluster, path *field.
 	switch obj.Presence {
 	case NotFound:
 		if !optional {
-			rep.Warn(path, "%s %q was not found in namespace %q: the pod will stay in CreateContainerConfigError until it exists (set optional: true if it may be absent)", kind, name, in.Pod.Namespace)
+			where := fmt.Sprintf("in namespace %q", in.Pod.Namespace)
+			if obj.Where != "" {
+				where = fmt.Sprintf("%s (namespace %q)", obj.Where, in.Pod.Namespace)
+			}
+			rep.Warn(path, "%s %q was not found %s: the pod will stay in CreateContainerConfigError until it exists (set optional: true if it may be absent)", kind, name, where)
 		}
 		return
 	case Unknown:

@@ -74,7 +74,9 @@ func TestValidateGolden(t *testing.T) {
 		for _, input := range fixtureInputs(t, "testdata/validate/"+verdict) {
 			t.Run(verdict+"/"+filepath.Base(input), func(t *testing.T) {
 				world, subject := loadFixture(t, input)
-				res, err := engine.Validate(PodOf(subject), world)
+				// The verdict path the webhook's /validate and podguard
+				// check share: mutate, then validate.
+				res, err := engine.Check(PodOf(subject), world)
 				if err != nil {
 					t.Fatal(err)
 				}

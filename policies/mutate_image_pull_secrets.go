@@ -155,10 +155,17 @@ func (p *imagePullSecrets) Mutate(in Input) (*Pod, Report) {
 					have[s] = true
 					add = append(add, s)
 				}
-				if !warned[s] && in.World != nil && in.World.Secret(in.Pod.Namespace, s).Presence == NotFound {
+				if warned[s] || in.World == nil {
+					continue
+				}
+				if obj := in.World.Secret(in.Pod.Namespace, s); obj.Presence == NotFound {
 					warned[s] = true
-					rep.Warn(img.Path, "image %q needs pull secret %q (rule for %s), which does not exist in namespace %q: the pull will fail with \"no basic auth credentials\" until it is created",
-						img.Ref, s, rule.registry, in.Pod.Namespace)
+					where := fmt.Sprintf("does not exist in namespace %q", in.Pod.Namespace)
+					if obj.Where != "" {
+						where = fmt.Sprintf("is not %s (namespace %q)", obj.Where, in.Pod.Namespace)
+					}
+					rep.Warn(img.Path, "image %q needs pull secret %q (rule for %s), which %s: the pull will fail with \"no basic auth credentials\" until it is created",
+						img.Ref, s, rule.registry, where)
 				}
 			}
 		}

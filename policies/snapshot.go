@@ -18,6 +18,9 @@ type Snapshot struct {
 	secrets      map[types.NamespacedName][]string
 	TrackSecrets bool
 	Versions     Cluster
+	// Source names where the objects came from ("the given manifests"), for
+	// messages about objects that are not there.
+	Source string
 }
 
 // NewSnapshot returns an empty Snapshot that tracks Secrets.
@@ -61,7 +64,7 @@ func (s *Snapshot) Namespace(name string) (Namespace, bool) {
 func (s *Snapshot) ConfigMap(namespace, name string) Object {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return lookup(s.configMaps, namespace, name)
+	return s.lookup(s.configMaps, namespace, name)
 }
 
 func (s *Snapshot) Secret(namespace, name string) Object {
@@ -70,15 +73,19 @@ func (s *Snapshot) Secret(namespace, name string) Object {
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return lookup(s.secrets, namespace, name)
+	return s.lookup(s.secrets, namespace, name)
 }
 
 func (s *Snapshot) Cluster() Cluster { return s.Versions }
 
-func lookup(m map[types.NamespacedName][]string, namespace, name string) Object {
+func (s *Snapshot) lookup(m map[types.NamespacedName][]string, namespace, name string) Object {
 	keys, ok := m[types.NamespacedName{Namespace: namespace, Name: name}]
 	if !ok {
-		return Object{Presence: NotFound}
+		where := ""
+		if s.Source != "" {
+			where = "in " + s.Source
+		}
+		return Object{Presence: NotFound, Where: where}
 	}
 	return Object{Presence: Found, Keys: keys, KeysKnown: true}
 }

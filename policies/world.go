@@ -50,6 +50,9 @@ type Object struct {
 	// a Secret exists but not its keys.
 	Keys      []string
 	KeysKnown bool
+	// Where says where a NotFound object was looked for, for messages
+	// ("in the given manifests"); empty means the cluster.
+	Where string
 }
 
 // Cluster holds the versions that decide what kubelets do with a pod.

@@ -159,6 +159,11 @@ func (a *Admission) Mutate(ctx context.Context, req admission.Request) (resp adm
 		return admission.Errored(http.StatusInternalServerError, fmt.Errorf("encoding mutated pod: %w", err))
 	}
 	resp = admission.PatchResponseFromRaw(before, after)
+	if len(resp.Patches) == 0 {
+		// A policy returned a copy that changes nothing: not a mutation.
+		a.logDecision(req, "allowed", res)
+		return admission.Allowed("").WithWarnings(warnings(res)...)
+	}
 	resp.AuditAnnotations = map[string]string{auditMutatedBy: strings.Join(res.Mutated, ",")}
 	resp.Warnings = append([]string{mutationSummary(res.Mutated, resp.Patches)}, warnings(res)...)
 	a.logDecision(req, "patched", res)

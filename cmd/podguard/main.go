@@ -2,6 +2,8 @@
 // before they run and rejects the ones that would run but silently break.
 //
 //	podguard serve            run the TLS admission webhook server
+//	podguard check            check manifests offline, as the webhook would
+//	podguard mutate           print manifests with podguard's mutations applied
 //	podguard config validate  check a config file
 //	podguard version          print the version
 package main
@@ -21,6 +23,8 @@ const usage = `podguard: a Kubernetes admission webhook for Pods.
 
 Usage:
   podguard serve [flags]              run the TLS admission webhook server
+  podguard check -f PATH [flags]      check manifests offline, as the webhook would
+  podguard mutate -f PATH [flags]     print manifests with podguard's mutations applied
   podguard config validate FILE...    check config files; exit 1 on errors
   podguard version                    print the version
 
@@ -36,12 +40,13 @@ type exitError struct {
 func (e *exitError) Error() string { return e.err.Error() }
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
 // run executes one podguard command and returns its exit code: 0 on
-// success, 1 when a check found problems, 2 on usage errors.
-func run(args []string, stdout, stderr io.Writer) int {
+// success, 1 when a check found problems, 2 on usage errors and unreadable
+// input.
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return 2
@@ -50,6 +55,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "serve":
 		err = serve(args[1:], stderr)
+	case "check":
+		err = checkCommand(args[1:], stdin, stdout, stderr)
+	case "mutate":
+		err = mutateCommand(args[1:], stdin, stdout, stderr)
 	case "config":
 		err = configCommand(args[1:], stdout, stderr)
 	case "version":

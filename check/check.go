@@ -1,0 +1,280 @@
+package check
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+
+	jsonpatchapply "github.com/evanphx/json-patch/v5"
+	"github.com/pmezard/go-difflib/difflib"
+	"gomodules.xyz/jsonpatch/v2"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/version"
+	"sigs.k8s.io/yaml"
+
+	"github.com/podguard/podguard/manifests"
+	"github.com/podguard/podguard/policies"
+)
+
+// Options configure a check.
+type Options struct {
+	// KubeletVersion is the kubelet the pods will run on. Nil means
+	// unknown: the strict behaviour of 1.29 and older applies, as in the
+	// webhook. It also stands for the API server's version, which decides
+	// native sidecars.
+	KubeletVersion *version.Version
+	// Namespace is where objects without a namespace go, as kubectl apply
+	// would put them in the current context's namespace. Default "default".
+	Namespace string
+}
+
+// world is what the policies may know offline: the Namespaces, ConfigMaps
+// and Secrets (key names only) found in the input.
+func world(docs []manifests.Document, opts Options) *policies.Snapshot {
+	w := policies.NewSnapshot()
+	w.Source = "the given manifests"
+	w.Versions = policies.Cluster{KubeletVersion: opts.KubeletVersion, ServerVersion: opts.KubeletVersion}
+	for _, d := range docs {
+		switch o := d.Object.(type) {
+		case *corev1.Namespace:
+			w.AddNamespace(o)
+		case *corev1.ConfigMap:
+			cm := *o
+			cm.Namespace = namespaceOf(o, opts)
+			w.AddConfigMap(&cm)
+		case *corev1.Secret:
+			s := *o
+			s.Namespace = namespaceOf(o, opts)
+			w.AddSecret(&s)
+		}
+	}
+	return w
+}
+
+func namespaceOf(obj runtime.Object, opts Options) string {
+	if m, err := meta.Accessor(obj); err == nil && m.GetNamespace() != "" {
+		return m.GetNamespace()
+	}
+	if opts.Namespace != "" {
+		return opts.Namespace
+	}
+	return "default"
+}
+
+// podOf returns the pod (template) of a pod-bearing document, placed in its
+// namespace, or nil.
+func podOf(d manifests.Document, opts Options) *policies.Pod {
+	pod := policies.PodOf(d.Object)
+	if pod != nil {
+		pod.Namespace = namespaceOf(d.Object, opts)
+	}
+	return pod
+}
+
+// Run checks every pod-bearing document with engine.Check, exactly as the
+// webhook's /validate does: the pods as the mutating policies would leave
+// them, then validated. loadErrs are the loader's errors; they are reported
+// and the rest is still checked.
+func Run(docs []manifests.Document, loadErrs []error, engine *policies.Engine, opts Options) (*Report, error) {
+	rep := &Report{Results: []Result{}}
+	w := world(docs, opts)
+	files := map[string]bool{}
+	for _, d := range docs {
+		files[d.File] = true
+		pod := podOf(d, opts)
+		if pod == nil {
+			if ie, ok := unservedWorkload(d); ok {
+				rep.Errors = append(rep.Errors, ie)
+			}
+			continue
+		}
+		res, err := engine.Check(pod, w)
+		if err != nil {
+			return nil, fmt.Errorf("%s:%d: %w", d.File, d.Line, err)
+		}
+		r := resultFor(d, pod, res)
+		rep.Results = append(rep.Results, r)
+		rep.Summary.Checked++
+		rep.Summary.Violations += len(r.Violations)
+		rep.Summary.Warnings += len(r.Warnings)
+		if r.Denied() {
+			rep.Summary.Denied++
+		}
+		if len(r.Mutations) > 0 {
+			rep.Summary.Mutated++
+		}
+	}
+	for _, err := range loadErrs {
+		ie := InputError{Message: err.Error()}
+		var me *manifests.Error
+		if errors.As(err, &me) {
+			ie = InputError{File: me.File, Line: me.Line, Message: me.Err.Error()}
+			files[me.File] = true
+		}
+		rep.Errors = append(rep.Errors, ie)
+	}
+	rep.Summary.Files = len(files)
+	rep.Summary.Documents = len(docs)
+	rep.Summary.Errors = len(rep.Errors)
+	return rep, nil
+}
+
+// unservedWorkload reports a pod-bearing kind at an apiVersion the API
+// server no longer serves (extensions/v1beta1 Deployment, batch/v1beta1
+// CronJob): the cluster would refuse it, so it must not pass unchecked.
+func unservedWorkload(d manifests.Document) (InputError, bool) {
+	gvk := d.Object.GetObjectKind().GroupVersionKind()
+	for served := range policies.PodBearingKinds {
+		if served.Kind == gvk.Kind && served != gvk {
+			return InputError{File: d.File, Line: d.Line, Message: fmt.Sprintf(
+				"document %d: %s %s is not served by current Kubernetes versions; use %s", d.Index, gvk.GroupVersion(), gvk.Kind, served.GroupVersion())}, true
+		}
+	}
+	return InputError{}, false
+}
+
+func resultFor(d manifests.Document, pod *policies.Pod, res *policies.Result) Result {
+	gvk := d.Object.GetObjectKind().GroupVersionKind()
+	r := Result{
+		File: d.File, Document: d.Index, Line: d.Line,
+		APIVersion: gvk.GroupVersion().String(), Kind: gvk.Kind, Namespace: pod.Namespace,
+		Violations: append([]policies.Finding{}, res.Violations...),
+		Warnings:   []string{},
+		Mutations:  append([]string{}, res.Mutated...),
+	}
+	if m, err := meta.Accessor(d.Object); err == nil {
+		r.Name = m.GetName()
+		if r.Name == "" && m.GetGenerateName() != "" {
+			r.Name = m.GetGenerateName() + "*"
+		}
+	}
+	for _, w := range res.Warnings {
+		r.Warnings = append(r.Warnings, "podguard "+w.String())
+	}
+	return r
+}
+
+// Mutated is one document of `podguard mutate`'s output.
+type Mutated struct {
+	Document manifests.Document
+	// YAML is the document as it comes out: the original when nothing
+	// changed, else the original with the policies' changes applied.
+	YAML []byte
+	// Original is the document as it went in, as YAML.
+	Original []byte
+	Changed  bool
+	// Violations are reasons the cluster would reject the result; the
+	// document is still printed.
+	Violations []policies.Finding
+}
+
+// Mutate applies the mutating policies to every pod-bearing document, like
+// the webhook's /mutate does to a Pod: for a workload, to its pod template,
+// as `istioctl kube-inject` does. Only what the policies changed is changed:
+// the patch between the pod before and after is applied to the original
+// document, so fields podguard's types do not know survive.
+func Mutate(docs []manifests.Document, engine *policies.Engine, opts Options) ([]Mutated, error) {
+	w := world(docs, opts)
+	out := make([]Mutated, 0, len(docs))
+	for _, d := range docs {
+		original, err := yaml.JSONToYAML(d.Raw)
+		if err != nil {
+			return nil, fmt.Errorf("%s:%d: %w", d.File, d.Line, err)
+		}
+		m := Mutated{Document: d, YAML: original, Original: original}
+		if pod := podOf(d, opts); pod != nil {
+			res, err := engine.Mutate(pod, w)
+			if err != nil {
+				return nil, fmt.Errorf("%s:%d: %w", d.File, d.Line, err)
+			}
+			m.Violations = res.Violations
+			if len(res.Mutated) > 0 && !res.Denied() {
+				after := d.Object.DeepCopyObject()
+				policies.SetPod(after, res.Pod)
+				raw, err := applyChanges(d.Raw, d.Object, after)
+				if err != nil {
+					return nil, fmt.Errorf("%s:%d: %w", d.File, d.Line, err)
+				}
+				if m.YAML, err = yaml.JSONToYAML(raw); err != nil {
+					return nil, fmt.Errorf("%s:%d: %w", d.File, d.Line, err)
+				}
+				m.Changed = true
+			}
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+// applyChanges applies to raw the difference between before and after, both
+// typed, as the webhook computes its patch.
+func applyChanges(raw []byte, before, after runtime.Object) ([]byte, error) {
+	b, err := json.Marshal(before)
+	if err != nil {
+		return nil, err
+	}
+	a, err := json.Marshal(after)
+	if err != nil {
+		return nil, err
+	}
+	ops, err := jsonpatch.CreatePatch(b, a)
+	if err != nil {
+		return nil, fmt.Errorf("computing the changes: %w", err)
+	}
+	patchJSON, err := json.Marshal(ops)
+	if err != nil {
+		return nil, err
+	}
+	patch, err := jsonpatchapply.DecodePatch(patchJSON)
+	if err != nil {
+		return nil, err
+	}
+	// The typed round trip has empty structs the document may lack
+	// (resources: {}): adding below one creates it.
+	opts := jsonpatchapply.NewApplyOptions()
+	opts.EnsurePathExistsOnAdd = true
+	out, err := patch.ApplyWithOptions(raw, opts)
+	if err != nil {
+		return nil, fmt.Errorf("applying the changes: %w", err)
+	}
+	return out, nil
+}
+
+// WriteYAML prints the documents as one multi-document YAML stream.
+func WriteYAML(w io.Writer, docs []Mutated) error {
+	for i, m := range docs {
+		if i > 0 {
+			if _, err := io.WriteString(w, "---\n"); err != nil {
+				return err
+			}
+		}
+		if _, err := w.Write(m.YAML); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// WriteDiff prints a unified diff of every changed document.
+func WriteDiff(w io.Writer, docs []Mutated) error {
+	for _, m := range docs {
+		if !m.Changed {
+			continue
+		}
+		name := fmt.Sprintf("%s (document %d, line %d)", m.Document.File, m.Document.Index, m.Document.Line)
+		text, err := difflib.GetUnifiedDiffString(difflib.UnifiedDiff{
+			A: difflib.SplitLines(string(m.Original)), B: difflib.SplitLines(string(m.YAML)),
+			FromFile: name, ToFile: name + " mutated by podguard", Context: 3,
+		})
+		if err != nil {
+			return err
+		}
+		if _, err := io.WriteString(w, text); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,83 @@
+// Package check runs podguard's policies offline over manifests, for
+// `podguard check` and `podguard mutate`: the same engine, and the same
+// mutate-then-validate path, as the admission webhook, over a World made of
+// the manifests themselves.
+package check
+
+import (
+	"fmt"
+
+	"github.com/podguard/podguard/policies"
+)
+
+// Report is what `podguard check` found in its input.
+type Report struct {
+	// Results has one entry per pod-bearing object, in input order.
+	Results []Result `json:"results"`
+	// Errors are inputs that could not be read or parsed. The rest of the
+	// input is still checked.
+	Errors  []InputError `json:"errors,omitempty"`
+	Summary Summary      `json:"summary"`
+}
+
+// Result is the verdict on one pod-bearing object.
+type Result struct {
+	File string `json:"file"`
+	// Document is the 0-based index of the YAML document in its file, and
+	// Line the 1-based line where it starts.
+	Document   int    `json:"document"`
+	Line       int    `json:"line"`
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+	Namespace  string `json:"namespace"`
+	Name       string `json:"name"`
+	// Violations would make the cluster reject the object (or its pods).
+	Violations []policies.Finding `json:"violations"`
+	// Warnings are returned to the client but do not block.
+	Warnings []string `json:"warnings"`
+	// Mutations names the policies that would change the object's pods.
+	Mutations []string `json:"mutations"`
+}
+
+// Denied reports whether the cluster would reject the object.
+func (r *Result) Denied() bool { return len(r.Violations) > 0 }
+
+// InputError is an input that could not be read or parsed.
+type InputError struct {
+	File    string `json:"file"`
+	Line    int    `json:"line,omitempty"`
+	Message string `json:"message"`
+}
+
+func (e InputError) Error() string {
+	if e.Line > 0 {
+		return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Message)
+	}
+	return e.File + ": " + e.Message
+}
+
+// Summary counts what was checked.
+type Summary struct {
+	Files      int `json:"files"`
+	Documents  int `json:"documents"`
+	Checked    int `json:"checked"`
+	Denied     int `json:"denied"`
+	Violations int `json:"violations"`
+	Warnings   int `json:"warnings"`
+	Mutated    int `json:"mutated"`
+	Errors     int `json:"errors"`
+}
+
+// ExitCode is `podguard check`'s exit status for the report: 2 when some
+// input could not be read or parsed, else 1 when anything would be
+// rejected, else 0. Warnings never fail a check.
+func (r *Report) ExitCode() int {
+	switch {
+	case len(r.Errors) > 0:
+		return 2
+	case r.Summary.Violations > 0:
+		return 1
+	default:
+		return 0
+	}
+}

@@ -1,0 +1,192 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+
+	kubeversion "k8s.io/apimachinery/pkg/util/version"
+
+	"github.com/podguard/podguard/check"
+	"github.com/podguard/podguard/config"
+	"github.com/podguard/podguard/manifests"
+	"github.com/podguard/podguard/policies"
+)
+
+// paths is a repeatable -f flag.
+type paths []string
+
+func (p *paths) String() string     { return strings.Join(*p, ",") }
+func (p *paths) Set(v string) error { *p = append(*p, v); return nil }
+
+// offlineFlags are the flags check and mutate share.
+type offlineFlags struct {
+	files          paths
+	configPath     string
+	kubeletVersion string
+	namespace      string
+}
+
+func (o *offlineFlags) register(fs *flag.FlagSet) {
+	fs.Var(&o.files, "f", "manifest file, folder (recursive: .yaml, .yml, .json) or - for stdin; repeatable")
+	fs.StringVar(&o.configPath, "config", "", "podguard config file (default: built-in defaults)")
+	fs.StringVar(&o.kubeletVersion, "kubelet-version", "", "target kubelet version, e.g. 1.29 (default: cluster.kubeletVersion from the config, else the strict behaviour of 1.29 and older)")
+	fs.StringVar(&o.namespace, "namespace", "default", "namespace of objects that set none")
+}
+
+// load reads the config and the manifests.
+func (o *offlineFlags) load(stdin io.Reader) (*policies.Engine, check.Options, []manifests.Document, []error, error) {
+	var opts check.Options
+	if len(o.files) == 0 {
+		return nil, opts, nil, nil, usageError("at least one -f PATH is required (use -f - for stdin)")
+	}
+	cfg := config.Default()
+	if o.configPath != "" {
+		var err error
+		if cfg, err = config.Load(o.configPath); err != nil {
+			return nil, opts, nil, nil, &exitError{code: 2, err: err}
+		}
+	}
+	kubelet := o.kubeletVersion
+	if kubelet == "" {
+		kubelet = cfg.Cluster.KubeletVersion
+	}
+	if kubelet != "" {
+		v, err := kubeversion.ParseGeneric(kubelet)
+		if err != nil {
+			return nil, opts, nil, nil, usageError("--kubelet-version %q: must be a Kubernetes version such as 1.29 or v1.30.2", kubelet)
+		}
+		opts.KubeletVersion = v
+	}
+	opts.Namespace = o.namespace
+	docs, errs := manifests.Load(o.files, stdin)
+	if len(docs) == 0 && len(errs) == 0 {
+		return nil, opts, nil, nil, &exitError{code: 2, err: fmt.Errorf("no Kubernetes objects in %s (did helm template or kustomize build print nothing?)", o.files.String())}
+	}
+	return policies.NewEngine(&cfg.Policies), opts, docs, errs, nil
+}
+
+const checkUsage = `Usage: podguard check -f PATH [-f PATH ...] [--config FILE] [--kubelet-version X.Y] [-o text|json|sarif|junit]
+
+Runs podguard's policies over manifests, offline, with the same verdicts as
+the admission webhook: Pods, and the pod templates of Deployments,
+ReplicaSets, StatefulSets, DaemonSets, Jobs, CronJobs, ReplicationControllers
+and PodTemplates. ConfigMaps and Secrets in the input are what envFrom and
+volume checks look up.
+
+Exit status: 0 nothing would be rejected (warnings are fine), 1 something
+would be rejected, 2 usage error or unreadable input.
+
+Flags:
+`
+
+// checkCommand runs `podguard check`.
+func checkCommand(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("check", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, checkUsage); fs.PrintDefaults() }
+	var o offlineFlags
+	o.register(fs)
+	format := fs.String("o", "text", "output format: text, json, sarif or junit")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return &exitError{code: 2}
+	}
+	if fs.NArg() > 0 {
+		return usageError("unexpected arguments %q: give files with -f", fs.Args())
+	}
+	if !validFormat(*format) {
+		return usageError("unknown output format %q: use text, json, sarif or junit", *format)
+	}
+	engine, opts, docs, loadErrs, err := o.load(stdin)
+	if err != nil {
+		return err
+	}
+	rep, err := check.Run(docs, loadErrs, engine, opts)
+	if err != nil {
+		return err
+	}
+	if err := check.Write(stdout, rep, check.Format(*format), version); err != nil {
+		return err
+	}
+	if code := rep.ExitCode(); code != 0 {
+		return &exitError{code: code}
+	}
+	return nil
+}
+
+func validFormat(f string) bool {
+	for _, known := range check.Formats {
+		if string(known) == f {
+			return true
+		}
+	}
+	return false
+}
+
+const mutateUsage = `Usage: podguard mutate -f PATH [-f PATH ...] [--config FILE] [--kubelet-version X.Y] [--diff]
+
+Prints the input with podguard's mutations applied, as multi-document YAML:
+Pods, and the pod templates of workloads, as the admission webhook would
+change them. Objects podguard does not change come out as they went in.
+
+Exit status: 0 done, 1 a mutating policy would reject an object (it is
+printed unchanged and the reason goes to stderr), 2 usage error or
+unreadable input.
+
+Flags:
+`
+
+// mutateCommand runs `podguard mutate`.
+func mutateCommand(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("mutate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, mutateUsage); fs.PrintDefaults() }
+	var o offlineFlags
+	o.register(fs)
+	diff := fs.Bool("diff", false, "print a unified diff of the changes instead of the documents")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return &exitError{code: 2}
+	}
+	if fs.NArg() > 0 {
+		return usageError("unexpected arguments %q: give files with -f", fs.Args())
+	}
+	engine, opts, docs, loadErrs, err := o.load(stdin)
+	if err != nil {
+		return err
+	}
+	out, err := check.Mutate(docs, engine, opts)
+	if err != nil {
+		return err
+	}
+	if *diff {
+		err = check.WriteDiff(stdout, out)
+	} else {
+		err = check.WriteYAML(stdout, out)
+	}
+	if err != nil {
+		return err
+	}
+	code := 0
+	for _, m := range out {
+		for _, v := range m.Violations {
+			fmt.Fprintf(stderr, "%s:%d: %s\n", m.Document.File, m.Document.Line, v)
+			code = 1
+		}
+	}
+	for _, e := range loadErrs {
+		fmt.Fprintln(stderr, e)
+		code = 2
+	}
+	if code != 0 {
+		return &exitError{code: code}
+	}
+	return nil
+}
