@@ -1,6 +1,8 @@
 package policies
 
 import (
+	"iter"
+	"maps"
 	"slices"
 	"sync"
 
@@ -93,25 +95,19 @@ func (s *Snapshot) lookup(m map[types.NamespacedName][]string, namespace, name s
 // ConfigMapKeys returns the sorted key names of a ConfigMap's data and
 // binaryData.
 func ConfigMapKeys(cm *corev1.ConfigMap) []string {
-	keys := make([]string, 0, len(cm.Data)+len(cm.BinaryData))
-	for k := range cm.Data {
-		keys = append(keys, k)
-	}
-	for k := range cm.BinaryData {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return slices.Compact(keys)
+	return sortedKeys(maps.Keys(cm.Data), maps.Keys(cm.BinaryData))
 }
 
 // SecretKeys returns the sorted key names of a Secret's data and stringData.
 func SecretKeys(sec *corev1.Secret) []string {
-	keys := make([]string, 0, len(sec.Data)+len(sec.StringData))
-	for k := range sec.Data {
-		keys = append(keys, k)
-	}
-	for k := range sec.StringData {
-		keys = append(keys, k)
+	return sortedKeys(maps.Keys(sec.Data), maps.Keys(sec.StringData))
+}
+
+// sortedKeys merges key sequences into one sorted list without duplicates.
+func sortedKeys(seqs ...iter.Seq[string]) []string {
+	var keys []string
+	for _, seq := range seqs {
+		keys = slices.AppendSeq(keys, seq)
 	}
 	slices.Sort(keys)
 	return slices.Compact(keys)

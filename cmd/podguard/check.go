@@ -36,6 +36,21 @@ func (o *offlineFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.namespace, "namespace", "default", "namespace of objects that set none")
 }
 
+// parseOffline parses check's or mutate's flags, which take files only
+// through -f.
+func parseOffline(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return &exitError{code: 2}
+	}
+	if fs.NArg() > 0 {
+		return usageError("unexpected arguments %q: give files with -f", fs.Args())
+	}
+	return nil
+}
+
 // load reads the config and the manifests.
 func (o *offlineFlags) load(stdin io.Reader) (*policies.Engine, check.Options, []manifests.Document, []error, error) {
 	var opts check.Options
@@ -90,14 +105,8 @@ func checkCommand(args []string, stdin io.Reader, stdout, stderr io.Writer) erro
 	var o offlineFlags
 	o.register(fs)
 	format := fs.String("o", "text", "output format: text, json, sarif or junit")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return &exitError{code: 2}
-	}
-	if fs.NArg() > 0 {
-		return usageError("unexpected arguments %q: give files with -f", fs.Args())
+	if err := parseOffline(fs, args); err != nil {
+		return err
 	}
 	if !validFormat(*format) {
 		return usageError("unknown output format %q: use text, json, sarif or junit", *format)
@@ -149,14 +158,8 @@ func mutateCommand(args []string, stdin io.Reader, stdout, stderr io.Writer) err
 	var o offlineFlags
 	o.register(fs)
 	diff := fs.Bool("diff", false, "print a unified diff of the changes instead of the documents")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return &exitError{code: 2}
-	}
-	if fs.NArg() > 0 {
-		return usageError("unexpected arguments %q: give files with -f", fs.Args())
+	if err := parseOffline(fs, args); err != nil {
+		return err
 	}
 	engine, opts, docs, loadErrs, err := o.load(stdin)
 	if err != nil {
