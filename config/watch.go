@@ -18,6 +18,7 @@ import (
 type Watcher struct {
 	path     string
 	interval time.Duration
+	settle   time.Duration
 	// OnReload is called from the watcher's goroutine with the new config,
 	// or with the error that kept the last good one in force. It is called
 	// once per distinct content, so a bad file is reported once, not on every
@@ -30,7 +31,7 @@ type Watcher struct {
 // NewWatcher returns a watcher for the config file at path whose content,
 // already loaded, is initial.
 func NewWatcher(path string, initial []byte, onReload func(*Config, error)) *Watcher {
-	return &Watcher{path: path, interval: 10 * time.Second, OnReload: onReload, last: initial}
+	return &Watcher{path: path, interval: 10 * time.Second, settle: 50 * time.Millisecond, OnReload: onReload, last: initial}
 }
 
 // Start watches until ctx is done.
@@ -72,7 +73,7 @@ func (w *Watcher) Start(ctx context.Context) error {
 
 // check re-reads the file and reports a change.
 func (w *Watcher) check() {
-	data, err := os.ReadFile(w.path)
+	data, err := w.readSettled()
 	if err != nil {
 		if w.last != nil {
 			w.last = nil
@@ -85,4 +86,26 @@ func (w *Watcher) check() {
 	}
 	w.last = data
 	w.OnReload(Parse(w.path, data))
+}
+
+// readSettled reads the file until two reads a moment apart agree. An editor
+// or `cp` writes in several steps (truncate, then write); parsing a read
+// taken in between would report a config that never existed as invalid.
+func (w *Watcher) readSettled() ([]byte, error) {
+	data, err := os.ReadFile(w.path)
+	if err != nil || bytes.Equal(data, w.last) {
+		return data, err
+	}
+	for range 10 {
+		time.Sleep(w.settle)
+		again, err := os.ReadFile(w.path)
+		if err != nil {
+			return nil, err
+		}
+		if bytes.Equal(again, data) {
+			return data, nil
+		}
+		data = again
+	}
+	return data, nil
 }
