@@ -132,7 +132,8 @@ func (e *Engine) Validate(pod *Pod, world World) (*Result, error) {
 // before they are validated, and a mutating policy can deny them (a
 // malformed podguard.io/logs annotation), so this is the verdict on a
 // workload's template as much as on a pod. The admission webhook's /validate
-// and `podguard check` both use it, so they cannot drift apart.
+// uses it for workloads (a Pod arrives there already mutated), and
+// `podguard check` for everything, so the two cannot drift apart.
 func (e *Engine) Check(pod *Pod, world World) (*Result, error) {
 	res, err := e.Mutate(pod, world)
 	if err != nil || res.Skipped != "" || res.Denied() {

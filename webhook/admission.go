@@ -6,9 +6,10 @@
 // with a JSON patch computed by diffing the original against the mutated pod.
 // /validate admits Pods on CREATE and the pod-bearing workloads (Deployment,
 // ReplicaSet, StatefulSet, DaemonSet, Job, CronJob, ReplicationController,
-// PodTemplate) on CREATE and UPDATE, with policies.Engine.Check: the pod (or
-// template) as the mutating policies would leave it, then validated, so that
-// a workload whose pods would be rejected is rejected when it is applied.
+// PodTemplate) on CREATE and UPDATE. A Pod is validated as it is (/mutate has
+// run); a workload's template goes through policies.Engine.Check, as its
+// pods will be mutated and then validated, so that a workload whose pods
+// would be rejected is rejected when it is applied.
 // Everything else is allowed unchanged.
 package webhook
 
@@ -203,7 +204,14 @@ func (a *Admission) Validate(ctx context.Context, req admission.Request) (resp a
 	if pod == nil {
 		return admission.Allowed("")
 	}
-	res, err := st.Engine.Check(pod, a.worldFor(st))
+	// A Pod reaches /validate already mutated by /mutate (or, if that
+	// failed open, as it will run): validate it as it is. A workload's pods
+	// are mutated later, so its template is checked as they will be.
+	verdict := st.Engine.Check
+	if gvk == podGVK {
+		verdict = st.Engine.Validate
+	}
+	res, err := verdict(pod, a.worldFor(st))
 	countOutcomes("validate", res)
 	if err != nil {
 		return a.policyFailed(req, err)

@@ -409,3 +409,19 @@ func TestValidateRejectsAWorkloadWhosePodsTheMutatingWebhookWouldReject(t *testi
 		t.Errorf("want the template's malformed annotation denied at apply time, got %s", raw)
 	}
 }
+
+// /mutate has already run on a Pod that reaches /validate (or failed open):
+// /validate judges the Pod as it is and does not re-run the mutations, whose
+// objections /mutate raises itself.
+func TestValidateJudgesAPodAsItIs(t *testing.T) {
+	s := newTestServer(t, "")
+	obj := podJSON(t, func(p *corev1.Pod) { p.Annotations = map[string]string{"podguard.io/logs": "logs"} })
+	_, resp, raw := s.post(t, "/validate", review(t, podKind, admissionv1.Create, obj))
+	if !resp.Allowed {
+		t.Errorf("/validate re-ran a mutating policy on a Pod: %s", raw)
+	}
+	_, resp, raw = s.post(t, "/mutate", review(t, podKind, admissionv1.Create, obj))
+	if resp.Allowed || !strings.Contains(resp.Result.Message, `"logs" is not an absolute path`) {
+		t.Errorf("/mutate did not reject the malformed annotation: %s", raw)
+	}
+}
