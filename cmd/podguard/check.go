@@ -29,6 +29,17 @@ type offlineFlags struct {
 	namespace      string
 }
 
+// newOfflineFlagSet returns the flag set of check or mutate, with the flags
+// they share registered.
+func newOfflineFlagSet(name, usage string, stderr io.Writer) (*flag.FlagSet, *offlineFlags) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, usage); fs.PrintDefaults() }
+	o := &offlineFlags{}
+	o.register(fs)
+	return fs, o
+}
+
 func (o *offlineFlags) register(fs *flag.FlagSet) {
 	fs.Var(&o.files, "f", "manifest file, folder (recursive: .yaml, .yml, .json) or - for stdin; repeatable")
 	fs.StringVar(&o.configPath, "config", "", "podguard config file (default: built-in defaults)")
@@ -99,11 +110,7 @@ Flags:
 
 // checkCommand runs `podguard check`.
 func checkCommand(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("check", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, checkUsage); fs.PrintDefaults() }
-	var o offlineFlags
-	o.register(fs)
+	fs, o := newOfflineFlagSet("check", checkUsage, stderr)
 	format := fs.String("o", "text", "output format: text, json, sarif or junit")
 	if err := parseOffline(fs, args); err != nil {
 		return err
@@ -152,11 +159,7 @@ Flags:
 
 // mutateCommand runs `podguard mutate`.
 func mutateCommand(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("mutate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, mutateUsage); fs.PrintDefaults() }
-	var o offlineFlags
-	o.register(fs)
+	fs, o := newOfflineFlagSet("mutate", mutateUsage, stderr)
 	diff := fs.Bool("diff", false, "print a unified diff of the changes instead of the documents")
 	if err := parseOffline(fs, args); err != nil {
 		return err
