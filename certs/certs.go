@@ -1,7 +1,11 @@
 // Package certs creates the TLS material podguard serves with: a CA and
-// serving certificates signed by it. The webhook server picks renewed files
-// up from its cert dir without a restart (controller-runtime's certwatcher);
-// this package makes and writes them.
+// serving certificates signed by it.
+//
+// podguard gets its serving certificate one of two ways. From files in a cert
+// dir (written by cert-manager, or by WriteDir), which the webhook server
+// reloads without a restart. Or self-managed (SelfManaged): podguard keeps its
+// own CA and serving certificate in a Secret, rotates them before they
+// expire, and patches the CA bundle into its own webhook configurations.
 package certs
 
 import (
@@ -40,15 +44,28 @@ type CA struct {
 
 // NewCA creates a self-signed CA valid from now for the given duration.
 func NewCA(commonName string, validity time.Duration) (*CA, error) {
+	return newCAAt(commonName, time.Now(), validity)
+}
+
+// backdate is how far before its issue a certificate becomes valid, so that
+// a verifier whose clock is a little behind accepts it: a minute, or a tenth
+// of a short validity.
+func backdate(validity time.Duration) time.Duration {
+	return min(time.Minute, validity/10)
+}
+
+func newCAAt(commonName string, now time.Time, validity time.Duration) (*CA, error) {
+	if validity <= 0 {
+		return nil, fmt.Errorf("CA validity must be positive, got %s", validity)
+	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, fmt.Errorf("generating CA key: %w", err)
 	}
-	now := time.Now()
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial(),
 		Subject:               pkix.Name{CommonName: commonName},
-		NotBefore:             now.Add(-time.Minute),
+		NotBefore:             now.Add(-backdate(validity)),
 		NotAfter:              now.Add(validity),
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
 		BasicConstraintsValid: true,
@@ -96,14 +113,20 @@ type Serving struct {
 // IssueServing signs a serving certificate for the given DNS names and IP
 // addresses. Its lifetime never extends past the CA's.
 func (ca *CA) IssueServing(dnsNames []string, ips []net.IP, validity time.Duration) (*Serving, error) {
+	return ca.issueServingAt(dnsNames, ips, time.Now(), validity)
+}
+
+func (ca *CA) issueServingAt(dnsNames []string, ips []net.IP, now time.Time, validity time.Duration) (*Serving, error) {
 	if len(dnsNames) == 0 && len(ips) == 0 {
 		return nil, errors.New("a serving certificate needs at least one DNS name or IP address")
+	}
+	if validity <= 0 {
+		return nil, fmt.Errorf("serving certificate validity must be positive, got %s", validity)
 	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, fmt.Errorf("generating serving key: %w", err)
 	}
-	now := time.Now()
 	notAfter := now.Add(validity)
 	if notAfter.After(ca.Cert.NotAfter) {
 		notAfter = ca.Cert.NotAfter
@@ -117,7 +140,7 @@ func (ca *CA) IssueServing(dnsNames []string, ips []net.IP, validity time.Durati
 		Subject:      pkix.Name{CommonName: cn},
 		DNSNames:     dnsNames,
 		IPAddresses:  ips,
-		NotBefore:    now.Add(-time.Minute),
+		NotBefore:    now.Add(-backdate(validity)),
 		NotAfter:     notAfter,
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},

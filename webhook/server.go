@@ -12,6 +12,7 @@ import (
 
 	"github.com/go-logr/logr"
 	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
@@ -20,6 +21,7 @@ import (
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
+	"github.com/podguard/podguard/certs"
 	"github.com/podguard/podguard/config"
 )
 
@@ -28,10 +30,14 @@ type Options struct {
 	// ConfigPath is the config file; empty means the documented defaults.
 	ConfigPath string
 	// CertDir holds tls.crt and tls.key. Renewed files are picked up
-	// without a restart.
+	// without a restart. Unused with SelfManaged.
 	CertDir string
-	Host    string
-	Port    int
+	// SelfManaged, when set, makes podguard issue, rotate and serve its own
+	// certificate (see certs.SelfManaged) instead of reading CertDir. Its
+	// Client and Log are filled in by Run.
+	SelfManaged *certs.SelfManagedOptions
+	Host        string
+	Port        int
 	// HealthAddr serves /healthz and /readyz; MetricsAddr serves /metrics.
 	// "0" disables either.
 	HealthAddr  string
@@ -67,6 +73,22 @@ func Run(ctx context.Context, o Options) error {
 		o.MaxRequestBytes = DefaultMaxRequestBytes
 	}
 
+	tlsOpts := []func(*tls.Config){func(c *tls.Config) { c.MinVersion = tls.VersionTLS12 }}
+	var selfManaged *certs.SelfManaged
+	if o.SelfManaged != nil {
+		certs.RegisterMetrics()
+		sm := *o.SelfManaged
+		if sm.Client, err = kubernetes.NewForConfig(o.RestConfig); err != nil {
+			return fmt.Errorf("creating client: %w", err)
+		}
+		sm.Log = log.WithName("certs")
+		if selfManaged, err = certs.NewSelfManaged(sm); err != nil {
+			return err
+		}
+		// The webhook server serves what the Secret holds, from memory.
+		tlsOpts = append(tlsOpts, func(c *tls.Config) { c.GetCertificate = selfManaged.GetCertificate })
+	}
+
 	mgr, err := manager.New(o.RestConfig, manager.Options{
 		Scheme:                  clientgoscheme.Scheme,
 		Cache:                   CacheOptions(),
@@ -78,11 +100,16 @@ func Run(ctx context.Context, o Options) error {
 			Host:    o.Host,
 			Port:    o.Port,
 			CertDir: o.CertDir,
-			TLSOpts: []func(*tls.Config){func(c *tls.Config) { c.MinVersion = tls.VersionTLS12 }},
+			TLSOpts: tlsOpts,
 		}),
 	})
 	if err != nil {
 		return fmt.Errorf("creating manager: %w", err)
+	}
+	if selfManaged != nil {
+		if err := mgr.Add(selfManaged); err != nil {
+			return err
+		}
 	}
 	dc, err := discovery.NewDiscoveryClientForConfig(o.RestConfig)
 	if err != nil {
@@ -148,7 +175,11 @@ func Run(ctx context.Context, o Options) error {
 		time.Sleep(o.ShutdownDelay)
 		stop()
 	}()
-	log.Info("starting podguard", "port", o.Port, "certDir", o.CertDir, "config", configSource(o.ConfigPath))
+	certSource := "dir " + o.CertDir
+	if o.SelfManaged != nil {
+		certSource = "self-managed Secret " + o.SelfManaged.Namespace + "/" + o.SelfManaged.SecretName
+	}
+	log.Info("starting podguard", "port", o.Port, "certificates", certSource, "config", configSource(o.ConfigPath))
 	if err := mgr.Start(mgrCtx); err != nil {
 		return fmt.Errorf("running: %w", err)
 	}

@@ -5,6 +5,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"strings"
 	"time"
 
 	"k8s.io/client-go/rest"
@@ -12,6 +14,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	"github.com/podguard/podguard/certs"
 	"github.com/podguard/podguard/webhook"
 )
 
@@ -31,6 +34,20 @@ func serve(args []string, stderr io.Writer) error {
 	fs.DurationVar(&o.ShutdownDelay, "shutdown-delay", 0, "on SIGTERM, keep serving this long with /readyz failing, so endpoints stop routing here first")
 	fs.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may take to finish on shutdown")
 	fs.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster config, then $KUBECONFIG or ~/.kube/config)")
+	certMode := fs.String("cert-mode", "files", "where the serving certificate comes from: \"files\" (--cert-dir, e.g. from cert-manager) or \"self-managed\" (podguard issues and rotates its own, in --cert-secret)")
+	sm := certs.SelfManagedOptions{}
+	namespace := os.Getenv("POD_NAMESPACE")
+	if namespace == "" {
+		namespace = "podguard-system"
+	}
+	fs.StringVar(&sm.Namespace, "namespace", namespace, "self-managed: podguard's namespace, of its Service and Secret (default: $POD_NAMESPACE, else podguard-system)")
+	fs.StringVar(&sm.SecretName, "cert-secret", "podguard-tls", "self-managed: the Secret holding the CA and the serving certificate")
+	service := fs.String("service-name", "podguard", "self-managed: the Service the API server calls; the certificate is for its DNS names")
+	hosts := fs.String("cert-hosts", "", "self-managed: comma-separated DNS names and IPs for the certificate, instead of the Service's names")
+	fs.StringVar(&sm.WebhookConfigurationName, "webhook-configuration-name", "podguard", "self-managed: the Mutating- and ValidatingWebhookConfiguration whose caBundle podguard keeps current")
+	fs.DurationVar(&sm.CAValidity, "ca-validity", certs.DefaultCAValidity, "self-managed: lifetime of a new CA; a new one is trusted with a third of it left")
+	fs.DurationVar(&sm.CertValidity, "cert-validity", certs.DefaultCertValidity, "self-managed: lifetime of a serving certificate; renewed with a third of it left")
+	fs.DurationVar(&sm.RolloverDelay, "ca-rollover-delay", certs.DefaultRolloverDelay, "self-managed: how long a new CA is in the webhook configurations before it signs")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -41,6 +58,17 @@ func serve(args []string, stderr io.Writer) error {
 	}
 	if fs.NArg() > 0 {
 		return usageError("serve takes no arguments, got %q", fs.Args())
+	}
+	switch *certMode {
+	case "files":
+	case "self-managed":
+		sm.Hosts = serviceHosts(*service, sm.Namespace)
+		if *hosts != "" {
+			sm.Hosts = strings.Split(*hosts, ",")
+		}
+		o.SelfManaged = &sm
+	default:
+		return usageError("--cert-mode must be \"files\" or \"self-managed\", got %q", *certMode)
 	}
 
 	log := zap.New(zap.UseFlagOptions(&zapOpts))
@@ -54,6 +82,12 @@ func serve(args []string, stderr io.Writer) error {
 
 	// SIGTERM or SIGINT starts a graceful shutdown; a second one exits at once.
 	return webhook.Run(ctrl.SetupSignalHandler(), o)
+}
+
+// serviceHosts are the DNS names by which the API server calls a Service.
+func serviceHosts(service, namespace string) []string {
+	svc := service + "." + namespace + ".svc"
+	return []string{svc, svc + ".cluster.local"}
 }
 
 // loadRestConfig finds the API server: an explicit kubeconfig, else the
