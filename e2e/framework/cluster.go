@@ -267,6 +267,38 @@ func (c *Cluster) startKCM(ctx context.Context, bin string, timeout time.Duratio
 	return nil
 }
 
+// KubeconfigFor writes a kubeconfig that authenticates as user, a member of
+// groups, with a client certificate, and returns its path. Unlike the admin
+// kubeconfig, it has only the permissions RBAC grants that user: running a
+// component as system:serviceaccount:NS:NAME tests the RBAC rules of that
+// ServiceAccount.
+func (c *Cluster) KubeconfigFor(user string, groups ...string) (string, error) {
+	u, err := c.env.ControlPlane.AddUser(envtest.User{Name: user, Groups: groups}, &rest.Config{QPS: 50, Burst: 100})
+	if err != nil {
+		return "", fmt.Errorf("provisioning user %s: %w", user, err)
+	}
+	kubeconfig, err := u.KubeConfig()
+	if err != nil {
+		return "", fmt.Errorf("building kubeconfig of %s: %w", user, err)
+	}
+	f, err := os.CreateTemp(c.WorkDir, "user-*.kubeconfig")
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	if _, err := f.Write(kubeconfig); err != nil {
+		return "", fmt.Errorf("writing kubeconfig of %s: %w", user, err)
+	}
+	return f.Name(), nil
+}
+
+// ServiceAccountKubeconfig is KubeconfigFor the ServiceAccount namespace/name,
+// with the groups the API server gives ServiceAccount tokens.
+func (c *Cluster) ServiceAccountKubeconfig(namespace, name string) (string, error) {
+	return c.KubeconfigFor("system:serviceaccount:"+namespace+":"+name,
+		"system:serviceaccounts", "system:serviceaccounts:"+namespace, "system:authenticated")
+}
+
 // CreateNamespace creates a namespace with the given labels and waits until
 // Pods can be created in it, that is until its default ServiceAccount exists.
 func (c *Cluster) CreateNamespace(ctx context.Context, name string, labels map[string]string) error {

@@ -190,7 +190,8 @@ func TestStartPodguardFailures(t *testing.T) {
 
 	_, err := StartPodguard(context.Background(), opts(`echo "flags: $*"; echo boom >&2; exit 2`))
 	if err == nil || !strings.Contains(err.Error(), "boom") || !strings.Contains(err.Error(), "exit status 2") ||
-		!strings.Contains(err.Error(), "flags: serve --kubeconfig kubeconfig --cert-dir "+dir+" --host 127.0.0.1 --port ") {
+		!strings.Contains(err.Error(), "flags: serve --kubeconfig kubeconfig --host 127.0.0.1 --port ") ||
+		!strings.Contains(err.Error(), "--cert-dir "+dir) {
 		t.Errorf("podguard that exits: StartPodguard = %v", err)
 	}
 

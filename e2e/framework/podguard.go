@@ -23,8 +23,9 @@ type PodguardOptions struct {
 	Binary string
 	// Kubeconfig is passed as --kubeconfig. Required.
 	Kubeconfig string
-	// CertDir is passed as --cert-dir; it must hold tls.crt and tls.key
-	// (see NewServingCerts). Required.
+	// CertDir, when set, is passed as --cert-dir; it must hold tls.crt and
+	// tls.key (see NewServingCerts). Leave it empty for
+	// --cert-mode=self-managed, passed in Args.
 	CertDir string
 	// ConfigPath, when set, is passed as --config.
 	ConfigPath string
@@ -62,8 +63,8 @@ type Podguard struct {
 // the error includes the end of its log. The context bounds only the start:
 // the process runs until Stop or Kill.
 func StartPodguard(ctx context.Context, opts PodguardOptions) (*Podguard, error) {
-	if opts.Kubeconfig == "" || opts.CertDir == "" {
-		return nil, errors.New("podguard needs a kubeconfig and a cert dir")
+	if opts.Kubeconfig == "" {
+		return nil, errors.New("podguard needs a kubeconfig")
 	}
 	bin := opts.Binary
 	if bin == "" {
@@ -100,11 +101,13 @@ func StartPodguard(ctx context.Context, opts PodguardOptions) (*Podguard, error)
 	metricsAddr := "127.0.0.1:" + strconv.Itoa(opts.MetricsPort)
 	args := []string{"serve",
 		"--kubeconfig", opts.Kubeconfig,
-		"--cert-dir", opts.CertDir,
 		"--host", "127.0.0.1",
 		"--port", strconv.Itoa(opts.Port),
 		"--health-addr", healthAddr,
 		"--metrics-addr", metricsAddr,
+	}
+	if opts.CertDir != "" {
+		args = append(args, "--cert-dir", opts.CertDir)
 	}
 	if opts.ConfigPath != "" {
 		args = append(args, "--config", opts.ConfigPath)

@@ -2,6 +2,7 @@ package framework
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -9,6 +10,8 @@ import (
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/kustomize/api/krusty"
@@ -98,6 +101,59 @@ func RenderWebhooks(overlayDir, baseURL string, caBundle []byte) (*admissionregi
 	return m, v, nil
 }
 
+// PointWebhooksAt rewrites, in place, the clientConfig of every webhook of the
+// webhook configurations among objs, as RenderWebhooks does: the Service
+// becomes a URL on baseURL, and caBundle is set (or cleared, when empty, for
+// a component that fills it in itself). Other objects are left alone.
+func PointWebhooksAt(objs []*unstructured.Unstructured, baseURL string, caBundle []byte) error {
+	base, err := url.Parse(baseURL)
+	if err != nil {
+		return fmt.Errorf("parsing webhook base URL: %w", err)
+	}
+	for _, obj := range objs {
+		var (
+			typed any
+			ccs   []*admissionregistrationv1.WebhookClientConfig
+		)
+		switch obj.GetKind() {
+		case "MutatingWebhookConfiguration":
+			c := &admissionregistrationv1.MutatingWebhookConfiguration{}
+			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(obj.Object, c); err != nil {
+				return fmt.Errorf("decoding %s %s: %w", obj.GetKind(), obj.GetName(), err)
+			}
+			for i := range c.Webhooks {
+				ccs = append(ccs, &c.Webhooks[i].ClientConfig)
+			}
+			typed = c
+		case "ValidatingWebhookConfiguration":
+			c := &admissionregistrationv1.ValidatingWebhookConfiguration{}
+			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(obj.Object, c); err != nil {
+				return fmt.Errorf("decoding %s %s: %w", obj.GetKind(), obj.GetName(), err)
+			}
+			for i := range c.Webhooks {
+				ccs = append(ccs, &c.Webhooks[i].ClientConfig)
+			}
+			typed = c
+		default:
+			continue
+		}
+		for _, cc := range ccs {
+			if err := pointAt(cc, base, caBundle); err != nil {
+				return fmt.Errorf("%s %s: %w", obj.GetKind(), obj.GetName(), err)
+			}
+		}
+		// Through JSON, so that the result holds only JSON types.
+		data, err := json.Marshal(typed)
+		if err != nil {
+			return err
+		}
+		if err := obj.UnmarshalJSON(data); err != nil {
+			return fmt.Errorf("re-encoding %s %s: %w", obj.GetKind(), obj.GetName(), err)
+		}
+	}
+	return nil
+}
+
 // pointAt replaces the Service of a webhook's clientConfig by a URL on base
 // with the Service's path, and sets its caBundle.
 func pointAt(cc *admissionregistrationv1.WebhookClientConfig, base *url.URL, caBundle []byte) error {
@@ -111,7 +167,10 @@ func pointAt(cc *admissionregistrationv1.WebhookClientConfig, base *url.URL, caB
 	s := u.String()
 	cc.URL = &s
 	cc.Service = nil
-	cc.CABundle = append([]byte(nil), caBundle...)
+	cc.CABundle = nil
+	if len(caBundle) > 0 {
+		cc.CABundle = append([]byte(nil), caBundle...)
+	}
 	return nil
 }
 
