@@ -24,17 +24,19 @@ const (
 	// CA that will sign next. It is trusted before it signs anything.
 	NextSignerCertKey = "next-signer.crt"
 	NextSignerKeyKey  = "next-signer.key"
-	// NextSignerTrustedSinceAnnotation records when the next CA entered the
-	// trust bundle, RFC 3339.
+	// NextSignerTrustedSinceAnnotation records when both webhook
+	// configurations were first seen to trust the next CA, RFC 3339: the
+	// start of the rollover delay.
 	NextSignerTrustedSinceAnnotation = "podguard.io/next-signer-trusted-since"
 )
 
 // material is what the self-managed Secret holds, parsed.
 type material struct {
 	signer *CA
-	// next is the CA that takes over from signer; it is in trusted from
-	// nextSince on and signs once the webhook configurations trust it and
-	// the rollover delay has passed.
+	// next is the CA that takes over from signer. It is in trusted as soon
+	// as it exists; nextSince is when the webhook configurations were first
+	// seen to trust it (zero until then), and it signs a rollover delay
+	// later.
 	next      *CA
 	nextSince time.Time
 	// trusted is the CA bundle for the webhook configurations, signer first.
@@ -65,10 +67,10 @@ func decodeMaterial(data map[string][]byte, annotations map[string]string) *mate
 	}
 	m.signer = loadCA(SignerCertKey, SignerKeyKey)
 	m.next = loadCA(NextSignerCertKey, NextSignerKeyKey)
-	if m.next != nil {
-		since, err := time.Parse(time.RFC3339, annotations[NextSignerTrustedSinceAnnotation])
+	if v := annotations[NextSignerTrustedSinceAnnotation]; m.next != nil && v != "" {
+		since, err := time.Parse(time.RFC3339, v)
 		if err != nil {
-			// Unknown: count the wait from now on.
+			// Unknown: trust is checked again, and the wait starts over.
 			m.problems = append(m.problems, fmt.Sprintf("annotation %s: %v", NextSignerTrustedSinceAnnotation, err))
 		}
 		m.nextSince = since
@@ -124,7 +126,9 @@ func (m *material) encode() (map[string][]byte, string) {
 	if m.next != nil {
 		data[NextSignerCertKey] = m.next.CertPEM
 		data[NextSignerKeyKey] = m.next.KeyPEM
-		since = m.nextSince.UTC().Format(time.RFC3339)
+		if !m.nextSince.IsZero() {
+			since = m.nextSince.UTC().Format(time.RFC3339Nano)
+		}
 	}
 	return data, since
 }
@@ -193,13 +197,15 @@ type planSettings struct {
 // no changes, when nothing is due, so that every replica running it on the
 // same Secret agrees, and writes nothing.
 //
-// A CA rotation takes two steps, so that no request fails mid-rotation:
+// A CA rotation takes three steps, so that no request fails mid-rotation:
 //  1. a third of the signer's lifetime before it expires, a new CA is made
 //     and added to the trust bundle, which goes into the webhook
 //     configurations; serving certificates are still signed by the old CA;
-//  2. once the webhook configurations trust the new CA and rolloverDelay has
-//     passed (for every API server to see them), the new CA becomes the
-//     signer and the serving certificate is reissued from it.
+//  2. once both webhook configurations are seen to trust the new CA, that
+//     moment is recorded (nextSince);
+//  3. rolloverDelay later, time for every API server to see the
+//     configurations, the new CA becomes the signer (if they still trust
+//     it) and the serving certificate is reissued from it.
 //
 // The old CA stays in the bundle until it expires, so replicas that still
 // serve a certificate it signed keep being trusted.
@@ -239,24 +245,28 @@ func plan(cur *material, now time.Time, s planSettings) (*material, []change, er
 		if err != nil {
 			return nil, nil, err
 		}
-		next.next, next.nextSince = ca, now
+		next.next, next.nextSince = ca, time.Time{}
 		changes = append(changes, change{"next-ca-created", "created the next CA and added it to the trust bundle"})
-	case next.next != nil:
-		if next.nextSince.IsZero() || next.nextSince.After(now) {
-			next.nextSince = now
-			changes = append(changes, change{"repaired", "restarted the rollover wait of the next CA"})
-			break
-		}
-		if now.Before(next.nextSince.Add(s.rolloverDelay)) {
-			break
-		}
+	case next.next != nil && next.nextSince.After(now):
+		// Written by a replica whose clock is ahead: wait from now.
+		next.nextSince = now
+		changes = append(changes, change{"repaired", "the next CA's trusted-since time was in the future"})
+	case next.next != nil && (next.nextSince.IsZero() || !now.Before(next.nextSince.Add(s.rolloverDelay))):
 		ok, err := s.trusted(next.next.Cert)
 		if err != nil {
 			return nil, nil, fmt.Errorf("checking that the webhook configurations trust the next CA: %w", err)
 		}
-		if ok {
+		switch {
+		case ok && next.nextSince.IsZero():
+			next.nextSince = now
+			changes = append(changes, change{"next-ca-trusted", "the webhook configurations trust the next CA; it signs after the rollover delay"})
+		case ok:
 			next.signer, next.next = next.next, nil
 			changes = append(changes, change{"ca-promoted", "the next CA is trusted; it signs from now on"})
+		case !next.nextSince.IsZero():
+			// Trust was lost (a configuration re-created): start over.
+			next.nextSince = time.Time{}
+			changes = append(changes, change{"repaired", "the webhook configurations no longer trust the next CA; waiting for them again"})
 		}
 	}
 
@@ -310,12 +320,17 @@ func servingStale(serving *Serving, signer *CA, h hosts, now time.Time) string {
 }
 
 // wakeAt is the next time plan will have something to do for m, besides
-// reacting to changes.
+// reacting to changes. It is zero while plan waits for the webhook
+// configurations to trust the next CA: that is checked again after
+// retryTrust.
 func wakeAt(m *material, s planSettings) time.Time {
 	times := []time.Time{renewAt(m.serving.Cert)}
-	if m.next == nil {
+	switch {
+	case m.next == nil:
 		times = append(times, renewAt(m.signer.Cert))
-	} else {
+	case m.nextSince.IsZero():
+		return time.Time{}
+	default:
 		times = append(times, m.nextSince.Add(s.rolloverDelay))
 	}
 	for _, c := range m.trusted {

@@ -101,18 +101,28 @@ func TestPlanRenewsServingWithAThirdLeft(t *testing.T) {
 	}
 }
 
-func TestPlanRotatesTheCAInTwoSteps(t *testing.T) {
+func TestPlanRotatesTheCAInThreeSteps(t *testing.T) {
 	trusts := false
 	s := testSettings(func(*x509.Certificate) (bool, error) { return trusts, nil })
 	m, _ := mustPlan(t, decodeMaterial(nil, nil), t0, s)
 	old := m.signer
+	roundTrip := func(m *material) *material {
+		data, since := m.encode()
+		back := decodeMaterial(data, map[string]string{NextSignerTrustedSinceAnnotation: since})
+		if len(back.problems) > 0 {
+			t.Fatalf("round trip: %v", back.problems)
+		}
+		return back
+	}
 
 	// Step 1: with a third of its life left, a next CA joins the bundle but
 	// does not sign yet.
 	stage := renewAt(old.Cert)
 	m, changes := mustPlan(t, m, stage, s)
-	if !slices.Contains(changes, "next-ca-created") {
-		t.Fatalf("at %s: changes %v, want next-ca-created", stage.Sub(t0), changes)
+	// (The serving certificate is renewed too: this test plans only at the
+	// moments it looks at.)
+	if !slices.Equal(changes[:2], []string{"next-ca-created", "bundle-updated"}) {
+		t.Fatalf("at %s: changes %v, want next-ca-created and bundle-updated", stage.Sub(t0), changes)
 	}
 	if m.signer != old || m.next == nil || len(m.trusted) != 2 || !m.trusted[1].Equal(m.next.Cert) {
 		t.Fatal("the next CA must be trusted alongside the signer, which keeps signing")
@@ -120,28 +130,41 @@ func TestPlanRotatesTheCAInTwoSteps(t *testing.T) {
 	if m.serving.Cert.CheckSignatureFrom(old.Cert) != nil {
 		t.Fatal("the serving certificate must still come from the old CA")
 	}
-	data, since := m.encode()
-	m = decodeMaterial(data, map[string]string{NextSignerTrustedSinceAnnotation: since})
-	if !m.nextSince.Equal(stage) {
-		t.Fatalf("trusted-since read back as %s, want %s", m.nextSince, stage)
-	}
+	m = roundTrip(m)
 
-	// Not before the rollover delay, even if trusted.
-	trusts = true
-	if _, changes := mustPlan(t, m, stage.Add(s.rolloverDelay-time.Second), s); slices.Contains(changes, "ca-promoted") {
-		t.Fatal("promoted before the rollover delay")
-	}
-	// Not while the webhook configurations do not trust it.
-	trusts = false
-	if _, changes := mustPlan(t, m, stage.Add(s.rolloverDelay), s); len(changes) != 0 {
+	// Step 2: the rollover delay starts only once the webhook
+	// configurations are seen to trust the next CA, however late that is.
+	late := stage.Add(3 * s.rolloverDelay)
+	if _, changes := mustPlan(t, m, late, s); len(changes) != 0 {
 		t.Fatalf("changed %v while the next CA is not trusted", changes)
 	}
-	// Step 2: trusted and waited for: it signs.
 	trusts = true
-	at := stage.Add(s.rolloverDelay)
+	m, changes = mustPlan(t, m, late, s)
+	if !slices.Equal(changes, []string{"next-ca-trusted"}) || !m.nextSince.Equal(late) {
+		t.Fatalf("changes %v, trusted since %s; want next-ca-trusted at %s", changes, m.nextSince, late)
+	}
+	m = roundTrip(m)
+	if !m.nextSince.Equal(late) {
+		t.Fatalf("trusted-since read back as %s, want %s", m.nextSince, late)
+	}
+	if _, changes := mustPlan(t, m, late.Add(s.rolloverDelay-time.Second), s); len(changes) != 0 {
+		t.Fatalf("changed %v before the rollover delay", changes)
+	}
+
+	// Trust lost (a configuration re-created) before the promotion: the
+	// wait starts over.
+	trusts = false
+	lost, changes := mustPlan(t, m, late.Add(s.rolloverDelay), s)
+	if !slices.Equal(changes, []string{"repaired"}) || !lost.nextSince.IsZero() || !lost.signer.Cert.Equal(old.Cert) {
+		t.Fatalf("after trust was lost: changes %v, trusted since %s", changes, lost.nextSince)
+	}
+
+	// Step 3: trusted and waited for: it signs.
+	trusts = true
+	at := late.Add(s.rolloverDelay)
 	m, changes = mustPlan(t, m, at, s)
-	if !slices.Contains(changes, "ca-promoted") || !slices.Contains(changes, "serving-issued") {
-		t.Fatalf("changes %v, want ca-promoted and serving-issued", changes)
+	if !slices.Equal(changes, []string{"ca-promoted", "bundle-updated", "serving-issued"}) {
+		t.Fatalf("changes %v, want ca-promoted, bundle-updated and serving-issued", changes)
 	}
 	if m.next != nil || m.signer.Cert.Equal(old.Cert) {
 		t.Fatal("the next CA must have become the signer")
@@ -161,10 +184,17 @@ func TestPlanRotatesTheCAInTwoSteps(t *testing.T) {
 
 // TestPlanNeverServesAnUntrustedCertificate simulates hours of rotations:
 // each step a replica plans and writes the bundle to the webhook
-// configurations; API servers see the configurations with a lag, and other
-// replicas load a new certificate with a lag. Every certificate a replica
-// may still serve must verify against every bundle an API server may see.
+// configurations, where it lands after patchLag; API servers see the
+// configurations with a lag, and replicas serve a new certificate at once
+// and an old one for up to a lag. Every certificate a replica may serve must
+// verify against every bundle an API server may see.
 func TestPlanNeverServesAnUntrustedCertificate(t *testing.T) {
+	for _, patchLag := range []time.Duration{0, 3 * time.Minute} {
+		t.Run("patch lag "+patchLag.String(), func(t *testing.T) { simulateRotations(t, patchLag) })
+	}
+}
+
+func simulateRotations(t *testing.T, patchLag time.Duration) {
 	const (
 		step = 10 * time.Second
 		lag  = time.Minute // under the 2m rollover delay
@@ -173,7 +203,8 @@ func TestPlanNeverServesAnUntrustedCertificate(t *testing.T) {
 		at     time.Time
 		bundle []*x509.Certificate
 	}
-	var configs []written // every bundle written, in order
+	var configs []written   // every bundle written, in order
+	var requested []written // bundles on their way to the configurations
 	current := func() []*x509.Certificate {
 		if len(configs) == 0 {
 			return nil
@@ -204,8 +235,14 @@ func TestPlanNeverServesAnUntrustedCertificate(t *testing.T) {
 		m, changes = mustPlan(t, m, now, s)
 		promotions += strings.Count(strings.Join(changes, ","), "ca-promoted")
 		issues += strings.Count(strings.Join(changes, ","), "serving-issued")
-		if b := m.trusted; !slices.EqualFunc(b, current(), (*x509.Certificate).Equal) {
-			configs = append(configs, written{now, b})
+		if last := requested; len(last) == 0 || !slices.EqualFunc(m.trusted, last[len(last)-1].bundle, (*x509.Certificate).Equal) {
+			requested = append(requested, written{now, m.trusted})
+		}
+		for len(requested) > 0 && !now.Before(requested[0].at.Add(patchLag)) {
+			if !slices.EqualFunc(requested[0].bundle, current(), (*x509.Certificate).Equal) {
+				configs = append(configs, written{now, requested[0].bundle})
+			}
+			requested = requested[1:]
 		}
 		servedLog = append(servedLog, served{now, m.serving})
 		// An API server may see the configurations as of any moment in
@@ -318,7 +355,7 @@ func TestPlanErrorsFromTheTrustCheck(t *testing.T) {
 	s := testSettings(func(*x509.Certificate) (bool, error) { return false, fmt.Errorf("API down") })
 	m, _ := mustPlan(t, decodeMaterial(nil, nil), t0, s)
 	m, _ = mustPlan(t, m, renewAt(m.signer.Cert), s)
-	if _, _, err := plan(m, m.nextSince.Add(s.rolloverDelay), s); err == nil || !strings.Contains(err.Error(), "API down") {
+	if _, _, err := plan(m, renewAt(m.signer.Cert).Add(time.Second), s); err == nil || !strings.Contains(err.Error(), "API down") {
 		t.Fatalf("err = %v, want the trust check's error", err)
 	}
 }

@@ -10,7 +10,7 @@ import (
 var (
 	certificateChanges = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "podguard_certificate_changes_total",
-		Help: "Changes this replica made to the self-managed certificate Secret, by kind: ca-created, next-ca-created, ca-promoted, bundle-updated, serving-issued, repaired.",
+		Help: "Changes this replica made to the self-managed certificate Secret, by kind: ca-created, next-ca-created, next-ca-trusted, ca-promoted, bundle-updated, serving-issued, repaired.",
 	}, []string{"kind"})
 
 	servingNotAfter = prometheus.NewGauge(prometheus.GaugeOpts{

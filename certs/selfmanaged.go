@@ -129,7 +129,6 @@ func NewSelfManaged(o SelfManagedOptions) (*SelfManaged, error) {
 		certValidity:  o.CertValidity,
 		rolloverDelay: o.RolloverDelay,
 		commonName:    "podguard-ca",
-		trusted:       m.configurationsTrust,
 	}
 	return m, nil
 }
@@ -186,10 +185,22 @@ func (m *SelfManaged) Start(ctx context.Context) error {
 // conflictBackoff paces the retries of a pass that lost a write race.
 var conflictBackoff = wait.Backoff{Duration: 20 * time.Millisecond, Factor: 2, Jitter: 0.5, Steps: 8}
 
+const (
+	// passTimeout bounds one pass, so that a hung request cannot stop
+	// renewals.
+	passTimeout = time.Minute
+	// trustRetry is how often, at most, a pass checks again whether the
+	// webhook configurations trust the next CA. A change to either
+	// configuration triggers a pass at once anyway.
+	trustRetry = 10 * time.Second
+)
+
 // Reconcile runs one pass: it brings the Secret up to date (creating it if
 // needed), puts its trust bundle into the webhook configurations, and loads
 // its serving certificate. It returns how long until the next pass is due.
 func (m *SelfManaged) Reconcile(ctx context.Context) (time.Duration, error) {
+	ctx, cancel := context.WithTimeout(ctx, passTimeout)
+	defer cancel()
 	var current *material
 	err := retry.OnError(conflictBackoff, func(err error) bool {
 		return apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err)
@@ -209,7 +220,11 @@ func (m *SelfManaged) Reconcile(ctx context.Context) (time.Duration, error) {
 	if err != nil {
 		return 0, err
 	}
-	return max(min(time.Until(wakeAt(current, m.settings)), m.o.Resync), 100*time.Millisecond), nil
+	at := wakeAt(current, m.settings)
+	if at.IsZero() {
+		return min(trustRetry, m.o.Resync), nil
+	}
+	return max(min(time.Until(at), m.o.Resync), 100*time.Millisecond), nil
 }
 
 func (m *SelfManaged) reconcileOnce(ctx context.Context) (*material, error) {
@@ -227,12 +242,18 @@ func (m *SelfManaged) reconcileOnce(ctx context.Context) (*material, error) {
 	} else {
 		cur = decodeMaterial(nil, nil)
 	}
-	next, changes, err := plan(cur, time.Now(), m.settings)
+	settings := m.settings
+	settings.trusted = func(ca *x509.Certificate) (bool, error) { return m.configurationsTrust(ctx, ca) }
+	next, changes, err := plan(cur, time.Now(), settings)
 	if err != nil {
 		return nil, err
 	}
+	secretVersion := ""
+	if secret != nil {
+		secretVersion = secret.ResourceVersion
+	}
 	if len(changes) > 0 {
-		if err := m.write(ctx, secret, next); err != nil {
+		if secretVersion, err = m.write(ctx, secret, next); err != nil {
 			return nil, err
 		}
 		what := make([]string, len(changes))
@@ -245,14 +266,15 @@ func (m *SelfManaged) reconcileOnce(ctx context.Context) (*material, error) {
 			certificateChanges.WithLabelValues(c.kind).Inc()
 		}
 	}
-	if err := m.ensureBundle(ctx, next.bundle()); err != nil {
+	if err := m.ensureBundle(ctx, next.bundle(), secretVersion); err != nil {
 		return next, err
 	}
 	return next, nil
 }
 
-// write creates the Secret, or updates it at the resourceVersion read.
-func (m *SelfManaged) write(ctx context.Context, existing *corev1.Secret, next *material) error {
+// write creates the Secret, or updates it at the resourceVersion read, and
+// returns the resourceVersion written.
+func (m *SelfManaged) write(ctx context.Context, existing *corev1.Secret, next *material) (string, error) {
 	data, since := next.encode()
 	secrets := m.o.Client.CoreV1().Secrets(m.o.Namespace)
 	if existing == nil {
@@ -268,10 +290,11 @@ func (m *SelfManaged) write(ctx context.Context, existing *corev1.Secret, next *
 		if since != "" {
 			s.Annotations = map[string]string{NextSignerTrustedSinceAnnotation: since}
 		}
-		if _, err := secrets.Create(ctx, s, metav1.CreateOptions{FieldManager: "podguard"}); err != nil {
-			return fmt.Errorf("creating Secret %s/%s: %w", m.o.Namespace, m.o.SecretName, err)
+		created, err := secrets.Create(ctx, s, metav1.CreateOptions{FieldManager: "podguard"})
+		if err != nil {
+			return "", fmt.Errorf("creating Secret %s/%s: %w", m.o.Namespace, m.o.SecretName, err)
 		}
-		return nil
+		return created.ResourceVersion, nil
 	}
 	s := existing.DeepCopy()
 	s.Data = data
@@ -283,10 +306,11 @@ func (m *SelfManaged) write(ctx context.Context, existing *corev1.Secret, next *
 	} else {
 		delete(s.Annotations, NextSignerTrustedSinceAnnotation)
 	}
-	if _, err := secrets.Update(ctx, s, metav1.UpdateOptions{FieldManager: "podguard"}); err != nil {
-		return fmt.Errorf("updating Secret %s/%s: %w", m.o.Namespace, m.o.SecretName, err)
+	updated, err := secrets.Update(ctx, s, metav1.UpdateOptions{FieldManager: "podguard"})
+	if err != nil {
+		return "", fmt.Errorf("updating Secret %s/%s: %w", m.o.Namespace, m.o.SecretName, err)
 	}
-	return nil
+	return updated.ResourceVersion, nil
 }
 
 // webhookConfigs are the two configurations podguard keeps the bundle of.
@@ -336,11 +360,17 @@ type webhookConfig struct {
 }
 
 // ensureBundle sets the caBundle of every webhook of both configurations to
-// bundle. A patch carries the resourceVersion it was computed from, so it
-// fails with a conflict rather than overwrite a concurrent change. A missing
-// configuration is not an error: it may not be installed yet, and its
-// creation starts a new pass.
-func (m *SelfManaged) ensureBundle(ctx context.Context, bundle []byte) error {
+// bundle, the bundle of the Secret at secretVersion.
+//
+// A replica must never write a bundle older than the Secret's: it could
+// remove a CA another replica has started signing with. So, after reading a
+// configuration and before patching it, the Secret's resourceVersion is
+// checked again, and the patch carries the configuration's resourceVersion:
+// any write by another replica in between (to the Secret, which precedes its
+// patches, or to the configuration) makes this pass fail with a conflict and
+// start over. A missing configuration is not an error: it may not be
+// installed yet, and its creation starts a new pass.
+func (m *SelfManaged) ensureBundle(ctx context.Context, bundle []byte, secretVersion string) error {
 	for _, wc := range m.webhookConfigs() {
 		rv, ccs, names, err := wc.get(ctx)
 		if apierrors.IsNotFound(err) {
@@ -358,6 +388,14 @@ func (m *SelfManaged) ensureBundle(ctx context.Context, bundle []byte) error {
 		}
 		if len(stale) == 0 {
 			continue
+		}
+		secret, err := m.o.Client.CoreV1().Secrets(m.o.Namespace).Get(ctx, m.o.SecretName, metav1.GetOptions{})
+		if err != nil {
+			return fmt.Errorf("reading Secret %s/%s: %w", m.o.Namespace, m.o.SecretName, err)
+		}
+		if secret.ResourceVersion != secretVersion {
+			return apierrors.NewConflict(corev1.Resource("secrets"), m.o.SecretName,
+				errors.New("changed while its bundle was being written to the webhook configurations"))
 		}
 		p, err := json.Marshal(map[string]any{
 			"metadata": map[string]any{"resourceVersion": rv},
@@ -377,9 +415,7 @@ func (m *SelfManaged) ensureBundle(ctx context.Context, bundle []byte) error {
 // configurationsTrust reports whether every webhook of both configurations
 // trusts ca. A missing configuration does not: a new CA must not start
 // signing before the webhooks that will call podguard trust it.
-func (m *SelfManaged) configurationsTrust(ca *x509.Certificate) (bool, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+func (m *SelfManaged) configurationsTrust(ctx context.Context, ca *x509.Certificate) (bool, error) {
 	for _, wc := range m.webhookConfigs() {
 		_, ccs, _, err := wc.get(ctx)
 		if apierrors.IsNotFound(err) {
