@@ -36,6 +36,14 @@ func TestRun(t *testing.T) {
 		{name: "needs the validate verb", args: []string{"config"}, wantCode: 2, wantStderr: []string{"usage: podguard config validate"}},
 		{name: "rejects an unknown serve flag", args: []string{"serve", "--prot", "1"}, wantCode: 2, wantStderr: []string{"flag provided but not defined: -prot"}},
 		{name: "rejects serve arguments", args: []string{"serve", "extra"}, wantCode: 2, wantStderr: []string{`serve takes no arguments`}},
+		{name: "rejects an unknown cert mode", args: []string{"serve", "--cert-mode", "cert-manager"}, wantCode: 2,
+			wantStderr: []string{`--cert-mode must be "files" or "self-managed", got "cert-manager"`}},
+		{name: "rejects a bad self-managed host", args: []string{"serve", "--cert-mode", "self-managed", "--cert-hosts", "podguard.svc, under_score"}, wantCode: 2,
+			wantStderr: []string{`--cert-hosts: "under_score" is neither an IP address nor a DNS name`}},
+		{name: "rejects empty self-managed hosts", args: []string{"serve", "--cert-mode", "self-managed", "--cert-hosts", " , "}, wantCode: 2,
+			wantStderr: []string{"--cert-hosts: no host names"}},
+		{name: "rejects a zero rollover delay", args: []string{"serve", "--cert-mode", "self-managed", "--ca-rollover-delay", "0s"}, wantCode: 2,
+			wantStderr: []string{"--ca-rollover-delay must be positive, got 0s"}},
 		{name: "prints the version", args: []string{"version"}, wantCode: 0, wantStdout: []string{"podguard dev"}},
 	}
 	for _, tt := range tests {
@@ -56,5 +64,15 @@ func TestRun(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestParseCertHosts(t *testing.T) {
+	got, err := parseCertHosts(" podguard.podguard-system.svc, 10.0.0.1,,::1 ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"podguard.podguard-system.svc", "10.0.0.1", "::1"}; strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("got %q, want %q", got, want)
 	}
 }

@@ -5,10 +5,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"strings"
 	"time"
 
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -64,7 +66,16 @@ func serve(args []string, stderr io.Writer) error {
 	case "self-managed":
 		sm.Hosts = serviceHosts(*service, sm.Namespace)
 		if *hosts != "" {
-			sm.Hosts = strings.Split(*hosts, ",")
+			parsed, err := parseCertHosts(*hosts)
+			if err != nil {
+				return usageError("--cert-hosts: %v", err)
+			}
+			sm.Hosts = parsed
+		}
+		for name, d := range map[string]time.Duration{"--ca-validity": sm.CAValidity, "--cert-validity": sm.CertValidity, "--ca-rollover-delay": sm.RolloverDelay} {
+			if d <= 0 {
+				return usageError("%s must be positive, got %s", name, d)
+			}
 		}
 		o.SelfManaged = &sm
 	default:
@@ -82,6 +93,28 @@ func serve(args []string, stderr io.Writer) error {
 
 	// SIGTERM or SIGINT starts a graceful shutdown; a second one exits at once.
 	return webhook.Run(ctrl.SetupSignalHandler(), o)
+}
+
+// parseCertHosts splits a comma-separated list of DNS names and IP
+// addresses, and checks each.
+func parseCertHosts(list string) ([]string, error) {
+	var hosts []string
+	for _, h := range strings.Split(list, ",") {
+		h = strings.TrimSpace(h)
+		if h == "" {
+			continue
+		}
+		if net.ParseIP(h) == nil {
+			if errs := validation.IsDNS1123Subdomain(h); len(errs) > 0 {
+				return nil, fmt.Errorf("%q is neither an IP address nor a DNS name: %s", h, strings.Join(errs, "; "))
+			}
+		}
+		hosts = append(hosts, h)
+	}
+	if len(hosts) == 0 {
+		return nil, errors.New("no host names")
+	}
+	return hosts, nil
 }
 
 // serviceHosts are the DNS names by which the API server calls a Service.
