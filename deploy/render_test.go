@@ -994,7 +994,7 @@ func allowedGrants(o overlay) map[grant]bool {
 		}
 		allowed[grant{namespace: installNamespace, resource: "secrets", verb: "create"}] = true
 		for _, res := range []string{"mutatingwebhookconfigurations", "validatingwebhookconfigurations"} {
-			for _, verb := range []string{"get", "patch"} {
+			for _, verb := range []string{"get", "list", "watch", "patch"} {
 				allowed[grant{group: admissionregistrationv1.GroupName, resource: res, verb: verb, name: configurationName}] = true
 			}
 		}
