@@ -113,6 +113,13 @@ func (c *Config) SecretKeysEnabled() bool {
 	return ptr.Deref(c.Policies.EnvFromKeys.Enabled, true) && ptr.Deref(c.Policies.EnvFromKeys.Secrets, false)
 }
 
+// SecretMetadataEnabled reports whether policies need to know which Secrets
+// exist: image-pull-secrets warns of a pull secret that does not, once it has
+// registries to add pull secrets for. Only Secret metadata is cached for it.
+func (c *Config) SecretMetadataEnabled() bool {
+	return ptr.Deref(c.Policies.ImagePullSecrets.Enabled, true) && len(c.Policies.ImagePullSecrets.Registries) > 0
+}
+
 // Error is a configuration that could not be used. It lists every problem,
 // one per line, each with its field path.
 type Error struct {

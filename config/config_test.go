@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"k8s.io/utils/ptr"
 	"strings"
 	"testing"
 )
@@ -98,6 +99,20 @@ func TestDefaults(t *testing.T) {
 	}
 	if c.SecretKeysEnabled() {
 		t.Error("Secret key caching is on by default; it must be opt-in")
+	}
+	if c.SecretMetadataEnabled() {
+		t.Error("Secret metadata caching is on by default; nothing needs it without pull-secret registries")
+	}
+	withRegistry, err := Parse("x", []byte(header+"policies:\n  imagePullSecrets:\n    registries: [{registry: ghcr.io/acme, secrets: [ghcr]}]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !withRegistry.SecretMetadataEnabled() {
+		t.Error("a pull-secret registry needs the Secret metadata cache")
+	}
+	withRegistry.Policies.ImagePullSecrets.Enabled = ptr.To(false)
+	if withRegistry.SecretMetadataEnabled() {
+		t.Error("a disabled image-pull-secrets policy needs no Secret metadata")
 	}
 	parsed, err := Parse("x", []byte(header))
 	if err != nil {

@@ -45,12 +45,19 @@ var (
 	})
 )
 
+// secretAccessDenied is 1 while the config needs Secrets but RBAC does not
+// let podguard list and watch them.
+var secretAccessDenied = prometheus.NewGauge(prometheus.GaugeOpts{
+	Name: "podguard_secret_access_denied",
+	Help: "1 if the config needs to read Secrets (envFromKeys.secrets, imagePullSecrets.registries) but podguard may not list and watch them, so policies treat Secrets as unknown; add deploy/components/secret-access.",
+})
+
 var registerOnce sync.Once
 
 // RegisterMetrics adds podguard's metrics to controller-runtime's registry.
 // It is safe to call more than once.
 func RegisterMetrics() {
 	registerOnce.Do(func() {
-		crmetrics.Registry.MustRegister(admissionDuration, policyOutcomes, policyPanics, badRequests, ConfigReloads, ConfigLastReloadSuccessful)
+		crmetrics.Registry.MustRegister(admissionDuration, policyOutcomes, policyPanics, badRequests, ConfigReloads, ConfigLastReloadSuccessful, secretAccessDenied)
 	})
 }

@@ -73,14 +73,16 @@ func Run(ctx context.Context, o Options) error {
 		o.MaxRequestBytes = DefaultMaxRequestBytes
 	}
 
+	clientset, err := kubernetes.NewForConfig(o.RestConfig)
+	if err != nil {
+		return fmt.Errorf("creating client: %w", err)
+	}
 	tlsOpts := []func(*tls.Config){func(c *tls.Config) { c.MinVersion = tls.VersionTLS12 }}
 	var selfManaged *certs.SelfManaged
 	if o.SelfManaged != nil {
 		certs.RegisterMetrics()
 		sm := *o.SelfManaged
-		if sm.Client, err = kubernetes.NewForConfig(o.RestConfig); err != nil {
-			return fmt.Errorf("creating client: %w", err)
-		}
+		sm.Client = clientset
 		sm.Log = log.WithName("certs")
 		if selfManaged, err = certs.NewSelfManaged(sm); err != nil {
 			return err
@@ -115,8 +117,10 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return fmt.Errorf("creating discovery client: %w", err)
 	}
-	world := NewClusterWorld(mgr.GetCache(), dc, log.WithName("world"))
-	world.secretKey.Store(cfg.SecretKeysEnabled())
+	world := NewClusterWorld(mgr.GetCache(), dc, SecretAccessChecker(clientset.AuthorizationV1()), log.WithName("world"))
+	if err := world.SetSecretNeeds(ctx, cfg.SecretKeysEnabled(), cfg.SecretMetadataEnabled()); err != nil {
+		return err
+	}
 	if err := mgr.Add(world); err != nil {
 		return err
 	}
@@ -199,8 +203,8 @@ func reload(ctx context.Context, adm *Admission, world *ClusterWorld, log logr.L
 		log.Error(err, "config reload failed; keeping the last good config")
 		return
 	}
-	if err := world.SetSecretKeys(ctx, cfg.SecretKeysEnabled()); err != nil {
-		log.Error(err, "changing the Secret key cache")
+	if err := world.SetSecretNeeds(ctx, cfg.SecretKeysEnabled(), cfg.SecretMetadataEnabled()); err != nil {
+		log.Error(err, "changing the Secret caches")
 	}
 	adm.SetState(st)
 	ConfigReloads.WithLabelValues("success").Inc()

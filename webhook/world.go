@@ -12,11 +12,13 @@ import (
 	"unique"
 
 	"github.com/go-logr/logr"
+	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/version"
 	"k8s.io/client-go/discovery"
+	authorizationv1client "k8s.io/client-go/kubernetes/typed/authorization/v1"
 	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -102,7 +104,13 @@ type ClusterWorld struct {
 
 	mu        sync.Mutex
 	informers map[string]cache.Informer
-	secretKey atomic.Bool // whether the Secret key-name informer is wanted
+	// What the config needs of Secrets: key names (envFromKeys.secrets), or
+	// only which exist (image-pull-secrets with registries).
+	secretKeys, secretMeta atomic.Bool
+	// canReadSecrets asks the API server whether podguard may list and
+	// watch Secrets. RBAC grants it only to installs that need it.
+	canReadSecrets func(context.Context) (bool, error)
+	secretsDenied  atomic.Bool // the last check said no
 
 	kubeletDirty atomic.Bool
 	kubelet      atomic.Pointer[version.Version]
@@ -110,19 +118,44 @@ type ClusterWorld struct {
 }
 
 // NewClusterWorld returns a World over c. Call Start (the manager does) to
-// register its informers.
-func NewClusterWorld(c cache.Cache, dc discovery.ServerVersionInterface, log logr.Logger) *ClusterWorld {
-	w := &ClusterWorld{cache: c, discovery: dc, log: log, informers: map[string]cache.Informer{}}
+// register its informers. canReadSecrets tells whether podguard may list and
+// watch Secrets; nil means it may.
+func NewClusterWorld(c cache.Cache, dc discovery.ServerVersionInterface, canReadSecrets func(context.Context) (bool, error), log logr.Logger) *ClusterWorld {
+	if canReadSecrets == nil {
+		canReadSecrets = func(context.Context) (bool, error) { return true, nil }
+	}
+	w := &ClusterWorld{cache: c, discovery: dc, canReadSecrets: canReadSecrets, log: log, informers: map[string]cache.Informer{}}
 	w.kubeletDirty.Store(true)
 	return w
+}
+
+// SecretAccessChecker returns a canReadSecrets for NewClusterWorld that asks
+// the API server (SelfSubjectAccessReview) whether the caller may list and
+// watch Secrets in every namespace.
+func SecretAccessChecker(client authorizationv1client.SelfSubjectAccessReviewsGetter) func(context.Context) (bool, error) {
+	return func(ctx context.Context) (bool, error) {
+		for _, verb := range []string{"list", "watch"} {
+			review, err := client.SelfSubjectAccessReviews().Create(ctx, &authorizationv1.SelfSubjectAccessReview{
+				Spec: authorizationv1.SelfSubjectAccessReviewSpec{
+					ResourceAttributes: &authorizationv1.ResourceAttributes{Verb: verb, Resource: "secrets"},
+				},
+			}, metav1.CreateOptions{})
+			if err != nil {
+				return false, fmt.Errorf("asking whether podguard may %s secrets: %w", verb, err)
+			}
+			if !review.Status.Allowed {
+				return false, nil
+			}
+		}
+		return true, nil
+	}
 }
 
 // Start registers the informers, follows Node changes, and refreshes the API
 // server's version until ctx is done. It implements manager.Runnable.
 func (w *ClusterWorld) Start(ctx context.Context) error {
 	for name, obj := range map[string]client.Object{
-		"configmaps": &corev1.ConfigMap{}, "namespaces": &corev1.Namespace{},
-		"nodes": &corev1.Node{}, "secrets (metadata)": secretMetadata(),
+		"configmaps": &corev1.ConfigMap{}, "namespaces": &corev1.Namespace{}, "nodes": &corev1.Node{},
 	} {
 		inf, err := w.cache.GetInformer(ctx, obj, cache.BlockUntilSynced(false))
 		if err != nil {
@@ -140,7 +173,7 @@ func (w *ClusterWorld) Start(ctx context.Context) error {
 		w.informers[name] = inf
 		w.mu.Unlock()
 	}
-	if err := w.SetSecretKeys(ctx, w.secretKey.Load()); err != nil {
+	if err := w.SetSecretNeeds(ctx, w.secretKeys.Load(), w.secretMeta.Load()); err != nil {
 		return err
 	}
 	w.refreshServerVersion()
@@ -152,35 +185,79 @@ func (w *ClusterWorld) Start(ctx context.Context) error {
 			return nil
 		case <-ticker.C:
 			w.refreshServerVersion()
+			// RBAC may have been granted since.
+			if w.secretsDenied.Load() {
+				if err := w.SetSecretNeeds(ctx, w.secretKeys.Load(), w.secretMeta.Load()); err != nil {
+					w.log.Error(err, "checking Secret access again")
+				}
+			}
 		}
 	}
 }
 
-// SetSecretKeys starts or stops the informer that caches Secret key names.
-// It is off unless a policy needs it (envFromKeys.secrets), because it must
-// list every Secret. Before Start it only records the wish.
-func (w *ClusterWorld) SetSecretKeys(ctx context.Context, on bool) error {
-	w.secretKey.Store(on)
+// SetSecretNeeds starts or stops the Secret informers to match what the
+// config needs: key names (envFromKeys.secrets), which also tell which
+// Secrets exist, or only which exist (image-pull-secrets with registries),
+// from a metadata-only informer. Both list every Secret, so both are off
+// unless needed, and the RBAC that allows them is an optional part of the
+// install. If the config needs them but podguard may not list and watch
+// Secrets, they stay off: Secrets are then unknown to the policies, which
+// skip what depends on them, and podguard_secret_access_denied is 1. Before
+// Start it only records the wish.
+func (w *ClusterWorld) SetSecretNeeds(ctx context.Context, keys, metadata bool) error {
+	w.secretKeys.Store(keys)
+	w.secretMeta.Store(metadata)
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if len(w.informers) == 0 {
 		return nil // not started yet
 	}
-	_, running := w.informers["secrets"]
+	wantKeys, wantMeta := keys, metadata && !keys
+	if wantKeys || wantMeta {
+		ok, err := w.canReadSecrets(ctx)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			w.log.Error(nil, "the config needs to read Secrets (envFromKeys.secrets, or imagePullSecrets.registries), but podguard may not list and watch them: policies treat Secrets as unknown. Add deploy/components/secret-access to the install.")
+			wantKeys, wantMeta = false, false
+		}
+		w.setSecretsDenied(!ok)
+	} else {
+		w.setSecretsDenied(false)
+	}
+	if err := w.toggle(ctx, "secrets", &corev1.Secret{}, wantKeys, "caching Secret key names (never values) for envFromKeys.secrets"); err != nil {
+		return err
+	}
+	return w.toggle(ctx, "secrets (metadata)", secretMetadata(), wantMeta, "caching Secret metadata for image-pull-secrets")
+}
+
+func (w *ClusterWorld) setSecretsDenied(denied bool) {
+	w.secretsDenied.Store(denied)
+	if denied {
+		secretAccessDenied.Set(1)
+	} else {
+		secretAccessDenied.Set(0)
+	}
+}
+
+// toggle starts or stops one informer. w.mu is held.
+func (w *ClusterWorld) toggle(ctx context.Context, name string, obj client.Object, on bool, why string) error {
+	_, running := w.informers[name]
 	switch {
 	case on && !running:
-		inf, err := w.cache.GetInformer(ctx, &corev1.Secret{}, cache.BlockUntilSynced(false))
+		inf, err := w.cache.GetInformer(ctx, obj, cache.BlockUntilSynced(false))
 		if err != nil {
-			return fmt.Errorf("starting secrets informer: %w", err)
+			return fmt.Errorf("starting %s informer: %w", name, err)
 		}
-		w.informers["secrets"] = inf
-		w.log.Info("caching Secret key names (never values) for envFromKeys.secrets")
+		w.informers[name] = inf
+		w.log.Info(why)
 	case !on && running:
-		delete(w.informers, "secrets")
-		if err := w.cache.RemoveInformer(ctx, &corev1.Secret{}); err != nil {
-			return fmt.Errorf("stopping secrets informer: %w", err)
+		delete(w.informers, name)
+		if err := w.cache.RemoveInformer(ctx, obj); err != nil {
+			return fmt.Errorf("stopping %s informer: %w", name, err)
 		}
-		w.log.Info("stopped caching Secret key names")
+		w.log.Info("stopped the " + name + " informer")
 	}
 	return nil
 }
@@ -228,10 +305,11 @@ func (w *ClusterWorld) ConfigMap(namespace, name string) policies.Object {
 
 // Secret implements policies.World. Key names are known only while the
 // Secret key-name cache runs; otherwise the metadata-only cache answers
-// whether the Secret exists.
+// whether the Secret exists; with neither (see SetSecretNeeds), the Secret is
+// unknown.
 func (w *ClusterWorld) Secret(namespace, name string) policies.Object {
 	key := client.ObjectKey{Namespace: namespace, Name: name}
-	if w.secretKey.Load() && w.synced("secrets") {
+	if w.synced("secrets") {
 		var s corev1.Secret
 		return lookupResult(w.cache.Get(context.Background(), key, &s), func() []string { return cachedKeys(&s.ObjectMeta) })
 	}
