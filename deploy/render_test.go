@@ -982,7 +982,7 @@ func (g grant) String() string {
 func allowedGrants(o overlay) map[grant]bool {
 	allowed := map[grant]bool{}
 	// What the policies read, cached by podguard's informers.
-	for _, res := range []string{"configmaps", "namespaces", "nodes", "secrets"} {
+	for _, res := range []string{"configmaps", "namespaces", "nodes"} {
 		for _, verb := range []string{"get", "list", "watch"} {
 			allowed[grant{resource: res, verb: verb}] = true
 		}
@@ -1737,7 +1737,7 @@ func TestChecksCatchBreakage(t *testing.T) {
 					b.Subjects[i].Namespace = "default"
 				}
 			}
-		}, "ServiceAccount podguard-system/podguard: may not list secrets cluster-wide"},
+		}, "ServiceAccount podguard-system/podguard: may not list configmaps cluster-wide"},
 		{"non-resource URLs", selfWide, func(t *testing.T, r *render) {
 			cr := clusterRoleOf(t, r, "podguard")
 			cr.Rules = append(cr.Rules, rbacv1.PolicyRule{NonResourceURLs: []string{"/metrics"}, Verbs: []string{"get"}})
