@@ -303,7 +303,7 @@ func InstallCertManagerCRDs(ctx context.Context, c client.Client) error {
 	}
 	var crds []*unstructured.Unstructured
 	for _, f := range files {
-		objs, err := readManifests(f)
+		objs, err := ReadManifests(f)
 		if err != nil {
 			return err
 		}
@@ -341,8 +341,8 @@ func certManagerModuleDir(ctx context.Context) (string, error) {
 	return dir, nil
 }
 
-// readManifests decodes every non-empty YAML document of a file.
-func readManifests(path string) ([]*unstructured.Unstructured, error) {
+// ReadManifests decodes every non-empty YAML document of a file.
+func ReadManifests(path string) ([]*unstructured.Unstructured, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("opening manifest: %w", err)

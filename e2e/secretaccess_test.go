@@ -1,0 +1,141 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/podguard/podguard/certs"
+	"github.com/podguard/podguard/e2e/framework"
+)
+
+// TestSecretAccess runs podguard with the ServiceAccount's RBAC as the
+// overlays ship it, which does not let it read Secrets, and a config that
+// would like to (pull-secret registries). podguard must start and admit
+// anyway, with Secrets unknown and podguard_secret_access_denied at 1. Once
+// deploy/components/secret-access is applied and the config reloaded, it
+// caches Secret metadata and warns of the missing pull secret.
+func TestSecretAccess(t *testing.T) {
+	ctx := testContext(t, 3*time.Minute)
+	rendered, err := framework.RenderOverlay(filepath.Join(repoRoot, "deploy", "overlays", "opt-in"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rbac []*unstructured.Unstructured
+	for _, o := range rendered {
+		switch o.GetKind() {
+		case "Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding":
+			rbac = append(rbac, o)
+		}
+	}
+	secretAccess, err := framework.ReadManifests(filepath.Join(repoRoot, "deploy", "components", "secret-access", "rbac.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := cleanupContext()
+		defer cancel()
+		if err := framework.DeleteObjects(ctx, cluster.Client, append(rbac, secretAccess...)); err != nil {
+			t.Errorf("removing the RBAC: %v", err)
+		}
+	})
+	if err := framework.ApplyObjects(ctx, cluster.Client, rbac); err != nil {
+		t.Fatal(err)
+	}
+	kubeconfig, err := cluster.ServiceAccountKubeconfig("podguard-system", "podguard")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	dir := t.TempDir()
+	certDir, configPath := filepath.Join(dir, "tls"), filepath.Join(dir, "config.yaml")
+	ca, err := certs.NewCA("podguard-e2e-ca", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serving, err := ca.IssueServing(nil, []net.IP{net.ParseIP("127.0.0.1")}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := certs.WriteDir(certDir, serving, nil); err != nil {
+		t.Fatal(err)
+	}
+	config := "apiVersion: podguard.io/v1alpha1\nkind: Config\n" + registryRule
+	if err := os.WriteFile(configPath, []byte(config), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pg, err := framework.StartPodguard(ctx, framework.PodguardOptions{
+		Kubeconfig: kubeconfig, CertDir: certDir, ConfigPath: configPath, LogPath: filepath.Join(dir, "podguard.log"),
+	})
+	if err != nil {
+		t.Fatalf("podguard must start without Secret access: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := cleanupContext()
+		defer cancel()
+		if err := framework.UninstallWebhooks(ctx, cluster.Client); err != nil {
+			t.Errorf("uninstalling webhooks: %v", err)
+		}
+		if err := pg.Stop(); err != nil {
+			t.Errorf("podguard did not exit cleanly on SIGTERM: %v", err)
+		}
+		if t.Failed() {
+			t.Logf("podguard log:\n%s", lastLines(readFile(t, pg.LogPath), 30))
+		}
+	})
+	if err := framework.InstallWebhooks(ctx, cluster.Client, filepath.Join(repoRoot, "deploy", "overlays", "opt-in"), pg.URL, ca.CertPEM); err != nil {
+		t.Fatal(err)
+	}
+	if got := metricInt(t, pg.MetricsURL, "podguard_secret_access_denied"); got != 1 {
+		t.Fatalf("podguard_secret_access_denied = %d, want 1", got)
+	}
+
+	ns := newNamespace(t, "secret-access", optIn)
+	cs, warnings := clientWithWarnings(t)
+	missingSecretWarned := func() (added, warned bool) {
+		p, err := cs.CoreV1().Pods(ns).Create(ctx, pod(ns, "pull", privateImage), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		if err != nil {
+			return false, false
+		}
+		for _, w := range warnings.take() {
+			warned = warned || strings.Contains(w, `needs pull secret "myregistrykey"`)
+		}
+		return pullSecretNames(p) == "myregistrykey", warned
+	}
+	eventually(t, 30*time.Second, "podguard adds the pull secret without Secret access", func() (bool, error) {
+		added, _ := missingSecretWarned()
+		return added, nil
+	})
+	if _, warned := missingSecretWarned(); warned {
+		t.Fatal("without Secret access podguard cannot know the pull secret is missing, yet it warned")
+	}
+
+	// Grant access and reload the config: the metadata cache starts.
+	if err := framework.ApplyObjects(ctx, cluster.Client, secretAccess); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(configPath, []byte(config+"# reload\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "podguard reads Secret metadata once allowed", func() (bool, error) {
+		return metricInt(t, pg.MetricsURL, "podguard_secret_access_denied") == 0, nil
+	})
+	eventually(t, 30*time.Second, "podguard warns of the missing pull secret", func() (bool, error) {
+		added, warned := missingSecretWarned()
+		return added && warned, nil
+	})
+	for _, line := range strings.Split(readFile(t, pg.LogPath), "\n") {
+		if strings.Contains(line, "forbidden") {
+			t.Errorf("podguard was refused a request: %s", line)
+			break
+		}
+	}
+}
