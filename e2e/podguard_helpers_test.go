@@ -38,6 +38,13 @@ type podguard struct {
 // the test, failing it if podguard does not exit cleanly on SIGTERM.
 func runPodguard(t *testing.T, overlay, cfg string, args ...string) *podguard {
 	t.Helper()
+	return runPodguardAs(t, cluster.KubeconfigPath, overlay, cfg, args...)
+}
+
+// runPodguardAs is runPodguard with podguard authenticating with kubeconfig
+// (runPodguard's is the cluster admin's).
+func runPodguardAs(t *testing.T, kubeconfig, overlay, cfg string, args ...string) *podguard {
+	t.Helper()
 	ctx := testContext(t, 2*time.Minute)
 	dir := t.TempDir()
 	pg := &podguard{dir: dir, certDir: filepath.Join(dir, "tls"), configPath: filepath.Join(dir, "config.yaml")}
@@ -48,7 +55,7 @@ func runPodguard(t *testing.T, overlay, cfg string, args ...string) *podguard {
 	pg.issueCert(t)
 	pg.writeConfig(t, cfg)
 	pg.Podguard, err = framework.StartPodguard(ctx, framework.PodguardOptions{
-		Kubeconfig: cluster.KubeconfigPath,
+		Kubeconfig: kubeconfig,
 		CertDir:    pg.certDir,
 		ConfigPath: pg.configPath,
 		LogPath:    filepath.Join(dir, "podguard.log"),

@@ -3,8 +3,6 @@
 package e2e
 
 import (
-	"net"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,7 +11,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
-	"github.com/podguard/podguard/certs"
 	"github.com/podguard/podguard/e2e/framework"
 )
 
@@ -55,45 +52,7 @@ func TestSecretAccess(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	dir := t.TempDir()
-	certDir, configPath := filepath.Join(dir, "tls"), filepath.Join(dir, "config.yaml")
-	ca, err := certs.NewCA("podguard-e2e-ca", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	serving, err := ca.IssueServing(nil, []net.IP{net.ParseIP("127.0.0.1")}, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := certs.WriteDir(certDir, serving, nil); err != nil {
-		t.Fatal(err)
-	}
-	config := "apiVersion: podguard.io/v1alpha1\nkind: Config\n" + registryRule
-	if err := os.WriteFile(configPath, []byte(config), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	pg, err := framework.StartPodguard(ctx, framework.PodguardOptions{
-		Kubeconfig: kubeconfig, CertDir: certDir, ConfigPath: configPath, LogPath: filepath.Join(dir, "podguard.log"),
-	})
-	if err != nil {
-		t.Fatalf("podguard must start without Secret access: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := cleanupContext()
-		defer cancel()
-		if err := framework.UninstallWebhooks(ctx, cluster.Client); err != nil {
-			t.Errorf("uninstalling webhooks: %v", err)
-		}
-		if err := pg.Stop(); err != nil {
-			t.Errorf("podguard did not exit cleanly on SIGTERM: %v", err)
-		}
-		if t.Failed() {
-			t.Logf("podguard log:\n%s", lastLines(readFile(t, pg.LogPath), 30))
-		}
-	})
-	if err := framework.InstallWebhooks(ctx, cluster.Client, filepath.Join(repoRoot, "deploy", "overlays", "opt-in"), pg.URL, ca.CertPEM); err != nil {
-		t.Fatal(err)
-	}
+	pg := runPodguardAs(t, kubeconfig, "opt-in", registryRule)
 	if got := metricInt(t, pg.MetricsURL, "podguard_secret_access_denied"); got != 1 {
 		t.Fatalf("podguard_secret_access_denied = %d, want 1", got)
 	}
@@ -122,9 +81,7 @@ func TestSecretAccess(t *testing.T) {
 	if err := framework.ApplyObjects(ctx, cluster.Client, secretAccess); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(configPath, []byte(config+"# reload\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	pg.writeConfig(t, registryRule+"# reload\n")
 	eventually(t, 30*time.Second, "podguard reads Secret metadata once allowed", func() (bool, error) {
 		return metricInt(t, pg.MetricsURL, "podguard_secret_access_denied") == 0, nil
 	})
