@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -318,32 +319,30 @@ func (m *SelfManaged) webhookConfigs() []webhookConfig {
 	ar := m.o.Client.AdmissionregistrationV1()
 	name := m.o.WebhookConfigurationName
 	return []webhookConfig{
-		{kind: "MutatingWebhookConfiguration", get: func(ctx context.Context) (string, []admissionregistrationv1.WebhookClientConfig, []string, error) {
+		{kind: "MutatingWebhookConfiguration", get: func(ctx context.Context) (webhookConfigState, error) {
 			c, err := ar.MutatingWebhookConfigurations().Get(ctx, name, metav1.GetOptions{})
 			if err != nil {
-				return "", nil, nil, err
+				return webhookConfigState{}, err
 			}
-			var ccs []admissionregistrationv1.WebhookClientConfig
-			var names []string
+			st := webhookConfigState{resourceVersion: c.ResourceVersion}
 			for _, w := range c.Webhooks {
-				ccs, names = append(ccs, w.ClientConfig), append(names, w.Name)
+				st.add(w.Name, w.ClientConfig)
 			}
-			return c.ResourceVersion, ccs, names, nil
+			return st, nil
 		}, patch: func(ctx context.Context, p []byte) error {
 			_, err := ar.MutatingWebhookConfigurations().Patch(ctx, name, types.StrategicMergePatchType, p, metav1.PatchOptions{FieldManager: "podguard"})
 			return err
 		}},
-		{kind: "ValidatingWebhookConfiguration", get: func(ctx context.Context) (string, []admissionregistrationv1.WebhookClientConfig, []string, error) {
+		{kind: "ValidatingWebhookConfiguration", get: func(ctx context.Context) (webhookConfigState, error) {
 			c, err := ar.ValidatingWebhookConfigurations().Get(ctx, name, metav1.GetOptions{})
 			if err != nil {
-				return "", nil, nil, err
+				return webhookConfigState{}, err
 			}
-			var ccs []admissionregistrationv1.WebhookClientConfig
-			var names []string
+			st := webhookConfigState{resourceVersion: c.ResourceVersion}
 			for _, w := range c.Webhooks {
-				ccs, names = append(ccs, w.ClientConfig), append(names, w.Name)
+				st.add(w.Name, w.ClientConfig)
 			}
-			return c.ResourceVersion, ccs, names, nil
+			return st, nil
 		}, patch: func(ctx context.Context, p []byte) error {
 			_, err := ar.ValidatingWebhookConfigurations().Patch(ctx, name, types.StrategicMergePatchType, p, metav1.PatchOptions{FieldManager: "podguard"})
 			return err
@@ -355,8 +354,20 @@ func (m *SelfManaged) webhookConfigs() []webhookConfig {
 // kind.
 type webhookConfig struct {
 	kind  string
-	get   func(context.Context) (resourceVersion string, clientConfigs []admissionregistrationv1.WebhookClientConfig, names []string, err error)
+	get   func(context.Context) (webhookConfigState, error)
 	patch func(context.Context, []byte) error
+}
+
+// webhookConfigState is what podguard reads of a webhook configuration.
+type webhookConfigState struct {
+	resourceVersion string
+	names           []string
+	clientConfigs   []admissionregistrationv1.WebhookClientConfig
+}
+
+func (s *webhookConfigState) add(name string, cc admissionregistrationv1.WebhookClientConfig) {
+	s.names = append(s.names, name)
+	s.clientConfigs = append(s.clientConfigs, cc)
 }
 
 // ensureBundle sets the caBundle of every webhook of both configurations to
@@ -372,7 +383,7 @@ type webhookConfig struct {
 // installed yet, and its creation starts a new pass.
 func (m *SelfManaged) ensureBundle(ctx context.Context, bundle []byte, secretVersion string) error {
 	for _, wc := range m.webhookConfigs() {
-		rv, ccs, names, err := wc.get(ctx)
+		st, err := wc.get(ctx)
 		if apierrors.IsNotFound(err) {
 			m.warnMissing(wc.kind)
 			continue
@@ -381,9 +392,9 @@ func (m *SelfManaged) ensureBundle(ctx context.Context, bundle []byte, secretVer
 			return fmt.Errorf("reading %s %s: %w", wc.kind, m.o.WebhookConfigurationName, err)
 		}
 		var stale []map[string]any
-		for i, cc := range ccs {
+		for i, cc := range st.clientConfigs {
 			if !bytes.Equal(cc.CABundle, bundle) {
-				stale = append(stale, map[string]any{"name": names[i], "clientConfig": map[string]any{"caBundle": bundle}})
+				stale = append(stale, map[string]any{"name": st.names[i], "clientConfig": map[string]any{"caBundle": bundle}})
 			}
 		}
 		if len(stale) == 0 {
@@ -398,7 +409,7 @@ func (m *SelfManaged) ensureBundle(ctx context.Context, bundle []byte, secretVer
 				errors.New("changed while its bundle was being written to the webhook configurations"))
 		}
 		p, err := json.Marshal(map[string]any{
-			"metadata": map[string]any{"resourceVersion": rv},
+			"metadata": map[string]any{"resourceVersion": st.resourceVersion},
 			"webhooks": stale,
 		})
 		if err != nil {
@@ -417,7 +428,7 @@ func (m *SelfManaged) ensureBundle(ctx context.Context, bundle []byte, secretVer
 // signing before the webhooks that will call podguard trust it.
 func (m *SelfManaged) configurationsTrust(ctx context.Context, ca *x509.Certificate) (bool, error) {
 	for _, wc := range m.webhookConfigs() {
-		_, ccs, _, err := wc.get(ctx)
+		st, err := wc.get(ctx)
 		if apierrors.IsNotFound(err) {
 			m.warnMissing(wc.kind)
 			return false, nil
@@ -425,26 +436,14 @@ func (m *SelfManaged) configurationsTrust(ctx context.Context, ca *x509.Certific
 		if err != nil {
 			return false, err
 		}
-		for _, cc := range ccs {
+		for _, cc := range st.clientConfigs {
 			certs, err := parseCerts(cc.CABundle)
-			if err != nil {
-				return false, nil
-			}
-			if !slicesContainsCert(certs, ca) {
+			if err != nil || !slices.ContainsFunc(certs, ca.Equal) {
 				return false, nil
 			}
 		}
 	}
 	return true, nil
-}
-
-func slicesContainsCert(certs []*x509.Certificate, c *x509.Certificate) bool {
-	for _, x := range certs {
-		if x.Equal(c) {
-			return true
-		}
-	}
-	return false
 }
 
 func (m *SelfManaged) warnMissing(kind string) {
