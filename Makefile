@@ -9,6 +9,7 @@ SHELL := /usr/bin/env bash -o pipefail
 KUBE_VERSION := v1.36.3
 BIN          := $(CURDIR)/bin
 TOOLS_STAMP  := $(BIN)/.tools-$(KUBE_VERSION)-$(shell sha256sum hack/tools/go.mod | cut -c1-12)
+KUBECTL      := $(BIN)/kubectl
 
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
@@ -53,7 +54,7 @@ unit: ## Run the unit tests.
 	go test -count=1 ./...
 
 .PHONY: e2e
-e2e: build tools ## Run the e2e tests against a real kube-apiserver, etcd and kube-controller-manager.
+e2e: build tools $(KUBECTL) ## Run the e2e tests against a real kube-apiserver, etcd and kube-controller-manager.
 	go test -tags e2e -count=1 -timeout 30m $(E2E_FLAGS) ./e2e/...
 
 .PHONY: test
@@ -70,7 +71,7 @@ build: ## Build bin/podguard.
 	go build $(GOFLAGS_BUILD) -o $(BIN)/podguard ./cmd/podguard
 
 .PHONY: run
-run: build tools ## Run podguard on a local control plane (Ctrl-C stops everything).
+run: build tools $(KUBECTL) ## Run podguard on a local control plane (Ctrl-C stops everything).
 	go build -o $(BIN)/devcluster ./hack/devcluster
 	exec $(BIN)/devcluster
 
@@ -91,6 +92,22 @@ $(TOOLS_STAMP): hack/tools/go.mod hack/tools/go.sum
 	cd hack/tools && go build -trimpath -ldflags "$(KUBE_LDFLAGS)" -o $(BIN)/kube-controller-manager k8s.io/kubernetes/cmd/kube-controller-manager
 	rm -f $(BIN)/.tools-*
 	touch $@
+
+.PHONY: kubectl
+kubectl: $(KUBECTL) ## Build kubectl into bin/, for the e2e test of YAML reading.
+
+# kubectl, from the same pinned modules, is what the e2e test of YAML
+# reading (e2e/yaml_parity_test.go) holds podguard check to. It is its own
+# target, so that adding it rebuilds none of the others. hack/tools/go.mod
+# does not list kubectl's own dependencies (cli-runtime, kustomize), so the
+# build resolves them in a copy of it, bin/.kubectl.mod, and leaves the
+# module itself as it is.
+$(KUBECTL): hack/tools/go.mod hack/tools/go.sum
+	@mkdir -p $(BIN)
+	@echo "building kubectl $(KUBE_VERSION) (a few minutes the first time)"
+	cp hack/tools/go.mod $(BIN)/.kubectl.mod
+	cp hack/tools/go.sum $(BIN)/.kubectl.sum
+	cd hack/tools && go build -mod=mod -modfile=$(BIN)/.kubectl.mod -trimpath -ldflags "$(KUBE_LDFLAGS)" -o $@ k8s.io/kubernetes/cmd/kubectl
 
 .PHONY: clean
 clean: ## Remove build output and the control-plane binaries.
