@@ -134,7 +134,7 @@ func (p *envFromKeys) check(rep *Report, in Input, cluster Cluster, path *field.
 
 	var dropped, nonPOSIX []string
 	skips := cluster.KubeletSkipsInvalidEnvNames()
-	for _, key := range obj.Keys {
+	for _, key := range obj.EnvKeys {
 		env := src.Prefix + key
 		switch {
 		case skips && len(validation.IsEnvVarName(env)) > 0:

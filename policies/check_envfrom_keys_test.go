@@ -27,6 +27,7 @@ func TestEnvFromKeys(t *testing.T) {
 		{ObjectMeta: metav1.ObjectMeta{Name: "clean"}, Data: map[string]string{"LOG_LEVEL": "info", "_private": "x"}},
 		{ObjectMeta: metav1.ObjectMeta{Name: "dotted"}, Data: map[string]string{"log.level": "info", "app-name": "x"}},
 		{ObjectMeta: metav1.ObjectMeta{Name: "binary"}, BinaryData: map[string][]byte{"2fa.bin": {1}}, Data: map[string]string{"OK": "1"}},
+		{ObjectMeta: metav1.ObjectMeta{Name: "binary-and-data"}, BinaryData: map[string][]byte{"2fa.bin": {1}}, Data: map[string]string{"9lives": "1"}},
 	}
 	secrets := []*corev1.Secret{
 		{ObjectMeta: metav1.ObjectMeta{Name: "creds"}, Data: map[string][]byte{"0token": []byte("s3cret")}},
@@ -79,19 +80,25 @@ func TestEnvFromKeys(t *testing.T) {
 			containers:     []container{{envFrom: []corev1.EnvFromSource{cmRef("clean", "1_")}}},
 			wantViolations: []string{`ConfigMap "clean" keys "LOG_LEVEL", "_private" (with prefix "1_") would be skipped`, `Fix: change the prefix "1_"`},
 		},
-		{name: "checks keys in binaryData",
+		// pkg/kubelet/kubelet_pods.go builds envFrom variables from
+		// configMap.Data alone: binaryData never reaches the environment.
+		{name: "ignores binaryData keys, which the kubelet never exports",
+			kubelet:    "v1.28.0",
+			containers: []container{{envFrom: []corev1.EnvFromSource{cmRef("binary", "")}}},
+		},
+		{name: "checks the data keys of a ConfigMap that also has binaryData",
 			kubelet:        "v1.28.0",
-			containers:     []container{{envFrom: []corev1.EnvFromSource{cmRef("binary", "")}}},
-			wantViolations: []string{`ConfigMap "binary" key "2fa.bin" would be skipped`},
+			containers:     []container{{envFrom: []corev1.EnvFromSource{cmRef("binary-and-data", "")}}},
+			wantViolations: []string{`ConfigMap "binary-and-data" key "9lives" would be skipped`},
 		},
 		{name: "reports every container and init container with its own path",
 			kubelet: "v1.29.0",
 			containers: []container{
 				{init: true, envFrom: []corev1.EnvFromSource{cmRef("clean", ""), cmRef("abcdocker-configmap", "")}},
 				{envFrom: []corev1.EnvFromSource{cmRef("clean", "")}},
-				{envFrom: []corev1.EnvFromSource{cmRef("binary", "")}},
+				{envFrom: []corev1.EnvFromSource{cmRef("binary-and-data", "")}},
 			},
-			wantViolations: []string{`spec.initContainers[0].envFrom[1]: ConfigMap "abcdocker-configmap"`, `spec.containers[1].envFrom[0]: ConfigMap "binary"`},
+			wantViolations: []string{`spec.initContainers[0].envFrom[1]: ConfigMap "abcdocker-configmap"`, `spec.containers[1].envFrom[0]: ConfigMap "binary-and-data"`},
 		},
 		{name: "allows clean keys",
 			kubelet:    "v1.29.0",

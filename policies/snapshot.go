@@ -16,8 +16,8 @@ import (
 type Snapshot struct {
 	mu           sync.RWMutex
 	namespaces   map[string]Namespace
-	configMaps   map[types.NamespacedName][]string
-	secrets      map[types.NamespacedName][]string
+	configMaps   map[types.NamespacedName]KeyNames
+	secrets      map[types.NamespacedName]KeyNames
 	TrackSecrets bool
 	Versions     Cluster
 	// Source names where the objects came from ("the given manifests"), for
@@ -29,8 +29,8 @@ type Snapshot struct {
 func NewSnapshot() *Snapshot {
 	return &Snapshot{
 		namespaces:   map[string]Namespace{},
-		configMaps:   map[types.NamespacedName][]string{},
-		secrets:      map[types.NamespacedName][]string{},
+		configMaps:   map[types.NamespacedName]KeyNames{},
+		secrets:      map[types.NamespacedName]KeyNames{},
 		TrackSecrets: true,
 	}
 }
@@ -80,7 +80,7 @@ func (s *Snapshot) Secret(namespace, name string) Object {
 
 func (s *Snapshot) Cluster() Cluster { return s.Versions }
 
-func (s *Snapshot) lookup(m map[types.NamespacedName][]string, namespace, name string) Object {
+func (s *Snapshot) lookup(m map[types.NamespacedName]KeyNames, namespace, name string) Object {
 	keys, ok := m[types.NamespacedName{Namespace: namespace, Name: name}]
 	if !ok {
 		where := ""
@@ -89,18 +89,48 @@ func (s *Snapshot) lookup(m map[types.NamespacedName][]string, namespace, name s
 		}
 		return Object{Presence: NotFound, Where: where}
 	}
-	return Object{Presence: Found, Keys: keys, KeysKnown: true}
+	return keys.Object()
 }
 
-// ConfigMapKeys returns the sorted key names of a ConfigMap's data and
-// binaryData.
-func ConfigMapKeys(cm *corev1.ConfigMap) []string {
-	return sortedKeys(maps.Keys(cm.Data), maps.Keys(cm.BinaryData))
+// KeyNames are the key names of a ConfigMap or Secret, split the way the
+// kubelet uses them: envFrom exports Env only, a volume projects Env and
+// FileOnly. Both are sorted and disjoint.
+type KeyNames struct {
+	// Env are the keys envFrom exports: a ConfigMap's data, a Secret's data.
+	Env []string
+	// FileOnly are the keys that appear only as files in a volume: a
+	// ConfigMap's binaryData.
+	FileOnly []string
 }
 
-// SecretKeys returns the sorted key names of a Secret's data and stringData.
-func SecretKeys(sec *corev1.Secret) []string {
-	return sortedKeys(maps.Keys(sec.Data), maps.Keys(sec.StringData))
+// Object returns what a World reports for an existing object with these keys.
+func (k KeyNames) Object() Object {
+	all := k.Env
+	if len(k.FileOnly) > 0 {
+		all = sortedKeys(slices.Values(k.Env), slices.Values(k.FileOnly))
+	}
+	return Object{Presence: Found, Keys: all, EnvKeys: k.Env, KeysKnown: true}
+}
+
+// ConfigMapKeys returns a ConfigMap's key names: data for envFrom, and
+// binaryData, which the kubelet only ever projects as files.
+func ConfigMapKeys(cm *corev1.ConfigMap) KeyNames {
+	env := sortedKeys(maps.Keys(cm.Data))
+	var fileOnly []string
+	for k := range cm.BinaryData {
+		if _, dup := cm.Data[k]; !dup { // the API server rejects this; a manifest may not
+			fileOnly = append(fileOnly, k)
+		}
+	}
+	slices.Sort(fileOnly)
+	return KeyNames{Env: env, FileOnly: fileOnly}
+}
+
+// SecretKeys returns a Secret's key names. Both data and stringData count:
+// the API server merges stringData into data on write, so a manifest's
+// stringData keys are data keys in the cluster.
+func SecretKeys(sec *corev1.Secret) KeyNames {
+	return KeyNames{Env: sortedKeys(maps.Keys(sec.Data), maps.Keys(sec.StringData))}
 }
 
 // sortedKeys merges key sequences into one sorted list without duplicates.

@@ -45,10 +45,16 @@ const (
 // Object is what a World knows about a ConfigMap or Secret.
 type Object struct {
 	Presence Presence
-	// Keys are the object's key names (data and binaryData), sorted. They are
+	// Keys are the key names a volume of the object projects as files,
+	// sorted: a ConfigMap's data and binaryData, a Secret's data. They are
 	// meaningful only when KeysKnown is true: a metadata-only cache knows that
 	// a Secret exists but not its keys.
-	Keys      []string
+	Keys []string
+	// EnvKeys are the key names envFrom turns into environment variables,
+	// sorted: a ConfigMap's data only (the kubelet never exports binaryData,
+	// pkg/kubelet/kubelet_pods.go), a Secret's data. Meaningful only when
+	// KeysKnown is true.
+	EnvKeys   []string
 	KeysKnown bool
 	// Where says where a NotFound object was looked for, for messages
 	// ("in the given manifests"); empty means the cluster.

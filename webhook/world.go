@@ -59,28 +59,72 @@ func CacheOptions() cache.Options {
 	}
 }
 
-// keyNamesAnnotation holds, in a cached ConfigMap or Secret, its sorted key
-// names joined by newlines (a key cannot contain one). One interned string
-// per object is far smaller than a map of empty values, and key sets repeat
-// across namespaces (the same chart installed many times), so they are
-// shared: see BenchmarkConfigMapCacheMemory.
-const keyNamesAnnotation = "podguard.io/cached-key-names"
+// keyNamesField is where keysOnly keeps a cached ConfigMap's or Secret's key
+// names: the only entry of a ConfigMap's data, or of a Secret's stringData.
+// The API server can never produce it, which is what makes the transform
+// safe to apply to its own output (client-go 0.36 applies a transform twice
+// to the objects of the initial list: once into WatchList's temporary store,
+// again in RealFIFO.Replace):
+//   - "/" is not allowed in a ConfigMap or Secret key, so no real object has
+//     this key, and a user cannot forge a cached entry;
+//   - a Secret's stringData is write-only: the API server merges it into
+//     data and never returns it.
+//
+// Its value is the data keys, sorted and joined by "\n" (a key cannot
+// contain one), then, only when there are any, "\x00" and a ConfigMap's
+// binaryData keys likewise. The string is interned: one string per object is
+// far smaller than a map of empty values, and key sets repeat across
+// namespaces (the same chart installed many times). See
+// BenchmarkConfigMapCacheMemory.
+const keyNamesField = "podguard.io/key-names"
 
-// keysOnly reduces a cached object to what the policies read.
+// encodeKeyNames is the value stored under keyNamesField.
+func encodeKeyNames(k policies.KeyNames) string {
+	s := strings.Join(k.Env, "\n")
+	if len(k.FileOnly) > 0 {
+		s += "\x00" + strings.Join(k.FileOnly, "\n")
+	}
+	return unique.Make(s).Value()
+}
+
+// decodeKeyNames reads what encodeKeyNames stored.
+func decodeKeyNames(s string) policies.KeyNames {
+	split := func(s string) []string {
+		if s == "" {
+			return nil
+		}
+		return strings.Split(s, "\n")
+	}
+	env, fileOnly, _ := strings.Cut(s, "\x00")
+	return policies.KeyNames{Env: split(env), FileOnly: split(fileOnly)}
+}
+
+// transformed reports whether m holds only keyNamesField: keysOnly's output.
+func transformed[V any](m map[string]V) bool {
+	_, ok := m[keyNamesField]
+	return ok && len(m) == 1
+}
+
+// keysOnly reduces a cached object to what the policies read. It is
+// idempotent: keysOnly(keysOnly(x)) equals keysOnly(x) for every object, which
+// TestCacheTransformsAreIdempotent checks for each kind.
 func keysOnly(obj any) (any, error) {
 	meta := func(m metav1.ObjectMeta) metav1.ObjectMeta {
 		return metav1.ObjectMeta{Name: m.Name, Namespace: unique.Make(m.Namespace).Value(), ResourceVersion: m.ResourceVersion}
 	}
-	withKeys := func(m metav1.ObjectMeta, keys []string) metav1.ObjectMeta {
-		out := meta(m)
-		out.Annotations = map[string]string{keyNamesAnnotation: unique.Make(strings.Join(keys, "\n")).Value()}
-		return out
-	}
 	switch o := obj.(type) {
 	case *corev1.ConfigMap:
-		return &corev1.ConfigMap{ObjectMeta: withKeys(o.ObjectMeta, policies.ConfigMapKeys(o))}, nil
+		keys := o.Data
+		if !transformed(o.Data) || len(o.BinaryData) > 0 {
+			keys = map[string]string{keyNamesField: encodeKeyNames(policies.ConfigMapKeys(o))}
+		}
+		return &corev1.ConfigMap{ObjectMeta: meta(o.ObjectMeta), Data: keys}, nil
 	case *corev1.Secret:
-		return &corev1.Secret{ObjectMeta: withKeys(o.ObjectMeta, policies.SecretKeys(o)), Type: o.Type}, nil
+		keys := o.StringData
+		if !transformed(o.StringData) || len(o.Data) > 0 {
+			keys = map[string]string{keyNamesField: encodeKeyNames(policies.SecretKeys(o))}
+		}
+		return &corev1.Secret{ObjectMeta: meta(o.ObjectMeta), StringData: keys, Type: o.Type}, nil
 	case *metav1.PartialObjectMetadata:
 		return &metav1.PartialObjectMetadata{TypeMeta: o.TypeMeta, ObjectMeta: meta(o.ObjectMeta)}, nil
 	case *corev1.Namespace:
@@ -300,7 +344,7 @@ func (w *ClusterWorld) ConfigMap(namespace, name string) policies.Object {
 	}
 	var cm corev1.ConfigMap
 	return lookupResult(w.cache.Get(context.Background(), client.ObjectKey{Namespace: namespace, Name: name}, &cm),
-		func() []string { return cachedKeys(&cm.ObjectMeta) })
+		func() policies.Object { return cachedKeys(cm.Data) })
 }
 
 // Secret implements policies.World. Key names are known only while the
@@ -311,7 +355,7 @@ func (w *ClusterWorld) Secret(namespace, name string) policies.Object {
 	key := client.ObjectKey{Namespace: namespace, Name: name}
 	if w.synced("secrets") {
 		var s corev1.Secret
-		return lookupResult(w.cache.Get(context.Background(), key, &s), func() []string { return cachedKeys(&s.ObjectMeta) })
+		return lookupResult(w.cache.Get(context.Background(), key, &s), func() policies.Object { return cachedKeys(s.StringData) })
 	}
 	if !w.synced("secrets (metadata)") {
 		return policies.Object{Presence: policies.Unknown}
@@ -320,19 +364,23 @@ func (w *ClusterWorld) Secret(namespace, name string) policies.Object {
 	return obj
 }
 
-// cachedKeys reads the key names keysOnly stored.
-func cachedKeys(m *metav1.ObjectMeta) []string {
-	joined := m.Annotations[keyNamesAnnotation]
-	if joined == "" {
-		return nil
+// cachedKeys reads the key names keysOnly stored. An object stored without
+// them (which keysOnly never does) has unknown keys, so nothing is concluded
+// from it: failing open here is what once hid every pre-existing ConfigMap.
+func cachedKeys(stored map[string]string) policies.Object {
+	joined, ok := stored[keyNamesField]
+	if !ok {
+		return policies.Object{Presence: policies.Found}
 	}
-	return strings.Split(joined, "\n")
+	return decodeKeyNames(joined).Object()
 }
 
-func lookupResult(err error, keys func() []string) policies.Object {
+// lookupResult turns a cache read into what the World reports. keys, when
+// not nil, reads the key names of the object found.
+func lookupResult(err error, keys func() policies.Object) policies.Object {
 	switch {
 	case err == nil && keys != nil:
-		return policies.Object{Presence: policies.Found, Keys: keys(), KeysKnown: true}
+		return keys()
 	case err == nil:
 		return policies.Object{Presence: policies.Found}
 	case apierrors.IsNotFound(err):
