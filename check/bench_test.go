@@ -131,8 +131,8 @@ func BenchmarkCheck(b *testing.B) {
 	engine := policies.NewEngine(settings)
 	// One pass outside the measurement: the first one pays for warming
 	// caches and growing the heap, which a steady CI run does once.
-	if loaded, errs := manifests.Load([]string{path}, nil); len(errs) == 0 {
-		if _, err := Run(loaded, errs, engine, Options{}); err != nil {
+	if loaded, _, errs := manifests.Load([]string{path}, nil); len(errs) == 0 {
+		if _, err := Run(loaded, nil, errs, engine, Options{}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -140,11 +140,11 @@ func BenchmarkCheck(b *testing.B) {
 	b.ResetTimer()
 	start := time.Now()
 	for b.Loop() {
-		loaded, errs := manifests.Load([]string{path}, nil)
+		loaded, _, errs := manifests.Load([]string{path}, nil)
 		if len(errs) > 0 || len(loaded) != docs {
 			b.Fatalf("loaded %d documents, errors %v", len(loaded), errs)
 		}
-		rep, err := Run(loaded, errs, engine, Options{})
+		rep, err := Run(loaded, nil, errs, engine, Options{})
 		if err != nil {
 			b.Fatal(err)
 		}

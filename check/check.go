@@ -76,9 +76,9 @@ func podOf(d manifests.Document, opts Options) *policies.Pod {
 
 // Run checks every pod-bearing document with engine.Check, exactly as the
 // webhook's /validate does: the pods as the mutating policies would leave
-// them, then validated. loadErrs are the loader's errors; they are reported
-// and the rest is still checked.
-func Run(docs []manifests.Document, loadErrs []error, engine *policies.Engine, opts Options) (*Report, error) {
+// them, then validated. loadWarns and loadErrs are the loader's warnings and
+// errors; they are reported and the rest is still checked.
+func Run(docs []manifests.Document, loadWarns []manifests.Warning, loadErrs []error, engine *policies.Engine, opts Options) (*Report, error) {
 	rep := &Report{Results: []Result{}}
 	w := world(docs, opts)
 	files := map[string]bool{}
@@ -116,6 +116,11 @@ func Run(docs []manifests.Document, loadErrs []error, engine *policies.Engine, o
 		}
 		rep.Errors = append(rep.Errors, ie)
 	}
+	for _, w := range loadWarns {
+		rep.InputWarnings = append(rep.InputWarnings, InputError{File: w.File, Line: w.Line, Message: w.Msg})
+		files[w.File] = true
+	}
+	rep.Summary.Warnings += len(rep.InputWarnings)
 	rep.Summary.Files = len(files)
 	rep.Summary.Documents = len(docs)
 	rep.Summary.Errors = len(rep.Errors)

@@ -157,6 +157,9 @@ func renderText(rep *Report) []byte {
 			fmt.Fprintf(&b, "  MUTATE %s\n", strings.Join(r.Mutations, ", "))
 		}
 	}
+	for _, w := range rep.InputWarnings {
+		fmt.Fprintf(&b, "%s: warning: %s\n", position(w.File, w.Line), indentLines(w.Message, 4))
+	}
 	for _, e := range rep.Errors {
 		fmt.Fprintf(&b, "%s: error: %s\n", position(e.File, e.Line), indentLines(e.Message, 4))
 	}
@@ -469,6 +472,16 @@ func sarifResults(rep *Report) []sarifResult {
 			add("warning", warningFinding(w))
 		}
 	}
+	for _, w := range rep.InputWarnings {
+		uri := artifactURI(w.File)
+		out = append(out, sarifResult{
+			RuleID:              inputRule,
+			Level:               "warning",
+			Message:             sarifMessage{Text: w.Message},
+			Locations:           sarifLocations(uri, w.Line),
+			PartialFingerprints: fp.next(uri, "", "", "", inputRule, w.Message),
+		})
+	}
 	for _, e := range rep.Errors {
 		uri := artifactURI(e.File)
 		out = append(out, sarifResult{
@@ -625,6 +638,16 @@ func renderJUnit(rep *Report) ([]byte, error) {
 		c.SystemOut = strings.Join(out, "\n")
 		s.Tests++
 		s.Cases = append(s.Cases, c)
+	}
+	for _, w := range rep.InputWarnings {
+		// JUnit has no warnings: a passing test case that says it.
+		s := suite(w.File)
+		name := "input warning"
+		if w.Line > 0 {
+			name += " at line " + strconv.Itoa(w.Line)
+		}
+		s.Cases = append(s.Cases, junitCase{Classname: s.Name, Name: name, SystemOut: position(w.File, w.Line) + ": warning: " + w.Message})
+		s.Tests++
 	}
 	for _, e := range rep.Errors {
 		s := suite(e.File)

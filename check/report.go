@@ -16,8 +16,12 @@ type Report struct {
 	Results []Result `json:"results"`
 	// Errors are inputs that could not be read or parsed. The rest of the
 	// input is still checked.
-	Errors  []InputError `json:"errors,omitempty"`
-	Summary Summary      `json:"summary"`
+	Errors []InputError `json:"errors,omitempty"`
+	// InputWarnings are about inputs read as kubectl reads them, but likely
+	// not as meant: a key set twice (the last value wins), bytes that are
+	// not UTF-8. They never fail a check.
+	InputWarnings []InputError `json:"inputWarnings,omitempty"`
+	Summary       Summary      `json:"summary"`
 }
 
 // Result is the verdict on one pod-bearing object.
@@ -42,7 +46,8 @@ type Result struct {
 // Denied reports whether the cluster would reject the object.
 func (r *Result) Denied() bool { return len(r.Violations) > 0 }
 
-// InputError is an input that could not be read or parsed.
+// InputError is an input that could not be read or parsed, or, in
+// InputWarnings, one read with a warning.
 type InputError struct {
 	File    string `json:"file"`
 	Line    int    `json:"line,omitempty"`
@@ -63,9 +68,10 @@ type Summary struct {
 	Checked    int `json:"checked"`
 	Denied     int `json:"denied"`
 	Violations int `json:"violations"`
-	Warnings   int `json:"warnings"`
-	Mutated    int `json:"mutated"`
-	Errors     int `json:"errors"`
+	// Warnings counts the objects' warnings and the input warnings.
+	Warnings int `json:"warnings"`
+	Mutated  int `json:"mutated"`
+	Errors   int `json:"errors"`
 }
 
 // ExitCode is `podguard check`'s exit status for the report: 2 when some

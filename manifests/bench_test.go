@@ -82,7 +82,7 @@ func BenchmarkParse(b *testing.B) {
 	b.SetBytes(int64(len(data)))
 	b.ResetTimer()
 	for b.Loop() {
-		docs, errs := Parse("bench.yaml", data)
+		docs, _, errs := Parse("bench.yaml", data)
 		if len(docs) != n || len(errs) != 0 {
 			b.Fatalf("got %d documents and errors %v, want %d documents", len(docs), errs, n)
 		}

@@ -1,6 +1,7 @@
 package manifests
 
 import (
+	"errors"
 	"fmt"
 	"regexp"
 	"strconv"
@@ -36,6 +37,24 @@ func (e *Error) Error() string {
 }
 
 func (e *Error) Unwrap() error { return e.Err }
+
+// Warning is something in an input that kubectl reads without complaint,
+// and podguard reads the same way, but that the author likely did not mean:
+// a key set twice (the last value wins), bytes that are not UTF-8 (read as
+// U+FFFD), a document after a "..." marker (ignored). It never fails a
+// check.
+type Warning struct {
+	// File is the path as given or found ("-" for stdin).
+	File string
+	// Line is the 1-based line it is about, 0 when unknown.
+	Line int
+	Msg  string
+}
+
+// String returns "file:line: message", as Error does.
+func (w Warning) String() string {
+	return (&Error{File: w.File, Line: w.Line, Err: errors.New(w.Msg)}).Error()
+}
 
 // problem is a message written for the user that keeps, for errors.Is and
 // errors.As, the error it was made from.

@@ -30,7 +30,7 @@ func FuzzParse(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		const name = "fuzz.yaml"
-		docs, errs := Parse(name, data)
+		docs, warns, errs := Parse(name, data)
 		lines := bytes.Count(data, []byte{'\n'}) + 1
 		for _, err := range errs {
 			var e *Error
@@ -45,6 +45,11 @@ func FuzzParse(f *testing.F) {
 			}
 			if errors.Is(err, errPanic) {
 				t.Fatalf("a decoder panicked: %v", err)
+			}
+		}
+		for _, w := range warns {
+			if w.File != name || w.Line < 0 || w.Line > lines || w.Msg == "" {
+				t.Fatalf("warning misplaced: %+v, of %d lines", w, lines)
 			}
 		}
 		last := -1

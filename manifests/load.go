@@ -36,11 +36,12 @@ var (
 // file named explicitly is read whatever its extension (so that
 // `-f <(helm template ...)` works).
 //
-// It returns every document it could read, in input order, and one *Error
-// per input it could not read or per document (or List item) it could not
-// parse; a bad file does not stop the others. A folder with no manifests, or an empty
-// file, yields nothing and no error.
-func Load(paths []string, stdin io.Reader) ([]Document, []error) {
+// Each file is read as kubectl reads it (see Parse). Load returns every
+// document it could read, in input order, the warnings about them, and one
+// *Error per input it could not read or per document (or List item) it
+// could not parse; a bad file does not stop the others. A folder with no
+// manifests, or an empty file, yields nothing and no error.
+func Load(paths []string, stdin io.Reader) ([]Document, []Warning, []error) {
 	inputs := expand(paths)
 	results := make([]inputResult, len(inputs))
 	// Files are read and parsed on every core; Parse also spreads the
@@ -60,14 +61,16 @@ func Load(paths []string, stdin io.Reader) ([]Document, []error) {
 	}
 	wg.Wait()
 	var (
-		docs []Document
-		errs []error
+		docs  []Document
+		warns []Warning
+		errs  []error
 	)
 	for _, r := range results {
 		docs = append(docs, r.docs...)
+		warns = append(warns, r.warns...)
 		errs = append(errs, r.errs...)
 	}
-	return docs, errs
+	return docs, warns, errs
 }
 
 // input is a file to read, stdin, or a path that could not be used.
@@ -77,8 +80,9 @@ type input struct {
 }
 
 type inputResult struct {
-	docs []Document
-	errs []error
+	docs  []Document
+	warns []Warning
+	errs  []error
 }
 
 // expand turns the paths given into the files to read, in order.
@@ -178,8 +182,8 @@ func load(in input, stdin io.Reader) inputResult {
 	if err != nil {
 		return inputResult{errs: []error{fileError(in.path, err)}}
 	}
-	docs, errs := Parse(in.path, data)
-	return inputResult{docs: docs, errs: errs}
+	docs, warns, errs := Parse(in.path, data)
+	return inputResult{docs: docs, warns: warns, errs: errs}
 }
 
 func readFile(path string) ([]byte, error) {

@@ -154,7 +154,7 @@ func TestLoad(t *testing.T) {
 				"5-good.json:1 Namespace/team",
 			},
 			wantErrs: []string{
-				"2-binary.yaml: binary file, not YAML or JSON",
+				"2-binary.yaml:1: document 0: invalid YAML: control characters are not allowed (U+0000); is this a binary file?",
 				"3-broken.yaml:3: document 0: invalid YAML: did not find expected node content",
 				`4-typo.yaml:14: document 0 (Deployment "web"): unknown field "spec.template.spec.containers[0].imag"`,
 				"missing: no such file or directory",
@@ -170,7 +170,7 @@ func TestLoad(t *testing.T) {
 			if tc.stdin != "" || strings.Contains(strings.Join(tc.paths, " "), "-") {
 				stdin = strings.NewReader(tc.stdin)
 			}
-			docs, errs := Load(tc.paths, stdin)
+			docs, _, errs := Load(tc.paths, stdin)
 			gotDocs, gotErrs := places(dir, docs, errs)
 			if diff := cmp.Diff(tc.wantDocs, gotDocs); diff != "" {
 				t.Errorf("documents (-want +got):\n%s", diff)
@@ -184,7 +184,7 @@ func TestLoad(t *testing.T) {
 
 func TestLoadErrorsAreErrors(t *testing.T) {
 	t.Chdir(t.TempDir())
-	_, errs := Load([]string{"missing.yaml"}, nil)
+	_, _, errs := Load([]string{"missing.yaml"}, nil)
 	if len(errs) != 1 {
 		t.Fatalf("got %v, want one error", errs)
 	}
@@ -198,7 +198,7 @@ func TestLoadErrorsAreErrors(t *testing.T) {
 }
 
 func TestLoadWithoutStdin(t *testing.T) {
-	_, errs := Load([]string{"-"}, nil)
+	_, _, errs := Load([]string{"-"}, nil)
 	if diff := cmp.Diff([]string{"-: no standard input to read"}, messages(errs)); diff != "" {
 		t.Errorf("errors (-want +got):\n%s", diff)
 	}
@@ -210,7 +210,7 @@ func TestLoadRefusesLargeFiles(t *testing.T) {
 	dir := t.TempDir()
 	writeTree(t, dir, map[string]string{"big.yaml": deployment, "small.yaml": "apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n"})
 	t.Chdir(dir)
-	docs, errs := Load([]string{".", "-"}, strings.NewReader(deployment))
+	docs, _, errs := Load([]string{".", "-"}, strings.NewReader(deployment))
 	gotDocs, gotErrs := places(dir, docs, errs)
 	if diff := cmp.Diff([]string{"small.yaml:1 Namespace/a"}, gotDocs); diff != "" {
 		t.Errorf("documents (-want +got):\n%s", diff)
@@ -233,7 +233,7 @@ func TestLoadFollowsLinks(t *testing.T) {
 			t.Skipf("cannot make links: %v", err)
 		}
 	}
-	docs, errs := Load([]string{"linked"}, nil)
+	docs, _, errs := Load([]string{"linked"}, nil)
 	gotDocs, gotErrs := places(dir, docs, errs)
 	if diff := cmp.Diff([]string{"linked/app.yaml:1 ConfigMap/settings", "linked/ns-link.yaml:1 Namespace/a"}, gotDocs); diff != "" {
 		t.Errorf("documents (-want +got):\n%s", diff)
@@ -257,7 +257,7 @@ func TestLoadReportsUnreadableFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer os.Chmod("locked", 0o755)
-	docs, errs := Load([]string{"."}, nil)
+	docs, _, errs := Load([]string{"."}, nil)
 	gotDocs, gotErrs := places(dir, docs, errs)
 	if diff := cmp.Diff([]string{"ok.yaml:1 ConfigMap/settings"}, gotDocs); diff != "" {
 		t.Errorf("documents (-want +got):\n%s", diff)

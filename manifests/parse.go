@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"unicode"
 	"unicode/utf8"
 
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -21,7 +22,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/kubernetes/scheme"
 	kjson "sigs.k8s.io/json"
-	"sigs.k8s.io/yaml"
 )
 
 // Document is one Kubernetes object read from the input.
@@ -46,7 +46,6 @@ type Document struct {
 }
 
 var (
-	errBinary = errors.New("binary file, not YAML or JSON")
 	errTooBig = errors.New("file is too large")
 	errPanic  = errors.New("internal error")
 	utf8BOM   = []byte("\xef\xbb\xbf")
@@ -77,34 +76,60 @@ func sizeString(n int64) string {
 }
 
 // Parse reads one file's content: a YAML stream of one or more documents, a
-// JSON object, or a stream of JSON objects. name is used in the Documents
-// and errors. It returns every document it could decode, and one *Error per
-// document (or List item) it could not; a bad document does not stop the
-// others. Empty input returns nothing.
-func Parse(name string, data []byte) ([]Document, []error) {
+// JSON object, or a stream of JSON objects. name is used in the Documents,
+// warnings and errors. It returns every document it could decode, and one
+// *Error per document (or List item) it could not; a bad document does not
+// stop the others. Empty input returns nothing.
+//
+// It reads the bytes as `kubectl create -f` and `kubectl apply -f` do
+// (k8s.io/cli-runtime's FileVisitor and StreamVisitor, and
+// k8s.io/apimachinery's YAMLOrJSONDecoder): what kubectl accepts is read,
+// with the same result, and what it rejects is an error. Warnings are
+// things kubectl reads without a word that were probably not meant, such
+// as a duplicate key, whose last value wins.
+func Parse(name string, data []byte) ([]Document, []Warning, []error) {
 	if int64(len(data)) > maxFileSize {
-		return nil, []error{&Error{File: name, Err: tooLarge()}}
+		return nil, nil, []error{&Error{File: name, Err: tooLarge()}}
 	}
-	if bytes.IndexByte(data, 0) >= 0 || !utf8.Valid(data) {
-		return nil, []error{&Error{File: name, Err: errBinary}}
-	}
-	data = bytes.TrimPrefix(data, utf8BOM)
+	data, warns := asKubectlReads(name, data)
 	var (
 		chunks []chunk
 		errs   []error
 	)
 	if isJSON(data) {
-		var err *Error
-		chunks, err = splitJSON(name, data)
-		if err != nil {
+		var (
+			from int
+			err  *Error
+		)
+		chunks, from, err = splitJSON(name, data)
+		if from >= 0 {
+			// Not a JSON stream after all: kubectl reads the rest as YAML.
+			more, sepErrs, ws := splitYAML(name, data[from:], 1+bytes.Count(data[:from], []byte{'\n'}), len(chunks))
+			if len(more) > 0 {
+				more[0].jsonErr = err
+			} else if err != nil {
+				errs = append(errs, err)
+			}
+			chunks = append(chunks, more...)
+			errs = append(errs, sepErrs...)
+			warns = append(warns, ws...)
+		} else if err != nil {
 			errs = append(errs, err)
 		}
 	} else {
-		chunks = splitYAML(data)
+		var (
+			sepErrs []error
+			ws      []Warning
+		)
+		chunks, sepErrs, ws = splitYAML(name, data, 1, 0)
+		errs = append(errs, sepErrs...)
+		warns = append(warns, ws...)
 	}
-	docs, decodeErrs := decodeChunks(name, chunks)
+	docs, docWarns, decodeErrs := decodeChunks(name, chunks)
+	warns = append(warns, docWarns...)
+	slices.SortStableFunc(warns, func(a, b Warning) int { return cmp.Compare(a.Line, b.Line) })
 	// The JSON syntax error, if any, is after the last document read.
-	return docs, append(decodeErrs, errs...)
+	return docs, warns, append(decodeErrs, errs...)
 }
 
 // chunk is the text of one document.
@@ -117,6 +142,12 @@ type chunk struct {
 	base int
 	data []byte
 	json bool
+	// jsonErr is set on the first YAML document of a file that starts as
+	// JSON and then is not: if that document is not YAML either, the JSON
+	// error is the one to report, as kubectl does.
+	jsonErr *Error
+	// end is the offset just after a JSON document.
+	end int
 }
 
 // lastLine is the file's line number of the document's last line.
@@ -128,66 +159,106 @@ func (c *chunk) lastLine() int {
 	return c.base + max(n, 1) - 1
 }
 
-// isJSON reports whether the input is JSON: its first character, after
-// white space, opens an object. A JSON stream of several objects is not
-// YAML, so it must be told apart before splitting. YAML whose first document
-// is a flow mapping is read as JSON too, as kubectl does.
+// jsonSniffLen is how far into the input kubectl looks for the { that
+// makes it JSON (resource.StreamVisitor's buffer).
+const jsonSniffLen = 4096
+
+// isJSON reports whether kubectl reads the input as JSON: its first
+// character, after white space (unicode.IsSpace) within the first 4096
+// bytes, opens an object. A stream of several JSON objects is not YAML, so
+// it must be told apart before splitting.
 func isJSON(data []byte) bool {
-	for _, c := range data {
-		switch c {
-		case ' ', '\t', '\r', '\n':
-			continue
-		case '{':
-			return true
-		}
-		return false
-	}
-	return false
+	head := bytes.TrimLeftFunc(data[:min(len(data), jsonSniffLen)], unicode.IsSpace)
+	return len(head) > 0 && head[0] == '{'
 }
 
-// splitYAML cuts a YAML stream into its documents, in one pass: a document
-// ends at a line that starts with "---" (or "...") followed by white space,
-// a comment or the end of the line. Per the YAML spec these markers cannot
-// occur inside a document, even in a block scalar, which is indented.
-// Documents with nothing but comments and blank lines are dropped.
-func splitYAML(data []byte) []chunk {
-	var chunks []chunk
-	start, base, first := 0, 1, 0 // the current document: offset, line, first content line
-	flush := func(end int) {
+// splitYAML cuts a YAML stream into its documents, in one pass, as
+// kubectl's YAMLReader does: a document ends at a line that starts with
+// "---". Only white space or a comment may follow the dashes on that line;
+// anything else ("--- {a: 1}", "----") is an error, as in kubectl, and the
+// line is then taken as a separator all the same so that the documents
+// after it are still read. Per the YAML spec a separator cannot occur
+// inside a document, even in a block scalar, which is indented.
+//
+// base is the line number of data's first line, and index the number of
+// documents before it. Documents with nothing but comments and blank lines
+// are dropped.
+func splitYAML(name string, data []byte, base, index int) ([]chunk, []error, []Warning) {
+	var (
+		chunks []chunk
+		errs   []error
+		warns  []Warning
+	)
+	start, first, end := 0, 0, 0 // the current document: offset, first content line, line of a "..." marker
+	lineNo := base - 1
+	docBase := base
+	flush := func(stop int) {
 		if first != 0 {
-			chunks = append(chunks, chunk{index: len(chunks), line: first, base: base, data: data[start:end]})
+			chunks = append(chunks, chunk{index: index + len(chunks), line: first, base: docBase, data: kubectlLines(data[start:stop])})
 		}
 	}
-	lineNo := 0
 	for pos := 0; pos < len(data); {
-		end, next := len(data), len(data)
+		eol, next := len(data), len(data)
 		if i := bytes.IndexByte(data[pos:], '\n'); i >= 0 {
-			end, next = pos+i, pos+i+1
+			eol, next = pos+i, pos+i+1
 		}
 		lineNo++
-		line := bytes.TrimSuffix(data[pos:end], []byte{'\r'})
+		line := bytes.TrimSuffix(data[pos:eol], []byte{'\r'})
 		switch {
-		case isMarker(line, sepDashes):
-			// The document starts at the separator, which yaml accepts,
-			// so that content on the same line ("--- {a: 1}") is kept and
-			// yaml's line numbers stay in step with the file's.
-			flush(pos)
-			start, base, first = pos, lineNo, 0
-			if isContent(line[3:]) {
-				first = lineNo
+		case bytes.HasPrefix(line, sepDashes):
+			if rest := bytes.TrimSpace(line[3:]); len(rest) > 0 && rest[0] != '#' {
+				errs = append(errs, &Error{File: name, Line: lineNo, Err: badSeparator(line)})
 			}
-		case isMarker(line, endMarker):
 			flush(pos)
-			start, base, first = next, lineNo+1, 0
+			start, docBase, first, end = next, lineNo+1, 0, 0
 		case first == 0 && isContent(line) && line[0] != '%':
 			// A line starting with % before any content is a directive
 			// (%YAML 1.2), not content.
 			first = lineNo
+		case first != 0 && end == 0 && isMarker(line, endMarker):
+			end = lineNo
+		case end > 0 && isContent(line):
+			// yaml reads a document's first YAML document only.
+			warns = append(warns, Warning{File: name, Line: end, Msg: fmt.Sprintf(
+				"what follows the document end marker \"...\" (from line %d on) is ignored, as kubectl ignores it: start a new document with \"---\" instead", lineNo)})
+			end = -1
 		}
 		pos = next
 	}
 	flush(len(data))
-	return chunks
+	return chunks, errs, warns
+}
+
+// badSeparator is the error for a line that starts with "---" but is not a
+// document separator.
+func badSeparator(line []byte) error {
+	text := string(line)
+	if utf8.RuneCountInString(text) > 40 {
+		text = string([]rune(text)[:40]) + "..."
+	}
+	return &problem{msg: fmt.Sprintf("invalid document separator %q: only white space or a comment may follow \"---\" on its line (kubectl rejects it too)", text), cause: errBadSeparator}
+}
+
+var errBadSeparator = errors.New("invalid document separator")
+
+// kubectlLines returns a document's text as kubectl's LineReader hands it
+// to yaml: every line ends in "\n", without the "\r" of a CRLF. The text
+// is returned as it is when it already is so.
+func kubectlLines(doc []byte) []byte {
+	if len(doc) > 0 && doc[len(doc)-1] == '\n' && bytes.IndexByte(doc, '\r') < 0 {
+		return doc
+	}
+	out := make([]byte, 0, len(doc)+1)
+	for len(doc) > 0 {
+		line := doc
+		if i := bytes.IndexByte(doc, '\n'); i >= 0 {
+			line, doc = doc[:i], doc[i+1:]
+		} else {
+			doc = nil
+		}
+		out = append(append(out, bytes.TrimSuffix(line, []byte{'\r'})...), '\n')
+	}
+	return out
 }
 
 func isMarker(line, marker []byte) bool {
@@ -209,17 +280,19 @@ func isContent(line []byte) bool {
 	return false
 }
 
-// splitJSON cuts a stream of JSON values into documents. A syntax error
-// ends the stream, as there is no telling where the next value starts.
-func splitJSON(name string, data []byte) ([]chunk, *Error) {
-	var chunks []chunk
+// splitJSON cuts a stream of JSON values into documents. On a syntax error
+// after more than one value, the stream ends there, as there is no telling
+// where the next value starts. After one value or none, kubectl takes the
+// input for YAML from there on (a JSON object, then "---" and YAML), and
+// so does splitJSON: from is the offset where the YAML starts, or -1.
+func splitJSON(name string, data []byte) (chunks []chunk, from int, _ *Error) {
 	lines := lineCounter{data: data, line: 1}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	for {
 		var raw json.RawMessage
 		err := dec.Decode(&raw)
 		if err == io.EOF {
-			return chunks, nil
+			return chunks, -1, nil
 		}
 		ref := docRef{index: len(chunks), item: -1}
 		if err != nil {
@@ -231,12 +304,43 @@ func splitJSON(name string, data []byte) ([]chunk, *Error) {
 			} else if errors.Is(err, io.ErrUnexpectedEOF) {
 				msg = "unexpected end of input"
 			}
-			return chunks, &Error{File: name, Line: lines.at(int(offset)), Err: inDocument(ref, &problem{msg: "invalid JSON: " + msg, cause: err})}
+			jsonErr := &Error{File: name, Line: lines.at(int(offset)), Err: inDocument(ref, &problem{msg: "invalid JSON: " + msg, cause: err})}
+			if len(chunks) > 1 {
+				return chunks, -1, jsonErr
+			}
+			from := 0
+			if len(chunks) == 1 {
+				from = chunks[0].end
+			}
+			if from, ok := skipSpaceLine(data, from); ok {
+				return chunks, from, jsonErr
+			}
+			return chunks, -1, jsonErr
 		}
 		end := int(dec.InputOffset())
 		line := lines.at(end - len(raw))
-		chunks = append(chunks, chunk{index: ref.index, line: line, base: line, data: raw, json: true})
+		chunks = append(chunks, chunk{index: ref.index, line: line, base: line, data: raw, json: true, end: end})
 	}
+}
+
+// skipSpaceLine skips white space from data[from], up to and including the
+// first line break, as kubectl does before it reads YAML after JSON. ok is
+// false where kubectl gives up: at the end of the input, or at U+FFFD.
+func skipSpaceLine(data []byte, from int) (int, bool) {
+	for from < len(data) {
+		r, size := utf8.DecodeRune(data[from:])
+		if r == utf8.RuneError {
+			return 0, false
+		}
+		if !unicode.IsSpace(r) {
+			return from, true
+		}
+		from += size
+		if r == '\n' {
+			return from, true
+		}
+	}
+	return 0, false
 }
 
 // lineCounter finds the line of increasing offsets in one pass over data.
@@ -254,13 +358,14 @@ func (c *lineCounter) at(offset int) int {
 }
 
 type chunkResult struct {
-	docs []Document
-	errs []error
+	docs  []Document
+	warns []Warning
+	errs  []error
 }
 
 // decodeChunks decodes the documents, on every core when there are many,
 // and returns them in input order.
-func decodeChunks(name string, chunks []chunk) ([]Document, []error) {
+func decodeChunks(name string, chunks []chunk) ([]Document, []Warning, []error) {
 	results := make([]chunkResult, len(chunks))
 	workers := min(runtime.GOMAXPROCS(0), len(chunks)/minDocsPerWorker)
 	if workers <= 1 {
@@ -291,12 +396,16 @@ func decodeChunks(name string, chunks []chunk) ([]Document, []error) {
 		n += len(r.docs)
 	}
 	docs := make([]Document, 0, n)
-	var errs []error
+	var (
+		warns []Warning
+		errs  []error
+	)
 	for _, r := range results {
 		docs = append(docs, r.docs...)
+		warns = append(warns, r.warns...)
 		errs = append(errs, r.errs...)
 	}
-	return docs, errs
+	return docs, warns, errs
 }
 
 // decodeChunk decodes one document: a single object, or the items of a
@@ -311,24 +420,42 @@ func decodeChunk(name string, c *chunk) (res chunkResult) {
 		}
 	}()
 	js := c.data
-	var tm typeMeta // when the fast path read them
+	var (
+		tm   typeMeta // when the fast path read them
+		dups []duplicate
+	)
 	if !c.json {
 		var (
 			ok  bool
 			err error
 		)
 		if js, tm, ok = fastYAMLToJSON(c.data); !ok {
-			js, err = yaml.YAMLToJSONStrict(c.data)
+			js, dups, err = yamlToJSON(c.data)
 		}
 		if err != nil {
+			if c.jsonErr != nil {
+				return chunkResult{errs: []error{c.jsonErr}}
+			}
 			msg, n := yamlProblem(err)
 			line := c.line
 			if n > 0 {
 				// yaml may name the line after the last, at the end of
 				// the input.
 				line = min(c.base+n-1, c.lastLine())
+			} else if r, at, ok := firstUnprintable(c.data); ok {
+				// yaml's reader names no line.
+				line = c.base + at - 1
+				msg += fmt.Sprintf(" (%U)", r)
+				if r == 0 {
+					msg += "; is this a binary file?"
+				}
 			}
 			return chunkResult{errs: []error{&Error{File: name, Line: line, Err: inDocument(ref, &problem{msg: msg, cause: err})}}}
+		}
+		if string(js) == "null" {
+			// A document of nothing but a null, or a "...": kubectl
+			// skips it.
+			return chunkResult{}
 		}
 	}
 	if tm.APIVersion == "" || tm.Kind == "" {
@@ -342,25 +469,65 @@ func decodeChunk(name string, c *chunk) (res chunkResult) {
 		return chunkResult{errs: []error{c.fail(name, ref, "", err)}}
 	}
 	if !isList {
-		obj, err := decodeObject(tm, js, &ref)
+		obj, raw, jsonDups, err := decodeObject(tm, js, &ref)
+		res.warns = c.duplicates(name, ref, "", dups, jsonDups)
 		if err != nil {
-			return chunkResult{errs: []error{c.fail(name, ref, "", err)}}
+			res.errs = []error{c.fail(name, ref, "", err)}
+			return res
 		}
-		return chunkResult{docs: []Document{{File: name, Index: c.index, Line: c.line, Item: -1, Object: obj, Raw: js}}}
+		res.docs = []Document{{File: name, Index: c.index, Line: c.line, Item: -1, Object: obj, Raw: raw}}
+		return res
 	}
 	// Each bad item is reported, and does not hide the others: a List
 	// gathers objects from many places.
+	res.warns = c.duplicates(name, ref, "", dups, nil)
 	res.docs = make([]Document, 0, len(items))
 	for i, item := range items {
 		ref := docRef{index: c.index, item: i}
-		obj, raw, err := decodeItem(tm, item, &ref)
+		prefix := fmt.Sprintf("items[%d]", i)
+		obj, raw, jsonDups, err := decodeItem(tm, item, &ref)
+		res.warns = append(res.warns, c.duplicates(name, ref, prefix, nil, jsonDups)...)
 		if err != nil {
-			res.errs = append(res.errs, c.fail(name, ref, fmt.Sprintf("items[%d]", i), err))
+			res.errs = append(res.errs, c.fail(name, ref, prefix, err))
 			continue
 		}
 		res.docs = append(res.docs, Document{File: name, Index: c.index, Line: c.line, Item: i, Object: obj, Raw: raw})
 	}
 	return res
+}
+
+// duplicates turns the duplicate keys found in a document's YAML, and the
+// duplicate fields found in its JSON (under prefix, for a List item), into
+// warnings on their lines.
+func (c *chunk) duplicates(name string, ref docRef, prefix string, yamlDups []duplicate, jsonDups []string) []Warning {
+	if len(yamlDups) == 0 && len(jsonDups) == 0 {
+		return nil
+	}
+	warns := make([]Warning, 0, len(yamlDups)+len(jsonDups))
+	for _, d := range yamlDups {
+		msg := fmt.Sprintf("duplicate key %q", d.path)
+		if d.first > 0 {
+			msg += fmt.Sprintf(" (first on line %d)", c.base+d.first-1)
+		}
+		msg += ": the last value is used, as kubectl uses it"
+		warns = append(warns, Warning{File: name, Line: c.base + d.line - 1, Msg: inDocument(ref, errors.New(msg)).Error()})
+	}
+	if len(jsonDups) > 0 {
+		paths := make([]string, len(jsonDups))
+		for i, p := range jsonDups {
+			paths[i] = joinPath(prefix, p)
+		}
+		lines := locate(c.data, paths...)
+		for i, p := range jsonDups {
+			line := c.line
+			if lines[i] > 0 {
+				line = c.base + lines[i] - 1
+			}
+			msg := fmt.Sprintf("duplicate field %q: the last value is used, as kubectl uses it", p)
+			warns = append(warns, Warning{File: name, Line: line, Msg: inDocument(ref, errors.New(msg)).Error()})
+		}
+	}
+	return warns
 }
 
 // fail reports err in the document: on the line of the first field it
@@ -524,7 +691,7 @@ func listItems(tm typeMeta, js []byte) ([]json.RawMessage, bool, error) {
 // decodeItem decodes an item of a List. The items of a typed list (a
 // DeploymentList) may leave out their apiVersion and kind, which are then
 // the list's.
-func decodeItem(list typeMeta, item []byte, ref *docRef) (k8sruntime.Object, []byte, error) {
+func decodeItem(list typeMeta, item []byte, ref *docRef) (k8sruntime.Object, []byte, []string, error) {
 	if jsonKind(item) == "an object" && list.Kind != "List" {
 		var tm typeMeta
 		if err := kjson.UnmarshalCaseSensitivePreserveInts(item, &tm); err == nil {
@@ -533,10 +700,9 @@ func decodeItem(list typeMeta, item []byte, ref *docRef) (k8sruntime.Object, []b
 	}
 	tm, err := typeMetaOf(item)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	obj, err := decodeObject(tm, item, ref)
-	return obj, item, err
+	return decodeObject(tm, item, ref)
 }
 
 // withTypeMeta adds to a JSON object the apiVersion and kind it lacks.
@@ -562,16 +728,72 @@ func withTypeMeta(js []byte, have, want typeMeta) []byte {
 }
 
 // decodeObject decodes a JSON object into the type client-go's scheme has
-// for its kind, strictly: an unknown or duplicate field, or a value of the
-// wrong type, is an error. Kinds the scheme does not know (CRDs) decode into
-// Unstructured, where only duplicate fields are errors.
-func decodeObject(tm typeMeta, js []byte, ref *docRef) (k8sruntime.Object, error) {
+// for its kind, strictly: an unknown field, or a value of the wrong type, is
+// an error, as the API server's strict field validation makes it. Kinds the
+// scheme does not know (CRDs) decode into Unstructured.
+//
+// A field given twice is not an error: kubectl decodes the JSON into a map,
+// where the last value replaces the first whole, and sends that. Such
+// documents are decoded the same way, and the duplicate fields returned,
+// for warnings. raw is the object's JSON, without them.
+func decodeObject(tm typeMeta, js []byte, ref *docRef) (obj k8sruntime.Object, raw []byte, dups []string, err error) {
 	ref.kind = tm.Kind
 	gv, err := schema.ParseGroupVersion(tm.APIVersion)
 	if err != nil {
-		return nil, fmt.Errorf("invalid apiVersion %q", tm.APIVersion)
+		return nil, nil, nil, fmt.Errorf("invalid apiVersion %q", tm.APIVersion)
 	}
-	obj, err := scheme.Scheme.New(gv.WithKind(tm.Kind))
+	obj, strict, err := decodeStrict(gv.WithKind(tm.Kind), js, ref)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	unknown := strict[:0:0]
+	for _, e := range strict {
+		if strings.HasPrefix(e.Error(), "duplicate field ") {
+			var pe kjson.FieldError
+			if errors.As(e, &pe) {
+				dups = append(dups, pe.FieldPath())
+			}
+			continue
+		}
+		unknown = append(unknown, e)
+	}
+	raw = js
+	if len(dups) > 0 {
+		// As kubectl: the last value of a key replaces the others whole,
+		// where a struct would merge them.
+		var m any
+		if err := kjson.UnmarshalCaseSensitivePreserveInts(js, &m); err != nil {
+			return nil, nil, nil, err
+		}
+		if raw, err = json.Marshal(m); err != nil {
+			return nil, nil, nil, err
+		}
+		if obj, strict, err = decodeStrict(gv.WithKind(tm.Kind), raw, ref); err != nil {
+			return nil, nil, nil, err
+		}
+		unknown = strict
+	}
+	if len(unknown) > 0 {
+		// As the API server words them: unknown field "spec.x".
+		fe := &fieldErrors{cause: k8sruntime.NewStrictDecodingError(unknown), capped: len(strict) >= 100}
+		for _, err := range unknown {
+			f := fieldError{msg: err.Error()}
+			var pe kjson.FieldError
+			if errors.As(err, &pe) {
+				f.path = pe.FieldPath()
+			}
+			fe.fields = append(fe.fields, f)
+		}
+		return nil, nil, dups, fe
+	}
+	return obj, raw, dups, nil
+}
+
+// decodeStrict decodes js into a new object of kind gvk (Unstructured for
+// kinds client-go does not know), and returns the unknown and duplicate
+// fields.
+func decodeStrict(gvk schema.GroupVersionKind, js []byte, ref *docRef) (k8sruntime.Object, []error, error) {
+	obj, err := scheme.Scheme.New(gvk)
 	var strict []error
 	if err != nil {
 		// Not a kind client-go knows: a CRD, or a version it dropped.
@@ -587,20 +809,7 @@ func decodeObject(tm typeMeta, js []byte, ref *docRef) (k8sruntime.Object, error
 	}
 	if err != nil {
 		msg, path := typeProblem(err)
-		return nil, &fieldErrors{fields: []fieldError{{path: path, msg: msg}}, cause: err}
+		return nil, nil, &fieldErrors{fields: []fieldError{{path: path, msg: msg}}, cause: err}
 	}
-	if len(strict) > 0 {
-		// As the API server words them: unknown field "spec.x".
-		fe := &fieldErrors{cause: k8sruntime.NewStrictDecodingError(strict), capped: len(strict) >= 100}
-		for _, err := range strict {
-			f := fieldError{msg: err.Error()}
-			var pe kjson.FieldError
-			if errors.As(err, &pe) {
-				f.path = pe.FieldPath()
-			}
-			fe.fields = append(fe.fields, f)
-		}
-		return nil, fe
-	}
-	return obj, nil
+	return obj, strict, nil
 }

@@ -73,10 +73,11 @@ data:
 
 func TestParse(t *testing.T) {
 	tests := []struct {
-		name     string
-		input    string
-		wantDocs []string
-		wantErrs []string
+		name      string
+		input     string
+		wantDocs  []string
+		wantWarns []string
+		wantErrs  []string
 	}{
 		{
 			name:     "reads a single document",
@@ -108,14 +109,19 @@ func TestParse(t *testing.T) {
 			},
 		},
 		{
-			name:     "reads a document that starts on its separator line",
-			input:    configMap + "--- {apiVersion: v1, kind: Namespace, metadata: {name: team}}\n",
-			wantDocs: []string{"0 1 -1 ConfigMap/settings (*v1.ConfigMap)", "1 7 -1 Namespace/team (*v1.Namespace)"},
+			name:     "rejects content on a separator line, as kubectl does, and reads on",
+			input:    configMap + "--- {apiVersion: v1, kind: Namespace, metadata: {name: team}}\n" + "apiVersion: v1\nkind: Namespace\nmetadata: {name: b}\n---x\n",
+			wantDocs: []string{"0 1 -1 ConfigMap/settings (*v1.ConfigMap)", "1 8 -1 Namespace/b (*v1.Namespace)"},
+			wantErrs: []string{
+				`in.yaml:7: invalid document separator "--- {apiVersion: v1, kind: Namespace, me...": only white space or a comment may follow "---" on its line (kubectl rejects it too)`,
+				`in.yaml:11: invalid document separator "---x": only white space or a comment may follow "---" on its line (kubectl rejects it too)`,
+			},
 		},
 		{
-			name:     "ends a document at a document end marker",
-			input:    configMap + "...\n" + "apiVersion: v1\nkind: Namespace\nmetadata: {name: team}\n",
-			wantDocs: []string{"0 1 -1 ConfigMap/settings (*v1.ConfigMap)", "1 8 -1 Namespace/team (*v1.Namespace)"},
+			name:      "ignores what follows a document end marker, as kubectl does, with a warning",
+			input:     configMap + "...\n# comment\n" + "apiVersion: v1\nkind: Namespace\nmetadata: {name: team}\n---\n" + configMap + "...\n\n",
+			wantDocs:  []string{"0 1 -1 ConfigMap/settings (*v1.ConfigMap)", "1 13 -1 ConfigMap/settings (*v1.ConfigMap)"},
+			wantWarns: []string{`in.yaml:7: what follows the document end marker "..." (from line 9 on) is ignored, as kubectl ignores it: start a new document with "---" instead`},
 		},
 		{
 			name:     "does not take a --- inside a line or a block scalar for a separator",
@@ -230,20 +236,30 @@ func TestParse(t *testing.T) {
 			wantErrs: []string{`in.yaml:1: document 0 (Deployment "web"): quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'`},
 		},
 		{
-			name:     "reports a duplicate key in YAML",
-			input:    configMap + "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n  name: b\n",
-			wantDocs: []string{"0 1 -1 ConfigMap/settings (*v1.ConfigMap)"},
-			wantErrs: []string{`in.yaml:12: document 1: invalid YAML: duplicate key "name"`},
+			name:     "reads a duplicate key in YAML as kubectl does, the last value winning, with a warning",
+			input:    configMap + "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n  labels: {x: z, app.kubernetes.io/name: a, app.kubernetes.io/name: b}\n  name: b\n",
+			wantDocs: []string{"0 1 -1 ConfigMap/settings (*v1.ConfigMap)", "1 8 -1 ConfigMap/b (*v1.ConfigMap)"},
+			wantWarns: []string{
+				`in.yaml:12: document 1 (ConfigMap "b"): duplicate key "metadata.labels[app.kubernetes.io/name]" (first on line 12): the last value is used, as kubectl uses it`,
+				`in.yaml:13: document 1 (ConfigMap "b"): duplicate key "metadata.name" (first on line 11): the last value is used, as kubectl uses it`,
+			},
 		},
 		{
-			name:     "reports a duplicate key in an unknown kind",
-			input:    "apiVersion: example.com/v1\nkind: Widget\nspec:\n  size: 1\n  size: 2\n",
-			wantErrs: []string{`in.yaml:5: document 0: invalid YAML: duplicate key "size"`},
+			name:      "reads a duplicate key in an unknown kind",
+			input:     "apiVersion: example.com/v1\nkind: Widget\nspec:\n  size: 1\n  size: 2\n",
+			wantDocs:  []string{"0 1 -1 Widget/ (*unstructured.Unstructured)"},
+			wantWarns: []string{`in.yaml:5: document 0 (Widget): duplicate key "spec.size" (first on line 4): the last value is used, as kubectl uses it`},
 		},
 		{
-			name:     "reports a duplicate field in JSON",
-			input:    "{\"apiVersion\": \"v1\", \"kind\": \"ConfigMap\",\n\"metadata\": {\"name\": \"a\"},\n\"metadata\": {\"name\": \"b\"}}",
-			wantErrs: []string{`in.json:2: document 0 (ConfigMap "b"): duplicate field "metadata"`},
+			name:     "reads a merge key and a key that overrides it without a warning, as kubectl does",
+			input:    "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n  labels: &base {app: web, tier: front}\n  annotations:\n    <<: *base\n    tier: back\ndata:\n  tier: z\n  <<: [*base]\n",
+			wantDocs: []string{"0 1 -1 ConfigMap/a (*v1.ConfigMap)"},
+		},
+		{
+			name:      "reads a duplicate field in JSON as kubectl does, the last value winning whole, with a warning",
+			input:     "{\"apiVersion\": \"v1\", \"kind\": \"ConfigMap\",\n\"metadata\": {\"name\": \"a\", \"labels\": {\"x\": \"y\"}},\n\"metadata\": {\"name\": \"b\"}}",
+			wantDocs:  []string{"0 1 -1 ConfigMap/b (*v1.ConfigMap)"},
+			wantWarns: []string{`in.json:2: document 0 (ConfigMap "b"): duplicate field "metadata": the last value is used, as kubectl uses it`},
 		},
 		{
 			name:     "reads unknown kinds as unstructured, without strictness",
@@ -330,14 +346,16 @@ func TestParse(t *testing.T) {
 			input: "\n# nothing\n---\n---\n\n",
 		},
 		{
-			name:     "reports a binary file",
-			input:    "apiVersion: v1\x00\x01",
-			wantErrs: []string{`in.yaml: binary file, not YAML or JSON`},
+			name:     "reports a control character on its line, as a binary file has",
+			input:    configMap + "---\napiVersion: v1\n# \x00\x01\n",
+			wantDocs: []string{"0 1 -1 ConfigMap/settings (*v1.ConfigMap)"},
+			wantErrs: []string{`in.yaml:9: document 1: invalid YAML: control characters are not allowed (U+0000); is this a binary file?`},
 		},
 		{
-			name:     "reports a file that is not UTF-8",
-			input:    "apiVersion: v1\nkind: ConfigMap\ndata: {a: \xff\xfe}\n",
-			wantErrs: []string{`in.yaml: binary file, not YAML or JSON`},
+			name:      "reads bytes that are not UTF-8 as U+FFFD, as kubectl does, with a warning",
+			input:     "apiVersion: v1\nkind: ConfigMap\n# caf\xe9\nmetadata: {name: a}\ndata: {a: \xff\xfe}\n",
+			wantDocs:  []string{"0 1 -1 ConfigMap/a (*v1.ConfigMap)"},
+			wantWarns: []string{`in.yaml:3: invalid UTF-8 on line 3 and 1 more line: each bad byte is read as U+FFFD, as kubectl reads it; save the file as UTF-8`},
 		},
 	}
 	for _, tc := range tests {
@@ -346,9 +364,12 @@ func TestParse(t *testing.T) {
 			if isJSON([]byte(tc.input)) {
 				name = "in.json"
 			}
-			docs, errs := Parse(name, []byte(tc.input))
+			docs, warns, errs := Parse(name, []byte(tc.input))
 			if diff := cmp.Diff(tc.wantDocs, summaries(docs)); diff != "" {
 				t.Errorf("documents (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tc.wantWarns, warnings(warns)); diff != "" {
+				t.Errorf("warnings (-want +got):\n%s", diff)
 			}
 			if diff := cmp.Diff(tc.wantErrs, messages(errs)); diff != "" {
 				t.Errorf("errors (-want +got):\n%s", diff)
@@ -362,6 +383,14 @@ func TestParse(t *testing.T) {
 	}
 }
 
+func warnings(warns []Warning) []string {
+	var out []string
+	for _, w := range warns {
+		out = append(out, w.String())
+	}
+	return out
+}
+
 // indent indents a document by two spaces, after its first line, to make
 // it an item of a YAML list.
 func indent(doc string) string {
@@ -369,7 +398,7 @@ func indent(doc string) string {
 }
 
 func TestParseDecodesIntoClientGoTypes(t *testing.T) {
-	docs, errs := Parse("in.yaml", []byte(deployment+"---\n"+configMap))
+	docs, _, errs := Parse("in.yaml", []byte(deployment+"---\n"+configMap))
 	if len(errs) > 0 || len(docs) != 2 {
 		t.Fatalf("got %d documents, errors %v", len(docs), errs)
 	}
@@ -392,7 +421,7 @@ func TestParseGivesRawJSON(t *testing.T) {
 	input := "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\nspec:\n  b: 1\n  a: [x, 2.5]\n---\n" +
 		"apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: ConfigMap\n  metadata: {name: c}\n---\n" +
 		"apiVersion: v1\nkind: PodList\nitems:\n- metadata: {name: p}\n"
-	docs, errs := Parse("in.yaml", []byte(input))
+	docs, _, errs := Parse("in.yaml", []byte(input))
 	if len(errs) > 0 || len(docs) != 3 {
 		t.Fatalf("got %d documents, errors %v", len(docs), errs)
 	}
@@ -437,7 +466,7 @@ func TestParseLineNumbers(t *testing.T) {
 	for _, eol := range []string{"\n", "\r\n"} {
 		t.Run(fmt.Sprintf("with %q line endings", eol), func(t *testing.T) {
 			text := strings.ReplaceAll(input, "\n", eol)
-			docs, errs := Parse("in.yaml", []byte(text))
+			docs, _, errs := Parse("in.yaml", []byte(text))
 			if len(errs) > 0 || len(docs) != 4 {
 				t.Fatalf("got %d documents, errors %v", len(docs), errs)
 			}
@@ -455,7 +484,7 @@ func TestParseLineNumbers(t *testing.T) {
 }
 
 func TestParseErrors(t *testing.T) {
-	_, errs := Parse("deploy/web.yaml", []byte("a: b: c\n"))
+	_, _, errs := Parse("deploy/web.yaml", []byte("a: b: c\n"))
 	if len(errs) != 1 {
 		t.Fatalf("got errors %v, want one", errs)
 	}
@@ -467,7 +496,7 @@ func TestParseErrors(t *testing.T) {
 		t.Errorf("got file %q line %d, want deploy/web.yaml line 1", e.File, e.Line)
 	}
 
-	_, errs = Parse("deploy/web.yaml", []byte("apiVersion: v1\nkind: Pod\nspec: {containerz: []}\n"))
+	_, _, errs = Parse("deploy/web.yaml", []byte("apiVersion: v1\nkind: Pod\nspec: {containerz: []}\n"))
 	if len(errs) != 1 || !k8sruntime.IsStrictDecodingError(errors.Unwrap(errors.Unwrap(errors.Unwrap(errs[0])))) {
 		t.Errorf("got %v, want an error wrapping the strict decoding error", errs)
 	}
@@ -476,7 +505,7 @@ func TestParseErrors(t *testing.T) {
 func TestParseRefusesLargeInput(t *testing.T) {
 	defer func(old int64) { maxFileSize = old }(maxFileSize)
 	maxFileSize = 16
-	docs, errs := Parse("big.yaml", []byte(configMap))
+	docs, _, errs := Parse("big.yaml", []byte(configMap))
 	want := []string{"big.yaml: file is larger than 16 bytes; refusing to read it"}
 	if diff := cmp.Diff(want, messages(errs)); diff != "" || len(docs) > 0 {
 		t.Errorf("got %d documents, errors (-want +got):\n%s", len(docs), diff)
@@ -494,7 +523,7 @@ func TestErrorMessage(t *testing.T) {
 		want string
 	}{
 		{"names the file and line", &Error{File: "a.yaml", Line: 3, Err: errors.New("document 1: missing kind")}, "a.yaml:3: document 1: missing kind"},
-		{"names the file alone without a line", &Error{File: "a.yaml", Err: errBinary}, "a.yaml: binary file, not YAML or JSON"},
+		{"names the file alone without a line", &Error{File: "a.yaml", Err: errTooBig}, "a.yaml: file is too large"},
 		{"names stdin as -", &Error{File: "-", Line: 1, Err: errors.New("x")}, "-:1: x"},
 		{"unwraps to its cause", &Error{File: "a.yaml", Err: cause}, "a.yaml: file does not exist"},
 	}

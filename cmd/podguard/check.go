@@ -62,17 +62,28 @@ func parseOffline(fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
+// loaded is what check and mutate read: the manifests, and the loader's
+// warnings and errors about them.
+type loaded struct {
+	docs  []manifests.Document
+	warns []manifests.Warning
+	errs  []error
+}
+
 // load reads the config and the manifests.
-func (o *offlineFlags) load(stdin io.Reader) (*policies.Engine, check.Options, []manifests.Document, []error, error) {
-	var opts check.Options
+func (o *offlineFlags) load(stdin io.Reader) (*policies.Engine, check.Options, loaded, error) {
+	var (
+		opts check.Options
+		in   loaded
+	)
 	if len(o.files) == 0 {
-		return nil, opts, nil, nil, usageError("at least one -f PATH is required (use -f - for stdin)")
+		return nil, opts, in, usageError("at least one -f PATH is required (use -f - for stdin)")
 	}
 	cfg := config.Default()
 	if o.configPath != "" {
 		var err error
 		if cfg, err = config.Load(o.configPath); err != nil {
-			return nil, opts, nil, nil, &exitError{code: 2, err: err}
+			return nil, opts, in, &exitError{code: 2, err: err}
 		}
 	}
 	kubelet := o.kubeletVersion
@@ -82,16 +93,16 @@ func (o *offlineFlags) load(stdin io.Reader) (*policies.Engine, check.Options, [
 	if kubelet != "" {
 		v, err := kubeversion.ParseGeneric(kubelet)
 		if err != nil {
-			return nil, opts, nil, nil, usageError("--kubelet-version %q: must be a Kubernetes version such as 1.29 or v1.30.2", kubelet)
+			return nil, opts, in, usageError("--kubelet-version %q: must be a Kubernetes version such as 1.29 or v1.30.2", kubelet)
 		}
 		opts.KubeletVersion = v
 	}
 	opts.Namespace = o.namespace
-	docs, errs := manifests.Load(o.files, stdin)
-	if len(docs) == 0 && len(errs) == 0 {
-		return nil, opts, nil, nil, &exitError{code: 2, err: fmt.Errorf("no Kubernetes objects in %s (did helm template or kustomize build print nothing?)", o.files.String())}
+	in.docs, in.warns, in.errs = manifests.Load(o.files, stdin)
+	if len(in.docs) == 0 && len(in.errs) == 0 {
+		return nil, opts, in, &exitError{code: 2, err: fmt.Errorf("no Kubernetes objects in %s (did helm template or kustomize build print nothing?)", o.files.String())}
 	}
-	return policies.NewEngine(&cfg.Policies), opts, docs, errs, nil
+	return policies.NewEngine(&cfg.Policies), opts, in, nil
 }
 
 const checkUsage = `Usage: podguard check -f PATH [-f PATH ...] [--config FILE] [--kubelet-version X.Y] [-o text|json|sarif|junit]
@@ -118,11 +129,11 @@ func checkCommand(args []string, stdin io.Reader, stdout, stderr io.Writer) erro
 	if !validFormat(*format) {
 		return usageError("unknown output format %q: use text, json, sarif or junit", *format)
 	}
-	engine, opts, docs, loadErrs, err := o.load(stdin)
+	engine, opts, in, err := o.load(stdin)
 	if err != nil {
 		return err
 	}
-	rep, err := check.Run(docs, loadErrs, engine, opts)
+	rep, err := check.Run(in.docs, in.warns, in.errs, engine, opts)
 	if err != nil {
 		return err
 	}
@@ -164,11 +175,16 @@ func mutateCommand(args []string, stdin io.Reader, stdout, stderr io.Writer) err
 	if err := parseOffline(fs, args); err != nil {
 		return err
 	}
-	engine, opts, docs, loadErrs, err := o.load(stdin)
+	engine, opts, in, err := o.load(stdin)
 	if err != nil {
 		return err
 	}
-	out, err := check.Mutate(docs, engine, opts)
+	for _, w := range in.warns {
+		// "file:line: warning: ...", beside the errors' "file:line: ...".
+		w.Msg = "warning: " + w.Msg
+		fmt.Fprintln(stderr, w)
+	}
+	out, err := check.Mutate(in.docs, engine, opts)
 	if err != nil {
 		return err
 	}
@@ -187,7 +203,7 @@ func mutateCommand(args []string, stdin io.Reader, stdout, stderr io.Writer) err
 			code = 1
 		}
 	}
-	for _, e := range loadErrs {
+	for _, e := range in.errs {
 		fmt.Fprintln(stderr, e)
 		code = 2
 	}
