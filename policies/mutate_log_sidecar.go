@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"path"
+	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -37,38 +38,34 @@ const (
 	NativeNever  = "never"
 )
 
-// DefaultLogStreamer is the default sidecar script: it streams every file in
-// the log directory to stdout, each line prefixed with the file's name. It
-// picks up files created after it starts (a new catalina.DATE.log each day)
-// and follows rotation: tail -F reopens a file that was renamed or
-// truncated, and a file is tailed once per inode, so a rotated copy
-// (app.log.1) is not printed again. Lines are prefixed by a shell read loop,
-// not awk, because some awks buffer their input from a pipe. For
-// high-volume logs, configure a dedicated shipper (see LogSidecarConfig).
-const DefaultLogStreamer = `dir="${PODGUARD_LOG_DIR}"
-seen=" "
-while true; do
-  for f in "$dir"/* "$dir"/.[!.]*; do
-    [ -f "$f" ] || continue
-    ino=$(stat -c %i "$f" 2>/dev/null) || continue
-    case "$seen" in *" $ino "*) continue ;; esac
-    seen="$seen$ino "
-    name=${f##*/}
-    (tail -n +1 -F "$f" 2>/dev/null | while IFS= read -r line; do printf '[%s] %s\n' "$name" "$line"; done) &
-  done
-  sleep 2
-done`
+// DefaultSidecarImage is podguard's own image, whose binary streams the logs
+// (podguard stream-logs): one image to mirror, and streaming code that is
+// tested with podguard. It matches deploy/base's image; a build can set it
+// with -ldflags "-X github.com/podguard/podguard/policies.DefaultSidecarImage=...".
+var DefaultSidecarImage = "podguard:latest"
+
+// DefaultStreamerCommand runs podguard's log streamer in its own image. It
+// reads the directory from $PODGUARD_LOG_DIR.
+var DefaultStreamerCommand = []string{"/podguard", "stream-logs"}
+
+// DefaultSidecarUser and DefaultLogsFSGroup are the sidecar's identity when
+// neither the config nor the pod gives one: nobody and nogroup.
+const (
+	DefaultSidecarUser int64 = 65534
+	DefaultLogsFSGroup int64 = 65534
+)
 
 // LogSidecarConfig configures the log-sidecar policy.
 //
 //	logSidecar:
-//	  image: busybox:1.37
-//	  command: [sh, -c, <DefaultLogStreamer>]   # or e.g. fluent-bit:
+//	  image: podguard:latest                     # podguard's own image
+//	  command: [/podguard, stream-logs]          # or e.g. fluent-bit:
 //	  # image: cr.fluentbit.io/fluent/fluent-bit:3.2
 //	  # command: [/fluent-bit/bin/fluent-bit]
 //	  # args: [-i, tail, -p, "path=$(PODGUARD_LOG_DIR)/*", -o, stdout]
 //	  native: auto                               # always, never
-//	  runAsUser: 65534
+//	  # runAsUser: unset: the app's uid when the pod gives a non-root one, else 65534
+//	  fsGroup: 65534                             # only for pods that set none
 //	  resources:
 //	    requests: {cpu: 5m, memory: 16Mi}
 //	    limits: {memory: 64Mi}
@@ -81,9 +78,17 @@ type LogSidecarConfig struct {
 	// container with restartPolicy: Always): "auto" when the API server and
 	// every kubelet are 1.29 or later, "always", or "never".
 	Native string `json:"native,omitempty"`
-	// RunAsUser is the sidecar's user. It must be able to read the log files;
-	// files the app writes with mode 0600 as another user are not readable.
-	RunAsUser *int64                      `json:"runAsUser,omitempty"`
+	// RunAsUser, when set, is the sidecar's user for every pod. Unset, the
+	// sidecar runs as the app container's user when the pod spec gives a
+	// non-root one (so it reads files the app writes with mode 0600), else
+	// as 65534.
+	RunAsUser *int64 `json:"runAsUser,omitempty"`
+	// FSGroup is set as the pod's fsGroup when the pod sets none. The kubelet
+	// then makes the log volume group-owned by it and setgid, so every file
+	// the app creates there belongs to that group, and the sidecar, which
+	// runs with the pod's fsGroup, reads whatever is group-readable (umask
+	// 0022 or 0027, whatever the app's uid).
+	FSGroup   *int64                      `json:"fsGroup,omitempty"`
 	Resources corev1.ResourceRequirements `json:"resources,omitempty"`
 }
 
@@ -92,16 +97,16 @@ func (c *LogSidecarConfig) defaults() {
 		c.Enabled = ptr.To(true)
 	}
 	if c.Image == "" {
-		c.Image = "busybox:1.37"
+		c.Image = DefaultSidecarImage
 	}
 	if len(c.Command) == 0 && len(c.Args) == 0 {
-		c.Command = []string{"sh", "-c", DefaultLogStreamer}
+		c.Command = slices.Clone(DefaultStreamerCommand)
 	}
 	if c.Native == "" {
 		c.Native = NativeAuto
 	}
-	if c.RunAsUser == nil {
-		c.RunAsUser = ptr.To[int64](65534)
+	if c.FSGroup == nil {
+		c.FSGroup = ptr.To(DefaultLogsFSGroup)
 	}
 	if c.Resources.Requests == nil && c.Resources.Limits == nil {
 		c.Resources = corev1.ResourceRequirements{
@@ -122,6 +127,9 @@ func (c *LogSidecarConfig) validate(p *field.Path) field.ErrorList {
 	if c.RunAsUser != nil && *c.RunAsUser <= 0 {
 		errs = append(errs, field.Invalid(p.Child("runAsUser"), *c.RunAsUser, "must be a non-root user ID (> 0), so that the sidecar passes Pod Security restricted"))
 	}
+	if c.FSGroup != nil && *c.FSGroup <= 0 {
+		errs = append(errs, field.Invalid(p.Child("fsGroup"), *c.FSGroup, "must be a group ID > 0: group 0 would make the log files readable as root's group"))
+	}
 	for name, q := range c.Resources.Requests {
 		if lim, ok := c.Resources.Limits[name]; ok && q.Cmp(lim) > 0 {
 			errs = append(errs, field.Invalid(p.Child("resources", "requests").Key(string(name)), q.String(), "must not be greater than the limit "+lim.String()))
@@ -137,7 +145,18 @@ func (c *LogSidecarConfig) validate(p *field.Path) field.ErrorList {
 // For each entry of the podguard.io/logs annotation ("[container=]/dir"), the
 // app container gets a volume at dir (its existing mount there is reused;
 // otherwise an emptyDir is added), and a sidecar mounts the same volume
-// read-only and streams it. The sidecar is a native sidecar when the cluster
+// read-only and streams it with podguard stream-logs.
+//
+// The sidecar must be able to read what the app writes, whatever the app's
+// uid and umask. Stock tomcat runs as root with umask 0027: its logs are
+// 0640 root:root, which a sidecar running as another user in another group
+// cannot read. So the pod gets an fsGroup when it sets none: the kubelet
+// then makes the volume group-owned by it and setgid, every file created in
+// it belongs to that group, and the sidecar, a member of the pod's fsGroup,
+// reads every group-readable file (umask 0022 and 0027). A file only its
+// owner may read (umask 0077) is readable when the sidecar runs as the app's
+// uid, which it does when the pod spec gives a non-root one. When the
+// streamer still cannot read a file, it says so on its own output. The sidecar is a native sidecar when the cluster
 // supports them (it then starts before the app and does not keep a Job's pod
 // running), else a regular container. It gets its own resources and a
 // restricted security context, so injecting it never makes a pod fail Pod
@@ -178,6 +197,18 @@ func (p *logSidecar) Mutate(in Input) (*Pod, Report) {
 
 	native := p.cfg.Native == NativeAlways || (p.cfg.Native == NativeAuto && in.World != nil && in.World.Cluster().NativeSidecars())
 	out := in.Pod.DeepCopy()
+	if out.Spec.SecurityContext == nil {
+		out.Spec.SecurityContext = &corev1.PodSecurityContext{}
+	}
+	if out.Spec.SecurityContext.FSGroup == nil && !isWindows(out) {
+		out.Spec.SecurityContext.FSGroup = ptr.To(*p.cfg.FSGroup)
+		// Only the volume's top directory decides whether the kubelet walks
+		// it: the pod's other volumes (a large PVC) are not re-chowned on
+		// every start.
+		if out.Spec.SecurityContext.FSGroupChangePolicy == nil {
+			out.Spec.SecurityContext.FSGroupChangePolicy = ptr.To(corev1.FSGroupChangeOnRootMismatch)
+		}
+	}
 	perContainer := map[string]int{}
 	for _, e := range entries {
 		perContainer[e.container]++
@@ -193,11 +224,14 @@ func (p *logSidecar) Mutate(in Input) (*Pod, Report) {
 }
 
 // parseLogsAnnotation reads "[container=]/dir[,...]" against the pod's app
-// containers.
+// containers: its containers less the log sidecars podguard injected as
+// regular containers (on clusters without native sidecars), so that a pod
+// podguard already mutated reads the same on reinvocation.
 func parseLogsAnnotation(raw string, pod *Pod) ([]logEntry, []string) {
 	var entries []logEntry
 	var problems []string
 	seen := map[logEntry]bool{}
+	apps := appContainers(pod.Spec.Containers)
 	for i, part := range strings.Split(raw, ",") {
 		part = strings.TrimSpace(part)
 		if part == "" {
@@ -207,15 +241,15 @@ func parseLogsAnnotation(raw string, pod *Pod) ([]logEntry, []string) {
 		container, dir, named := strings.Cut(part, "=")
 		if !named {
 			dir = part
-			if len(pod.Spec.Containers) != 1 {
-				problems = append(problems, fmt.Sprintf("%q names no container, and the pod has %d containers (%s)", part, len(pod.Spec.Containers), quoteList(containerNames(pod.Spec.Containers))))
+			if len(apps) != 1 {
+				problems = append(problems, fmt.Sprintf("%q names no container, and the pod has %d containers (%s)", part, len(apps), quoteList(containerNames(apps))))
 				continue
 			}
-			container = pod.Spec.Containers[0].Name
+			container = apps[0].Name
 		}
 		container, dir = strings.TrimSpace(container), strings.TrimSpace(dir)
-		if !hasContainer(pod.Spec.Containers, container) {
-			problems = append(problems, fmt.Sprintf("container %q does not exist; the pod's containers are %s", container, quoteList(containerNames(pod.Spec.Containers))))
+		if !hasContainer(apps, container) {
+			problems = append(problems, fmt.Sprintf("container %q does not exist; the pod's containers are %s", container, quoteList(containerNames(apps))))
 			continue
 		}
 		switch {
@@ -275,7 +309,8 @@ func (p *logSidecar) inject(pod *Pod, e logEntry, nth int, native bool) {
 		Resources:    *p.cfg.Resources.DeepCopy(),
 		SecurityContext: &corev1.SecurityContext{
 			RunAsNonRoot:             ptr.To(true),
-			RunAsUser:                ptr.To(*p.cfg.RunAsUser),
+			RunAsUser:                ptr.To(p.sidecarUser(pod, app)),
+			RunAsGroup:               p.sidecarGroup(pod),
 			AllowPrivilegeEscalation: ptr.To(false),
 			ReadOnlyRootFilesystem:   ptr.To(true),
 			Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
@@ -290,6 +325,47 @@ func (p *logSidecar) inject(pod *Pod, e logEntry, nth int, native bool) {
 	}
 	pod.Spec.Containers = append(pod.Spec.Containers, sidecar)
 }
+
+// sidecarUser is the sidecar's uid: the configured one; else the app
+// container's, when the pod spec gives a non-root one, so that files the app
+// keeps to its owner (umask 0077) are readable; else nobody.
+func (p *logSidecar) sidecarUser(pod *Pod, app *corev1.Container) int64 {
+	if p.cfg.RunAsUser != nil {
+		return *p.cfg.RunAsUser
+	}
+	uid := pod.Spec.SecurityContext.RunAsUser // the pod's, set by Mutate
+	if app.SecurityContext != nil && app.SecurityContext.RunAsUser != nil {
+		uid = app.SecurityContext.RunAsUser
+	}
+	if uid != nil && *uid > 0 {
+		return *uid
+	}
+	return DefaultSidecarUser
+}
+
+// sidecarGroup is the sidecar's primary group: the pod's fsGroup, which owns
+// the log volume. Without it (a Windows pod), the image decides, and a uid
+// that the image does not know would otherwise run in group 0.
+func (p *logSidecar) sidecarGroup(pod *Pod) *int64 {
+	if sc := pod.Spec.SecurityContext; sc != nil && sc.FSGroup != nil {
+		return ptr.To(*sc.FSGroup)
+	}
+	return nil
+}
+
+// appContainers are a pod's containers less the log sidecars podguard
+// injected as regular containers.
+func appContainers(cs []corev1.Container) []corev1.Container {
+	apps := make([]corev1.Container, 0, len(cs))
+	for i := range cs {
+		if !isPodguardSidecar(&cs[i]) {
+			apps = append(apps, cs[i])
+		}
+	}
+	return apps
+}
+
+func isWindows(p *Pod) bool { return p.Spec.OS != nil && p.Spec.OS.Name == corev1.Windows }
 
 // sidecarName picks the sidecar's name, <container>-logs (-2, -3 for more
 // dirs of one container), and reports whether a sidecar for this entry

@@ -1,16 +1,9 @@
 package policies
 
 import (
-	"bufio"
-	"context"
-	"io"
-	"os"
-	"os/exec"
-	"path/filepath"
+	"slices"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -69,7 +62,7 @@ func TestLogSidecarInjectsANativeSidecarSharingAnEmptyDir(t *testing.T) {
 	if len(sc.VolumeMounts) != 1 || sc.VolumeMounts[0].Name != vol || !sc.VolumeMounts[0].ReadOnly {
 		t.Errorf("sidecar mounts = %+v", sc.VolumeMounts)
 	}
-	if sc.Image != "busybox:1.37" || sc.Resources.Requests.Memory().String() != "16Mi" || sc.Resources.Limits.Memory().String() != "64Mi" {
+	if sc.Image != DefaultSidecarImage || !slices.Equal(sc.Command, []string{"/podguard", "stream-logs"}) || sc.Resources.Requests.Memory().String() != "16Mi" || sc.Resources.Limits.Memory().String() != "64Mi" {
 		t.Errorf("sidecar image/resources = %s %+v", sc.Image, sc.Resources)
 	}
 	sec := sc.SecurityContext
@@ -221,12 +214,12 @@ func TestLogSidecarCustomStreamer(t *testing.T) {
 }
 
 func TestLogSidecarConfigValidation(t *testing.T) {
-	c := LogSidecarConfig{Image: " busybox", Native: "sometimes", RunAsUser: ptr.To[int64](0)}
+	c := LogSidecarConfig{Image: " busybox", Native: "sometimes", RunAsUser: ptr.To[int64](0), FSGroup: ptr.To[int64](0)}
 	c.defaults()
 	c.Resources.Requests[corev1.ResourceMemory] = c.Resources.Limits[corev1.ResourceMemory]
 	c.Resources.Limits[corev1.ResourceMemory] = c.Resources.Requests[corev1.ResourceCPU]
 	errs := c.validate(field.NewPath("policies", "logSidecar"))
-	want := []string{"policies.logSidecar.image", "policies.logSidecar.native: Unsupported value", "policies.logSidecar.runAsUser", "policies.logSidecar.resources.requests[memory]"}
+	want := []string{"policies.logSidecar.image", "policies.logSidecar.native: Unsupported value", "policies.logSidecar.runAsUser", "policies.logSidecar.fsGroup", "policies.logSidecar.resources.requests[memory]"}
 	got := errs.ToAggregate().Error()
 	for _, w := range want {
 		if !strings.Contains(got, w) {
@@ -235,89 +228,87 @@ func TestLogSidecarConfigValidation(t *testing.T) {
 	}
 }
 
-// TestDefaultLogStreamer runs the default sidecar script against a real
-// directory: files present at start, files created later, appended lines,
-// and rotation by rename all show up once, prefixed with the file name.
-func TestDefaultLogStreamer(t *testing.T) {
-	shell := []string{"sh", "-c"}
-	if bb, err := exec.LookPath("busybox"); err == nil {
-		shell = []string{bb, "sh", "-c"} // what the default image runs
+// The sidecar must read what the app writes. Stock tomcat runs as root with
+// umask 0027 (0640 root:root files): the pod's fsGroup makes the kubelet
+// give the log volume to that group, setgid, so the files are group-readable
+// by the sidecar, which runs in that group. With the app's uid known, the
+// sidecar runs as it and also reads 0600 files.
+func TestLogSidecarIdentityReadsWhatTheAppWrites(t *testing.T) {
+	tests := []struct {
+		name                 string
+		podSC                *corev1.PodSecurityContext
+		appSC                *corev1.SecurityContext
+		cfg                  func(*LogSidecarConfig)
+		wantUID, wantGID     int64
+		wantFSGroup          int64
+		wantFSGroupPolicySet bool
+	}{
+		{name: "gives a root app's pod an fsGroup and runs the sidecar as nobody in it",
+			wantUID: 65534, wantGID: 65534, wantFSGroup: 65534, wantFSGroupPolicySet: true},
+		{name: "keeps the pod's own fsGroup and runs the sidecar in it",
+			podSC:   &corev1.PodSecurityContext{RunAsUser: ptr.To[int64](1000), FSGroup: ptr.To[int64](2000)},
+			wantUID: 1000, wantGID: 2000, wantFSGroup: 2000},
+		{name: "runs as the app container's own uid, which overrides the pod's",
+			podSC: &corev1.PodSecurityContext{RunAsUser: ptr.To[int64](1000)}, appSC: &corev1.SecurityContext{RunAsUser: ptr.To[int64](1001)},
+			wantUID: 1001, wantGID: 65534, wantFSGroup: 65534, wantFSGroupPolicySet: true},
+		{name: "never runs as root, even when the app does",
+			podSC:   &corev1.PodSecurityContext{RunAsUser: ptr.To[int64](0), FSGroup: ptr.To[int64](3000)},
+			wantUID: 65534, wantGID: 3000, wantFSGroup: 3000},
+		{name: "uses the configured user and fsGroup",
+			cfg:     func(c *LogSidecarConfig) { c.RunAsUser, c.FSGroup = ptr.To[int64](4242), ptr.To[int64](4343) },
+			podSC:   &corev1.PodSecurityContext{RunAsUser: ptr.To[int64](1000)},
+			wantUID: 4242, wantGID: 4343, wantFSGroup: 4343, wantFSGroupPolicySet: true},
 	}
-	for _, tool := range []string{"tail", "awk", "stat"} {
-		if _, err := exec.LookPath(tool); err != nil && len(shell) == 2 {
-			t.Skipf("%s is not installed", tool)
-		}
-	}
-	dir := t.TempDir()
-	write := func(name, text string) {
-		f, err := os.OpenFile(filepath.Join(dir, name), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := f.WriteString(text); err != nil {
-			t.Fatal(err)
-		}
-		f.Close()
-	}
-	write("catalina.log", "started\n")
-
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, shell[0], append(shell[1:], DefaultLogStreamer)...)
-	cmd.Env = append(os.Environ(), envLogDir+"="+dir)
-	cmd.SysProcAttr = streamerProcAttr()
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer killStreamer(cmd)
-
-	lines := make(chan string, 100)
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		s := bufio.NewScanner(stdout)
-		for s.Scan() {
-			lines <- s.Text()
-		}
-		close(lines)
-	}()
-	expect := func(want string) {
-		t.Helper()
-		deadline := time.After(10 * time.Second)
-		for {
-			select {
-			case l, ok := <-lines:
-				if !ok {
-					t.Fatalf("the streamer stopped before printing %q", want)
-				}
-				if l == want {
-					return
-				}
-				if strings.Contains(l, "started") && want != "[catalina.log] started" {
-					t.Fatalf("a line was printed twice: %q", l)
-				}
-			case <-deadline:
-				t.Fatalf("no line %q within 10s", want)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pod := tomcatPod("/usr/local/tomcat/logs")
+			pod.Spec.SecurityContext = tt.podSC
+			pod.Spec.Containers[0].SecurityContext = tt.appSC
+			out, rep := logSidecarPolicy(tt.cfg).Mutate(Input{Pod: pod, World: nativeWorld("v1.33.0", "")})
+			if len(rep.Violations) > 0 {
+				t.Fatalf("denied: %v", rep.Violations)
 			}
+			sc := out.Spec.InitContainers[0].SecurityContext
+			if *sc.RunAsUser != tt.wantUID || sc.RunAsGroup == nil || *sc.RunAsGroup != tt.wantGID {
+				t.Errorf("sidecar runs as %d:%v, want %d:%d", *sc.RunAsUser, ptr.Deref(sc.RunAsGroup, -1), tt.wantUID, tt.wantGID)
+			}
+			psc := out.Spec.SecurityContext
+			if psc.FSGroup == nil || *psc.FSGroup != tt.wantFSGroup {
+				t.Errorf("fsGroup = %v, want %d", psc.FSGroup, tt.wantFSGroup)
+			}
+			if (psc.FSGroupChangePolicy != nil) != tt.wantFSGroupPolicySet {
+				t.Errorf("fsGroupChangePolicy = %v, want set: %v", psc.FSGroupChangePolicy, tt.wantFSGroupPolicySet)
+			}
+			if pod.Spec.SecurityContext != tt.podSC || (tt.podSC != nil && tt.podSC.FSGroupChangePolicy != nil) {
+				t.Error("the input pod was modified")
+			}
+		})
+	}
+}
+
+// On clusters without native sidecars the sidecar is a regular container.
+// The API server calls the mutating webhook again when a later webhook
+// changed the pod (reinvocationPolicy: IfNeeded), and podguard's own
+// sidecar must not then count as a second app container: that denied every
+// pod with "/dir names no container" on old-kubelet clusters.
+func TestLogSidecarReadsItsOwnOutputAgain(t *testing.T) {
+	for _, native := range []string{NativeNever, NativeAlways} {
+		for _, ann := range []string{"/usr/local/tomcat/logs", "tomcat=/usr/local/tomcat/logs", "/usr/local/tomcat/logs,/usr/local/tomcat/temp"} {
+			t.Run(native+"/"+ann, func(t *testing.T) {
+				p := logSidecarPolicy(func(c *LogSidecarConfig) { c.Native = native })
+				in := Input{Pod: tomcatPod(ann), World: NewSnapshot()}
+				once, rep := p.Mutate(in)
+				if len(rep.Violations) > 0 || once == in.Pod {
+					t.Fatalf("first pass: changed=%v violations=%v", once != in.Pod, rep.Violations)
+				}
+				twice, rep := p.Mutate(Input{Pod: once, World: in.World})
+				if len(rep.Violations) > 0 {
+					t.Fatalf("podguard denied its own output: %v", rep.Violations)
+				}
+				if twice != once {
+					t.Errorf("the second pass changed the pod")
+				}
+			})
 		}
 	}
-	expect("[catalina.log] started")
-	write("catalina.log", "request 1\n")
-	expect("[catalina.log] request 1")
-	write("localhost.2026-11-27.log", "new file\n")
-	expect("[localhost.2026-11-27.log] new file")
-	// Rotation by rename: the old content must not be printed again.
-	if err := os.Rename(filepath.Join(dir, "catalina.log"), filepath.Join(dir, "catalina.log.1")); err != nil {
-		t.Fatal(err)
-	}
-	write("catalina.log", "after rotation\n")
-	expect("[catalina.log] after rotation")
-	killStreamer(cmd)
-	_, _ = io.Copy(io.Discard, stdout)
-	wg.Wait()
 }
