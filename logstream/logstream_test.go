@@ -580,7 +580,7 @@ func TestMissingDirectoryIsWaitedFor(t *testing.T) {
 	h.pass()
 	h.final()
 	h.wantOut("[app.log] line")
-	h.wantNotes("cannot list "+dir+": no such file or directory", "can list "+dir+" now")
+	h.wantNotes("cannot list "+dir+": no such file or directory", "can list directory "+dir+" now")
 }
 
 func TestMaxFilesIsReportedAndLaterLifted(t *testing.T) {

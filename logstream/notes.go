@@ -45,7 +45,7 @@ func (s *streamer) resolved(key, verb string) {
 		return
 	}
 	delete(s.problems, key)
-	name := key
+	name := strings.TrimSuffix(key, "/")
 	if name == "" {
 		name = s.opts.Dir
 	}

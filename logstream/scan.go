@@ -43,7 +43,7 @@ func (s *streamer) walk(abs, rel string, depth int, dirSt *syscall.Stat_t, out *
 		s.scanFailed = true
 		s.reportDir(rel, dirSt, err)
 	} else {
-		s.resolved(dirKey(rel), "list")
+		s.resolved(dirKey(rel), "list directory")
 	}
 	for _, de := range des {
 		r, a := path.Join(rel, de.Name()), filepath.Join(abs, de.Name())

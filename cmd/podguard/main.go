@@ -5,6 +5,7 @@
 //	podguard check            check manifests offline, as the webhook would
 //	podguard mutate           print manifests with podguard's mutations applied
 //	podguard config validate  check a config file
+//	podguard stream-logs      stream a log directory's files to stdout (the log sidecar)
 //	podguard version          print the version
 package main
 
@@ -26,6 +27,7 @@ Usage:
   podguard check -f PATH [flags]      check manifests offline, as the webhook would
   podguard mutate -f PATH [flags]     print manifests with podguard's mutations applied
   podguard config validate FILE...    check config files; exit 1 on errors
+  podguard stream-logs [--dir DIR]    stream a log directory's files to stdout (the log sidecar)
   podguard version                    print the version
 
 Run 'podguard COMMAND -h' for a command's flags.
@@ -61,6 +63,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = mutateCommand(args[1:], stdin, stdout, stderr)
 	case "config":
 		err = configCommand(args[1:], stdout, stderr)
+	case "stream-logs":
+		err = streamLogsCommand(args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "podguard", version)
 	case "-h", "--help", "help":
