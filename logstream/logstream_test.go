@@ -561,8 +561,9 @@ func TestUnreadableFileIsReportedOncePerStateAndRetried(t *testing.T) {
 	h.wantOut("[catalina.log] line")
 	h.wantNotes(
 		"cannot read catalina.log (mode 0640, owner uid 0 gid 0; this streamer runs as uid 65534 gid 65534 with groups [2000]): permission denied. "+
-			"It is group-readable, but its group 0 is not one of this streamer's: its directory (mode 0755, group 0) is not owned by the pod's fsGroup with the setgid bit, so new files keep the app's group. "+
-			"Fix: have the app write group-readable files in this directory (umask 0027 is fine)",
+			"It is group-readable, but its group 0 is not one of this streamer's: its directory (mode 0755, group 0) is not owned by the pod's fsGroup with the setgid bit, so new files keep the app's group (the kubelet does that for an emptyDir, not for a hostPath). "+
+			"Fix: have the app write group-readable files (umask 0027 is fine): podguard gives the pod an fsGroup, so the log directory is group-owned and setgid, new files get that group, and this sidecar runs in it. "+
+			"(Running the sidecar as the file's owner is not an option: the app runs as root.) Retrying every 500ms.",
 		"cannot read catalina.log (mode 0600, owner uid 0 gid 0; this streamer runs as uid 65534 gid 65534 with groups [2000]): permission denied. Only its owner may read it",
 		"can read catalina.log now",
 	)

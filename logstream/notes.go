@@ -91,7 +91,7 @@ func (s *streamer) whyUnreadable(st, dir *syscall.Stat_t) string {
 	case st.Mode&0o004 == 0 && !s.ident.inGroup(st.Gid):
 		why := fmt.Sprintf("It is group-readable, but its group %d is not one of this streamer's", st.Gid)
 		if dir != nil && (dir.Mode&syscall.S_ISGID == 0 || !s.ident.inGroup(dir.Gid)) {
-			why += fmt.Sprintf(": its directory (mode %04o, group %d) is not owned by the pod's fsGroup with the setgid bit, so new files keep the app's group", dir.Mode&0o7777, dir.Gid)
+			why += fmt.Sprintf(": its directory (mode %04o, group %d) is not owned by the pod's fsGroup with the setgid bit, so new files keep the app's group (the kubelet does that for an emptyDir, not for a hostPath)", dir.Mode&0o7777, dir.Gid)
 		}
 		return why + "."
 	}
@@ -100,11 +100,11 @@ func (s *streamer) whyUnreadable(st, dir *syscall.Stat_t) string {
 
 // fixUnreadable is the fix for a file the streamer may not read.
 func fixUnreadable(owner uint32) string {
-	fix := "Fix: have the app write group-readable files in this directory (umask 0027 is fine) — podguard sets the pod's fsGroup, so the directory is group-owned and setgid and new files get that group — or run the sidecar as the app's uid"
-	if owner != 0 {
-		return fix + fmt.Sprintf(" %d (policies.logSidecar.runAsUser).", owner)
+	fix := "Fix: have the app write group-readable files (umask 0027 is fine): podguard gives the pod an fsGroup, so the log directory is group-owned and setgid, new files get that group, and this sidecar runs in it."
+	if owner == 0 {
+		return fix + " (Running the sidecar as the file's owner is not an option: the app runs as root.)"
 	}
-	return fix + " (policies.logSidecar.runAsUser), which is not possible here: the app runs as root."
+	return fix + fmt.Sprintf(" Or run this sidecar as the file's owner, uid %d: podguard does when the pod spec gives the app that runAsUser, and policies.logSidecar.runAsUser sets it for every pod.", owner)
 }
 
 // reportDir explains why a directory cannot be listed.
@@ -122,7 +122,7 @@ func (s *streamer) reportDir(rel string, st *syscall.Stat_t, err error) {
 	msg := fmt.Sprintf("cannot list directory %s (mode %04o, owner uid %d gid %d; this streamer runs as %s): %s.",
 		quoteLabel(name), st.Mode&0o7777, st.Uid, st.Gid, s.ident, reason(err))
 	if errors.Is(err, fs.ErrPermission) {
-		msg += " Fix: the streamer needs to read and search (r-x) every directory it follows: have the app create them group-accessible (umask 0027 is fine) in the log volume, which is group-owned by the pod's fsGroup, or run the sidecar as the app's uid (policies.logSidecar.runAsUser)."
+		msg += " Fix: this streamer needs to read and search (r-x) every directory it follows: have the app create them group-accessible (umask 0027 is fine) in the log volume, which podguard's fsGroup makes group-owned and setgid, or run this sidecar as the app's uid (podguard does when the pod spec gives the app a non-root runAsUser)."
 	}
 	s.report(dirKey(rel), state, msg+" Retrying every "+s.opts.Poll.String()+".")
 }

@@ -39,12 +39,12 @@ func TestStreamLogsUsage(t *testing.T) {
 	}
 }
 
-// The identities of TestStreamLogsBinary: the sidecar runs as user 65534 (the
-// default policies.logSidecar.runAsUser), with the pod's fsGroup 2000 as a
-// supplementary group, which is what the kubelet gives every container of a
-// pod with fsGroup 2000.
+// The identities of TestStreamLogsBinary: podguard injects the sidecar with
+// runAsUser 65534 (when the pod gives the app no non-root uid) and
+// runAsGroup the pod's fsGroup (2000 here), and the kubelet adds the fsGroup
+// to every container's supplementary groups.
 var (
-	sidecarSetpriv = []string{"--reuid", "65534", "--regid", "65534", "--groups", "2000"}
+	sidecarSetpriv = []string{"--reuid", "65534", "--regid", "2000", "--groups", "2000"}
 	testFSGroup    = 2000
 )
 
@@ -140,11 +140,11 @@ func testReportsUnreadable(t *testing.T, bin, logs string) {
 	streamer := startStreamer(t, bin, logs)
 	runLogWriter(t, logs, nil, "umask 0027\necho 'catalina line 1' >> catalina.log\nmkdir sub\necho 'app line 1' >> sub/app.log\n")
 	wantNotes := []string{
-		"podguard stream-logs: cannot read catalina.log (mode 0640, owner uid 0 gid 0; this streamer runs as uid 65534 gid 65534 with groups [2000]): permission denied. " +
-			"It is group-readable, but its group 0 is not one of this streamer's: its directory (mode 0755, group 0) is not owned by the pod's fsGroup with the setgid bit, so new files keep the app's group. " +
-			"Fix: have the app write group-readable files in this directory (umask 0027 is fine) — podguard sets the pod's fsGroup, so the directory is group-owned and setgid and new files get that group — " +
-			"or run the sidecar as the app's uid (policies.logSidecar.runAsUser), which is not possible here: the app runs as root. Retrying every 50ms.",
-		"podguard stream-logs: cannot list directory sub (mode 0750, owner uid 0 gid 0; this streamer runs as uid 65534 gid 65534 with groups [2000]): permission denied.",
+		"podguard stream-logs: cannot read catalina.log (mode 0640, owner uid 0 gid 0; this streamer runs as uid 65534 gid 2000 with groups [2000]): permission denied. " +
+			"It is group-readable, but its group 0 is not one of this streamer's: its directory (mode 0755, group 0) is not owned by the pod's fsGroup with the setgid bit, so new files keep the app's group (the kubelet does that for an emptyDir, not for a hostPath). " +
+			"Fix: have the app write group-readable files (umask 0027 is fine): podguard gives the pod an fsGroup, so the log directory is group-owned and setgid, new files get that group, and this sidecar runs in it. " +
+			"(Running the sidecar as the file's owner is not an option: the app runs as root.) Retrying every 50ms.",
+		"podguard stream-logs: cannot list directory sub (mode 0750, owner uid 0 gid 0; this streamer runs as uid 65534 gid 2000 with groups [2000]): permission denied. Fix: ",
 	}
 	waitForStreamer(t, func() bool {
 		return strings.Contains(streamer.stderr.String(), wantNotes[0]) && strings.Contains(streamer.stderr.String(), wantNotes[1])
