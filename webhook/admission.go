@@ -11,6 +11,9 @@
 // pods will be mutated and then validated, so that a workload whose pods
 // would be rejected is rejected when it is applied.
 // Everything else is allowed unchanged.
+//
+// A denied pod that a controller created gets a Warning event on its
+// workload (see DenialEvents).
 package webhook
 
 import (
@@ -79,6 +82,9 @@ type Admission struct {
 	world   policies.World
 	decoder admission.Decoder
 	log     logr.Logger
+	// events, when set, reports the denials of controllers' pods on their
+	// workloads.
+	events *DenialEvents
 }
 
 // NewAdmission returns the admission logic for the given world and initial state.
@@ -138,6 +144,7 @@ func (a *Admission) Mutate(ctx context.Context, req admission.Request) (resp adm
 		return a.policyFailed(req, err)
 	}
 	if res.Denied() {
+		a.events.Report(req, &pod.ObjectMeta, res)
 		return a.deny(req, res)
 	}
 	if len(res.Mutated) == 0 {
@@ -220,16 +227,25 @@ func (a *Admission) Validate(ctx context.Context, req admission.Request) (resp a
 		// The violations predate this update (a scale, a label, a finalizer
 		// removed on delete): blocking it would not fix them and could stop
 		// a rollback or a deletion. Say so instead.
-		for _, v := range res.Violations {
-			res.Warnings = append(res.Warnings, policies.Finding{Policy: v.Policy, Field: v.Field, Message: "(existing, not introduced by this update) " + v.Message})
-		}
-		res.Violations = nil
+		warnOfExisting(res)
 	}
 	if res.Denied() {
+		if p, ok := obj.(*corev1.Pod); ok {
+			a.events.Report(req, &p.ObjectMeta, res)
+		}
 		return a.deny(req, res)
 	}
 	a.logDecision(req, "allowed", res)
 	return admission.Allowed("").WithWarnings(warnings(res)...)
+}
+
+// warnOfExisting turns the violations of a template that an update leaves
+// as it was into warnings that say so.
+func warnOfExisting(res *policies.Result) {
+	for _, v := range res.Violations {
+		res.Warnings = append(res.Warnings, policies.Finding{Policy: v.Policy, Field: v.Field, Message: "(existing, not introduced by this update) " + v.Message})
+	}
+	res.Violations = nil
 }
 
 // templateUnchanged reports whether an UPDATE leaves the pod template as it was.

@@ -52,12 +52,20 @@ var secretAccessDenied = prometheus.NewGauge(prometheus.GaugeOpts{
 	Help: "1 if the config needs to read Secrets (envFromKeys.secrets, imagePullSecrets.registries) but podguard may not list and watch them, so policies treat Secrets as unknown; add deploy/components/secret-access.",
 })
 
+// denialEvents counts what became of each denial of a controller's pod:
+// recorded as an event on its workload, rate_limited, dropped (the queue
+// was full), owner_gone, or lookup_failed.
+var denialEvents = prometheus.NewCounterVec(prometheus.CounterOpts{
+	Name: "podguard_denial_events_total",
+	Help: "Denied pods of a workload, by what became of their PodDenied event on the workload: recorded, rate_limited (the workload had its share), dropped (the queue was full), owner_gone (the pod's controller no longer exists), lookup_failed (reading it failed).",
+}, []string{"result"})
+
 var registerOnce sync.Once
 
 // RegisterMetrics adds podguard's metrics to controller-runtime's registry.
 // It is safe to call more than once.
 func RegisterMetrics() {
 	registerOnce.Do(func() {
-		crmetrics.Registry.MustRegister(admissionDuration, policyOutcomes, policyPanics, badRequests, ConfigReloads, ConfigLastReloadSuccessful, secretAccessDenied)
+		crmetrics.Registry.MustRegister(admissionDuration, policyOutcomes, policyPanics, badRequests, ConfigReloads, ConfigLastReloadSuccessful, secretAccessDenied, denialEvents)
 	})
 }

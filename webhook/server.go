@@ -14,6 +14,7 @@ import (
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
@@ -126,6 +127,14 @@ func Run(ctx context.Context, o Options) error {
 	}
 
 	adm := NewAdmission(world, state, log.WithName("admission"))
+	// Denial events read their pods' owners straight from the API server,
+	// only when there is a denial, so no informer holds every ReplicaSet
+	// of the cluster.
+	host, _ := os.Hostname() // the pod's name, in a cluster
+	adm.events = NewDenialEvents(mgr.GetAPIReader(), &typedcorev1.EventSinkImpl{Interface: clientset.CoreV1().Events("")}, host, log.WithName("events"))
+	if err := mgr.Add(adm.events); err != nil {
+		return err
+	}
 	srv := mgr.GetWebhookServer()
 	for path, handle := range map[string]admission.HandlerFunc{"/mutate": adm.Mutate, "/validate": adm.Validate} {
 		srv.Register(path, &reviewServer{
