@@ -9,7 +9,9 @@
 // PodTemplate) on CREATE and UPDATE. A Pod is validated as it is (/mutate has
 // run); a workload's template goes through policies.Engine.Check, as its
 // pods will be mutated and then validated, so that a workload whose pods
-// would be rejected is rejected when it is applied.
+// would be rejected is rejected when it is applied. A scale of a Deployment,
+// ReplicaSet, StatefulSet or ReplicationController is never denied; it warns
+// when the workload's pods would be.
 // Everything else is allowed unchanged.
 //
 // A denied pod that a controller created gets a Warning event on its
@@ -29,6 +31,8 @@ import (
 	"github.com/go-logr/logr"
 	"gomodules.xyz/jsonpatch/v2"
 	admissionv1 "k8s.io/api/admission/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -38,6 +42,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/apimachinery/pkg/util/version"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/podguard/podguard/config"
@@ -85,6 +90,9 @@ type Admission struct {
 	// events, when set, reports the denials of controllers' pods on their
 	// workloads.
 	events *DenialEvents
+	// workloads, when set, reads the workload a scale request is about;
+	// without it a scale gets no warning.
+	workloads client.Reader
 }
 
 // NewAdmission returns the admission logic for the given world and initial state.
@@ -183,6 +191,9 @@ func (a *Admission) Validate(ctx context.Context, req admission.Request) (resp a
 	defer a.observe("validate", req, time.Now(), &resp)
 	defer a.recoverPanic(req, &resp)
 
+	if req.SubResource == "scale" {
+		return a.validateScale(ctx, req)
+	}
 	gvk := schema.GroupVersionKind(req.Kind)
 	newObject, ok := policies.PodBearingKinds[gvk]
 	if !ok || req.SubResource != "" {
@@ -248,6 +259,65 @@ func warnOfExisting(res *policies.Result) {
 	res.Violations = nil
 }
 
+// scalable are the workloads with a scale subresource, by resource.
+var scalable = map[schema.GroupResource]schema.GroupVersionKind{
+	{Group: "apps", Resource: "deployments"}:  appsv1.SchemeGroupVersion.WithKind("Deployment"),
+	{Group: "apps", Resource: "replicasets"}:  appsv1.SchemeGroupVersion.WithKind("ReplicaSet"),
+	{Group: "apps", Resource: "statefulsets"}: appsv1.SchemeGroupVersion.WithKind("StatefulSet"),
+	{Resource: "replicationcontrollers"}:      corev1.SchemeGroupVersion.WithKind("ReplicationController"),
+}
+
+// scaleLookupTimeout bounds the GET of a scaled workload, well inside the
+// webhook's timeout.
+const scaleLookupTimeout = 2 * time.Second
+
+// validateScale answers an UPDATE of a workload's scale subresource. It is
+// never denied: scaling a broken workload down must always work, and
+// scaling it up breaks nothing that is not broken already. When the new
+// replicas' pods would be denied, it answers as /validate answers an UPDATE
+// that leaves the template unchanged: allowed, with the violations as
+// warnings. If the workload cannot be read, it allows without a warning.
+func (a *Admission) validateScale(ctx context.Context, req admission.Request) admission.Response {
+	gvk, ok := scalable[schema.GroupResource{Group: req.Resource.Group, Resource: req.Resource.Resource}]
+	st := a.state.Load()
+	if !ok || req.Operation != admissionv1.Update || a.workloads == nil || st.excluded.Has(req.Namespace) {
+		return admission.Allowed("")
+	}
+	log := a.log.WithValues("uid", req.UID, "kind", gvk.Kind, "namespace", req.Namespace, "name", req.Name)
+	scale := &autoscalingv1.Scale{}
+	if err := a.decoder.DecodeRaw(req.Object, scale); err != nil {
+		log.Error(err, "decoding a scale request; allowed without checking")
+		return admission.Allowed("")
+	}
+	if scale.Spec.Replicas == 0 {
+		return admission.Allowed("")
+	}
+	obj, ok := policies.PodBearingKinds[gvk]().(client.Object)
+	if !ok {
+		return admission.Allowed("")
+	}
+	getCtx, cancel := context.WithTimeout(ctx, scaleLookupTimeout)
+	defer cancel()
+	if err := a.workloads.Get(getCtx, client.ObjectKey{Namespace: req.Namespace, Name: req.Name}, obj); err != nil {
+		log.Error(err, "reading the scaled workload; allowed without checking")
+		return admission.Allowed("")
+	}
+	pod := policies.PodOf(obj)
+	if pod == nil {
+		return admission.Allowed("")
+	}
+	res, err := st.Engine.Check(pod, a.worldFor(st))
+	countOutcomes("validate", res)
+	if err != nil {
+		policyPanics.WithLabelValues(policyName(err)).Inc()
+		log.Error(err, "a policy panicked on a scaled workload's template; allowed without checking")
+		return admission.Allowed("")
+	}
+	warnOfExisting(res)
+	a.logDecision(req, "allowed", res)
+	return admission.Allowed("").WithWarnings(warnings(res)...)
+}
+
 // templateUnchanged reports whether an UPDATE leaves the pod template as it was.
 func (a *Admission) templateUnchanged(req admission.Request, newObject func() runtime.Object, pod *policies.Pod) bool {
 	old := newObject()
@@ -283,15 +353,23 @@ func (a *Admission) deny(req admission.Request, res *policies.Result) admission.
 // an HTTP 500 (see reviewServer), so the API server treats it as it treats
 // podguard being unreachable: per the webhook's failurePolicy.
 func (a *Admission) policyFailed(req admission.Request, err error) admission.Response {
-	name := "unknown"
+	name := policyName(err)
 	var stack []byte
 	if pe, ok := err.(*policies.PolicyError); ok {
-		name, stack = pe.Policy, pe.Stack
+		stack = pe.Stack
 	}
 	policyPanics.WithLabelValues(name).Inc()
 	a.log.Error(err, "policy panicked; answering with an error", "policy", name, "uid", req.UID,
 		"kind", req.Kind.Kind, "namespace", req.Namespace, "stack", string(stack))
 	return admission.Errored(http.StatusInternalServerError, fmt.Errorf("podguard: %w; the request was not admitted by podguard (this is a podguard bug: see its logs)", err))
+}
+
+// policyName is the policy that failed with err, or "unknown".
+func policyName(err error) string {
+	if pe, ok := err.(*policies.PolicyError); ok {
+		return pe.Policy
+	}
+	return "unknown"
 }
 
 // recoverPanic is the last line of defence for a panic outside any policy.

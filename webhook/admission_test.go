@@ -3,6 +3,7 @@ package webhook
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -15,12 +16,16 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	admissionv1 "k8s.io/api/admission/v1"
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/podguard/podguard/config"
@@ -424,4 +429,105 @@ func TestValidateJudgesAPodAsItIs(t *testing.T) {
 	if resp.Allowed || !strings.Contains(resp.Result.Message, `"logs" is not an absolute path`) {
 		t.Errorf("/mutate did not reject the malformed annotation: %s", raw)
 	}
+}
+
+// scaleReview is an UPDATE of resource's scale subresource, from 1 replica
+// to replicas, as kubectl scale sends it.
+func scaleReview(t *testing.T, resource metav1.GroupVersionResource, name string, replicas int32, opts ...reviewOpt) []byte {
+	t.Helper()
+	scale := func(n int32) []byte {
+		return mustJSON(t, &autoscalingv1.Scale{
+			TypeMeta:   metav1.TypeMeta{APIVersion: "autoscaling/v1", Kind: "Scale"},
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "team-a"},
+			Spec:       autoscalingv1.ScaleSpec{Replicas: n},
+		})
+	}
+	opts = append([]reviewOpt{func(r *admissionv1.AdmissionRequest) {
+		r.Name, r.Resource, r.SubResource, r.OldObject.Raw = name, resource, "scale", scale(1)
+		r.RequestKind, r.RequestResource, r.RequestSubResource = &r.Kind, &r.Resource, "scale"
+	}}, opts...)
+	return review(t, metav1.GroupVersionKind{Group: "autoscaling", Version: "v1", Kind: "Scale"}, admissionv1.Update, scale(replicas), opts...)
+}
+
+func TestScaleIsNeverDeniedAndWarnsOfPodsThatWouldBe(t *testing.T) {
+	s := newTestServer(t, "cluster: {kubeletVersion: \"1.29\"}\n")
+	template := func(cm string) corev1.PodTemplateSpec {
+		return corev1.PodTemplateSpec{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "web", Image: "nginx",
+			EnvFrom: []corev1.EnvFromSource{{ConfigMapRef: &corev1.ConfigMapEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: cm}}}}}}}}
+	}
+	meta := func(name string) metav1.ObjectMeta { return metav1.ObjectMeta{Namespace: "team-a", Name: name} }
+	bad, good := template("abcdocker-configmap"), template("not-there")
+	broken := &appsv1.Deployment{TypeMeta: metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"}, ObjectMeta: meta("web"), Spec: appsv1.DeploymentSpec{Replicas: ptr.To[int32](1), Template: bad}}
+	reader := &countingReader{Reader: fake.NewClientBuilder().WithScheme(clientgoscheme.Scheme).WithObjects(
+		broken.DeepCopy(),
+		&appsv1.Deployment{ObjectMeta: meta("fine"), Spec: appsv1.DeploymentSpec{Template: good}},
+		&appsv1.ReplicaSet{ObjectMeta: meta("web-6d4cf"), Spec: appsv1.ReplicaSetSpec{Template: bad}},
+		&appsv1.StatefulSet{ObjectMeta: meta("db"), Spec: appsv1.StatefulSetSpec{Template: bad}},
+		&corev1.ReplicationController{ObjectMeta: meta("legacy"), Spec: corev1.ReplicationControllerSpec{Template: &bad}},
+	).Build()}
+	s.adm.workloads = reader
+
+	// What /validate says of an UPDATE that leaves the broken template as
+	// it was: a scale says the same.
+	_, update, raw := s.post(t, "/validate", review(t, deploymentKind, admissionv1.Update, mustJSON(t, broken), func(r *admissionv1.AdmissionRequest) { r.OldObject.Raw = mustJSON(t, broken) }))
+	if !update.Allowed || len(update.Warnings) != 1 || !strings.Contains(update.Warnings[0], "(existing, not introduced by this update)") {
+		t.Fatalf("template-unchanged UPDATE: %s", raw)
+	}
+	wantWarning := update.Warnings[0]
+
+	apps := func(resource string) metav1.GroupVersionResource {
+		return metav1.GroupVersionResource{Group: "apps", Version: "v1", Resource: resource}
+	}
+	rcs := metav1.GroupVersionResource{Version: "v1", Resource: "replicationcontrollers"}
+	for _, tt := range []struct {
+		name     string
+		resource metav1.GroupVersionResource
+		object   string
+		replicas int32
+		opts     []reviewOpt
+		reader   client.Reader
+		warning  string // "" for none
+		lookups  int32
+	}{
+		{"warns when a Deployment whose pods would be denied is scaled up", apps("deployments"), "web", 3, nil, reader, wantWarning, 1},
+		{"warns for a ReplicaSet", apps("replicasets"), "web-6d4cf", 3, nil, reader, "[envfrom-keys] spec.template.spec.containers[0].envFrom[0]", 1},
+		{"warns for a StatefulSet", apps("statefulsets"), "db", 3, nil, reader, "[envfrom-keys] spec.template.spec.containers[0].envFrom[0]", 1},
+		{"warns for a ReplicationController", rcs, "legacy", 3, nil, reader, "[envfrom-keys] spec.template.spec.containers[0].envFrom[0]", 1},
+		{"says nothing when scaling to 0, and reads nothing", apps("deployments"), "web", 0, nil, reader, "", 0},
+		{"warns of what the template's pods will meet, as on any UPDATE", apps("deployments"), "fine", 3, nil, reader, `ConfigMap "not-there" was not found`, 1},
+		{"allows without a warning when the workload is gone", apps("deployments"), "gone", 3, nil, reader, "", 1},
+		{"allows without a warning when reading fails", apps("deployments"), "web", 3, nil, &countingReader{err: errors.New("forbidden")}, "", 0},
+		{"allows without a warning when podguard has no reader", apps("deployments"), "web", 3, nil, nil, "", 0},
+		{"ignores an excluded namespace", apps("deployments"), "web", 3, []reviewOpt{func(r *admissionv1.AdmissionRequest) { r.Namespace = "kube-system" }}, reader, "", 0},
+		{"ignores a kind podguard does not know", metav1.GroupVersionResource{Group: "example.com", Version: "v1", Resource: "rollouts"}, "web", 3, nil, reader, "", 0},
+		{"answers a dry run like a real scale", apps("deployments"), "web", 3, []reviewOpt{func(r *admissionv1.AdmissionRequest) { r.DryRun = ptr.To(true) }}, reader, wantWarning, 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s.adm.workloads = tt.reader
+			before := reader.gets.Load()
+			code, resp, raw := s.post(t, "/validate", scaleReview(t, tt.resource, tt.object, tt.replicas, tt.opts...))
+			if code != http.StatusOK || !resp.Allowed {
+				t.Fatalf("a scale was not allowed: %d %s", code, raw)
+			}
+			switch {
+			case tt.warning == "" && len(resp.Warnings) > 0:
+				t.Errorf("warnings = %q, want none", resp.Warnings)
+			case tt.warning != "" && (len(resp.Warnings) != 1 || !strings.Contains(resp.Warnings[0], tt.warning)):
+				t.Errorf("warnings = %q, want one containing %q", resp.Warnings, tt.warning)
+			}
+			if got := reader.gets.Load() - before; tt.reader == reader && got != tt.lookups {
+				t.Errorf("%d GETs, want %d", got, tt.lookups)
+			}
+		})
+	}
+
+	t.Run("allows without a warning when a policy panics", func(t *testing.T) {
+		s.adm.workloads = reader
+		s.adm.world = panickingWorld{s.world}
+		defer func() { s.adm.world = s.world }()
+		code, resp, raw := s.post(t, "/validate", scaleReview(t, apps("deployments"), "web", 3))
+		if code != http.StatusOK || !resp.Allowed || len(resp.Warnings) > 0 {
+			t.Errorf("got %d %s, want allowed without a warning", code, raw)
+		}
+	})
 }

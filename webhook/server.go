@@ -127,9 +127,10 @@ func Run(ctx context.Context, o Options) error {
 	}
 
 	adm := NewAdmission(world, state, log.WithName("admission"))
-	// Denial events read their pods' owners straight from the API server,
-	// only when there is a denial, so no informer holds every ReplicaSet
-	// of the cluster.
+	// Scale requests read their workload, and denial events their pods'
+	// owners, straight from the API server: only on those requests, so
+	// no informer holds every workload of the cluster.
+	adm.workloads = mgr.GetAPIReader()
 	host, _ := os.Hostname() // the pod's name, in a cluster
 	adm.events = NewDenialEvents(mgr.GetAPIReader(), &typedcorev1.EventSinkImpl{Interface: clientset.CoreV1().Events("")}, host, log.WithName("events"))
 	if err := mgr.Add(adm.events); err != nil {
