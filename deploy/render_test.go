@@ -492,8 +492,10 @@ func checkWebhooks(r *render, _ overlay, p *problems) {
 		}
 	}
 	for _, h := range r.hooks() {
-		if got := ptr.Deref(h.sideEffects, ""); got != admissionregistrationv1.SideEffectClassNone {
-			p.add(h.config, h.where("sideEffects"), "%q, want None", got)
+		// Each webhook can deny a controller's pod, which puts an event on
+		// its workload, except on a dry run.
+		if got := ptr.Deref(h.sideEffects, ""); got != admissionregistrationv1.SideEffectClassNoneOnDryRun {
+			p.add(h.config, h.where("sideEffects"), "%q, want NoneOnDryRun", got)
 		}
 		if !slices.Equal(h.admissionReviewVersions, []string{"v1"}) {
 			p.add(h.config, h.where("admissionReviewVersions"), "%q, want [v1]", h.admissionReviewVersions)
@@ -602,6 +604,7 @@ type ruleWant struct {
 
 var (
 	create       = []admissionregistrationv1.OperationType{admissionregistrationv1.Create}
+	update       = []admissionregistrationv1.OperationType{admissionregistrationv1.Update}
 	createUpdate = []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update}
 
 	mutatingRules = []ruleWant{{"", "v1", []string{"pods"}, create}}
@@ -611,6 +614,9 @@ var (
 		{"", "v1", []string{"pods"}, create},
 		{"apps", "v1", []string{"deployments", "statefulsets", "daemonsets", "replicasets"}, createUpdate},
 		{"batch", "v1", []string{"jobs", "cronjobs"}, createUpdate},
+		// kubectl scale, warned (never denied) when the new pods would be.
+		{"apps", "v1", []string{"deployments/scale", "replicasets/scale", "statefulsets/scale"}, update},
+		{"", "v1", []string{"replicationcontrollers/scale"}, update},
 	}
 )
 
@@ -987,6 +993,17 @@ func allowedGrants(o overlay) map[grant]bool {
 			allowed[grant{resource: res, verb: verb}] = true
 		}
 	}
+	// The PodDenied event on a workload, written and counted by client-go's
+	// recorder.
+	allowed[grant{resource: "events", verb: "create"}] = true
+	allowed[grant{resource: "events", verb: "patch"}] = true
+	// One GET each, never a list or a watch: a denied pod's ReplicaSet or
+	// Job, to find its Deployment or CronJob; a scaled workload, to warn.
+	allowed[grant{resource: "replicationcontrollers", verb: "get"}] = true
+	for _, res := range []string{"deployments", "replicasets", "statefulsets"} {
+		allowed[grant{group: "apps", resource: res, verb: "get"}] = true
+	}
+	allowed[grant{group: "batch", resource: "jobs", verb: "get"}] = true
 	if o.tls == selfManaged {
 		// Its own Secret, and the caBundle of its own webhook configurations.
 		for _, verb := range []string{"get", "list", "watch", "update"} {
@@ -1511,8 +1528,8 @@ func TestChecksCatchBreakage(t *testing.T) {
 			mutatingHook(t, r).ReinvocationPolicy = nil
 		}, "webhooks[0](mutate.podguard.io).reinvocationPolicy: Never, want IfNeeded"},
 		{"side effects", cmOptIn, func(t *testing.T, r *render) {
-			validatingHook(t, r).SideEffects = ptr.To(admissionregistrationv1.SideEffectClassNoneOnDryRun)
-		}, `webhooks[0](validate.podguard.io).sideEffects: "NoneOnDryRun", want None`},
+			validatingHook(t, r).SideEffects = ptr.To(admissionregistrationv1.SideEffectClassNone)
+		}, `webhooks[0](validate.podguard.io).sideEffects: "None", want NoneOnDryRun`},
 		{"review versions", cmOptIn, func(t *testing.T, r *render) {
 			mutatingHook(t, r).AdmissionReviewVersions = []string{"v1", "v1beta1"}
 		}, `webhooks[0](mutate.podguard.io).admissionReviewVersions: ["v1" "v1beta1"], want [v1]`},
@@ -1574,6 +1591,12 @@ func TestChecksCatchBreakage(t *testing.T) {
 				validatingHook(t, r).Rules[i].Operations = create
 			}
 		}, "no rule intercepts UPDATE v1 apps/statefulsets"},
+		{"scale not validated", cmWide, func(t *testing.T, r *render) {
+			for i := range validatingHook(t, r).Rules {
+				rule := &validatingHook(t, r).Rules[i]
+				rule.Resources = slices.DeleteFunc(rule.Resources, func(s string) bool { return strings.HasSuffix(s, "/scale") })
+			}
+		}, "no rule intercepts UPDATE v1 apps/deployments/scale"},
 		{"pod creates not mutated", cmWide, func(t *testing.T, r *render) {
 			for i := range mutatingHook(t, r).Rules {
 				mutatingHook(t, r).Rules[i].Operations = []admissionregistrationv1.OperationType{admissionregistrationv1.Update}
@@ -1709,7 +1732,11 @@ func TestChecksCatchBreakage(t *testing.T) {
 		{"an extra verb", cmWide, func(t *testing.T, r *render) {
 			cr := clusterRoleOf(t, r, "podguard")
 			cr.Rules = append(cr.Rules, rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"update"}})
-		}, "ServiceAccount podguard-system/podguard: may update configmaps cluster-wide (from ClusterRoleBinding podguard → ClusterRole podguard rules[1]), which the cert-manager allow-list does not include"},
+		}, "ServiceAccount podguard-system/podguard: may update configmaps cluster-wide (from ClusterRoleBinding podguard → ClusterRole podguard rules[5]), which the cert-manager allow-list does not include"},
+		{"workloads listed, not just read", cmOptIn, func(t *testing.T, r *render) {
+			cr := clusterRoleOf(t, r, "podguard")
+			cr.Rules = append(cr.Rules, rbacv1.PolicyRule{APIGroups: []string{"apps"}, Resources: []string{"deployments"}, Verbs: []string{"list"}})
+		}, "may list apps/deployments cluster-wide"},
 		{"a missing read", selfWide, func(t *testing.T, r *render) {
 			rule := &clusterRoleOf(t, r, "podguard").Rules[0]
 			rule.Resources = slices.DeleteFunc(rule.Resources, func(s string) bool { return s == "nodes" })
@@ -1741,7 +1768,7 @@ func TestChecksCatchBreakage(t *testing.T) {
 		{"non-resource URLs", selfWide, func(t *testing.T, r *render) {
 			cr := clusterRoleOf(t, r, "podguard")
 			cr.Rules = append(cr.Rules, rbacv1.PolicyRule{NonResourceURLs: []string{"/metrics"}, Verbs: []string{"get"}})
-		}, `ClusterRoleBinding podguard → ClusterRole podguard rules[1].nonResourceURLs: [/metrics] is not in the allow-list`},
+		}, `ClusterRoleBinding podguard → ClusterRole podguard rules[5].nonResourceURLs: [/metrics] is not in the allow-list`},
 
 		// cert-manager TLS.
 		{"no CA injection", cmOptIn, func(t *testing.T, r *render) {
