@@ -23,8 +23,8 @@ new files, rotation by rename and by copytruncate, printing each line once,
 and says on stderr what it cannot read and how to fix it. On SIGTERM or
 SIGINT it reads every file to its end once more and exits 0.
 
-Exits 2 on bad usage only; a missing or unreadable directory is reported and
-waited for.
+Exits 2 on bad usage, and 1 if it cannot write to stdout; a missing or
+unreadable directory is reported and waited for, not an error.
 
 Flags:
 `
