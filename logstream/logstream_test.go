@@ -762,3 +762,41 @@ func checkOnceInOrder(t *testing.T, printed, want []string, context any) {
 		}
 	}
 }
+
+func TestFileOutOfReachForAWhileIsNotReadAgain(t *testing.T) {
+	for _, passesAway := range []int{1, missingPasses + 2} {
+		t.Run(fmt.Sprintf("%d passes away", passesAway), func(t *testing.T) {
+			h := newHarness(t, Options{MaxDepth: -1})
+			h.write("app.log", "A1\nA2 partial")
+			h.pass()
+			if err := os.Mkdir(h.path("deep"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			h.rename("app.log", "deep/app.log") // out of reach: MaxDepth -1 lists Dir's own files only
+			for range passesAway {
+				h.pass()
+			}
+			h.rename("deep/app.log", "app.log")
+			h.write("app.log", " end\nA3\n")
+			h.pass()
+			h.final()
+			h.wantOut("[app.log] A1", "[app.log] A2 partial end", "[app.log] A3")
+		})
+	}
+}
+
+// Of two new files with the same bytes, the one found later is taken for the
+// copy; if it is the one that grows, it is read on from there.
+func TestIdenticalNewFilesPrintOnceWhicheverGrows(t *testing.T) {
+	h := newHarness(t, Options{})
+	h.write("catalina.log", "A1\nA2\n")
+	h.copyFile("catalina.log", "catalina.log.1")
+	h.pass()
+	h.write("catalina.log.1", "C1\n")
+	h.pass()
+	h.pass()
+	h.write("catalina.log", "B1\n")
+	h.final()
+	out := h.out.lines()
+	checkOnceInOrder(t, slices.Clone(out), []string{"A1", "A2", "C1", "B1"}, out)
+}
