@@ -633,3 +633,43 @@ func TestOutputWriteErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestOutputInputWarnings shows the warnings about the input in every
+// format, as warnings: they never fail the check.
+func TestOutputInputWarnings(t *testing.T) {
+	rep := &Report{
+		Results: []Result{},
+		InputWarnings: []InputError{{File: "deploy/cm.yaml", Line: 7,
+			Message: `document 0 (ConfigMap "a"): duplicate key "metadata.name" (first on line 4): the last value is used, as kubectl uses it`}},
+		Summary: Summary{Files: 1, Documents: 1, Warnings: 1},
+	}
+	if rep.ExitCode() != 0 {
+		t.Errorf("exit code %d, want 0", rep.ExitCode())
+	}
+	render := func(f Format) string {
+		var b bytes.Buffer
+		if err := Write(&b, rep, f, "test"); err != nil {
+			t.Fatal(err)
+		}
+		return b.String()
+	}
+	for _, tc := range []struct {
+		format Format
+		want   []string
+	}{
+		{FormatText, []string{"deploy/cm.yaml:7: warning: document 0 (ConfigMap \"a\"): duplicate key \"metadata.name\"", "checked 0 objects in 1 file: 1 warning\n"}},
+		{FormatJSON, []string{`"inputWarnings": [`, `"line": 7,`, `"warnings": 1,`}},
+		{FormatSARIF, []string{`"ruleId": "input"`, `"level": "warning"`, `"startLine": 7`}},
+		{FormatJUnit, []string{`name="input warning at line 7"`, `deploy/cm.yaml:7: warning: document 0`}},
+	} {
+		got := render(tc.format)
+		for _, w := range tc.want {
+			if !strings.Contains(got, w) {
+				t.Errorf("%s output lacks %q:\n%s", tc.format, w, got)
+			}
+		}
+		if tc.format != FormatText && strings.Contains(got, `"error"`) {
+			t.Errorf("%s output has an error:\n%s", tc.format, got)
+		}
+	}
+}
