@@ -9,8 +9,8 @@ import (
 )
 
 // Error is an input that could not be read or parsed: a path that does not
-// exist, an unreadable or binary file, or a document that is not valid YAML
-// or JSON or not a valid Kubernetes object.
+// exist, an unreadable or too large file, or a document that is not valid
+// YAML or JSON or not a valid Kubernetes object.
 type Error struct {
 	// File is the path as given or found ("-" for stdin).
 	File string

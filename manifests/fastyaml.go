@@ -22,11 +22,12 @@ import (
 // It returns ok false for anything outside that subset, or that it is not
 // sure of: anchors, aliases, tags, merge keys, multi-line plain or quoted
 // scalars, tabs outside block scalars, keys that are not strings, duplicate
-// keys, and all invalid YAML. The caller then uses yaml.YAMLToJSONStrict,
-// which also words the errors. When ok, the output is byte for byte what
-// yaml.YAMLToJSONStrict returns, with the same YAML 1.1 scalars (yes is
-// true, 0777 is octal) and keys sorted; TestFastYAMLToJSON and
-// FuzzFastYAMLToJSON hold it to that.
+// keys, and all invalid YAML. The caller then uses yamlToJSON, which reads
+// them as kubectl does (sigs.k8s.io/yaml's YAMLToJSON), finds the duplicate
+// keys to warn about, and words the errors. When ok, the output is byte for
+// byte what yaml.YAMLToJSON returns, with the same YAML 1.1 scalars (yes is
+// true, 0777 is octal) and keys sorted, for a document in which no key is
+// set twice; TestFastYAMLToJSON and FuzzFastYAMLToJSON hold it to that.
 //
 // It also returns the document's apiVersion and kind when both are strings,
 // so that they need not be read from the JSON again.

@@ -3,10 +3,15 @@
 // template` or `kustomize build` print, as multi-document YAML, JSON, JSON
 // streams or Lists.
 //
-// Kinds client-go knows are decoded strictly into its types, so that a typo
-// in a field name is an error that names the file, the line and the field,
-// rather than a setting the check silently ignores. Every problem is
-// reported, and none stops the rest of the input from being read.
+// The bytes are read as kubectl create and apply read them, so that what
+// kubectl accepts podguard reads the same way, and what it rejects is an
+// error here too (see Parse); what kubectl passes over in silence but was
+// likely not meant, such as a key set twice, is a Warning. Kinds client-go
+// knows are then decoded strictly into its types, as the API server's
+// strict field validation does, so that a typo in a field name is an error
+// that names the file, the line and the field, rather than a setting the
+// check silently ignores. Every problem is reported, and none stops the
+// rest of the input from being read.
 package manifests
 
 import (

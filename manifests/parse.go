@@ -31,7 +31,8 @@ type Document struct {
 	File string
 	// Index is the 0-based index of the YAML or JSON document within the
 	// file. Empty documents (only comments, or nothing, between separators)
-	// are not counted.
+	// are not counted; a document that is only a null is counted, and
+	// skipped, as kubectl skips it.
 	Index int
 	// Line is the 1-based line where the document starts: its first line
 	// that is not blank or a comment. For a List item, the List's.
