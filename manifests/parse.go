@@ -106,10 +106,11 @@ func Parse(name string, data []byte) ([]Document, []Warning, []error) {
 		if from >= 0 {
 			// Not a JSON stream after all: kubectl reads the rest as YAML.
 			more, sepErrs, ws := splitYAML(name, data[from:], 1+bytes.Count(data[:from], []byte{'\n'}), len(chunks))
+			// If its first document is not YAML either, the JSON error is
+			// the one kubectl reports. If there is none (only comments
+			// follow the JSON), kubectl has nothing to complain about.
 			if len(more) > 0 {
 				more[0].jsonErr = err
-			} else if err != nil {
-				errs = append(errs, err)
 			}
 			chunks = append(chunks, more...)
 			errs = append(errs, sepErrs...)

@@ -154,6 +154,27 @@ func TestParse(t *testing.T) {
 			wantErrs: []string{`in.json:3: document 1: invalid JSON: invalid character ',' looking for beginning of object key string`},
 		},
 		{
+			name:     "reads YAML after a JSON object, as kubectl does",
+			input:    "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"a\"}}\n# YAML from here on\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: b}\n",
+			wantDocs: []string{"0 1 -1 ConfigMap/a (*v1.ConfigMap)", "1 4 -1 Namespace/b (*v1.Namespace)"},
+		},
+		{
+			name:     "reads a JSON object and a comment",
+			input:    "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"a\"}}\n# the end\n",
+			wantDocs: []string{"0 1 -1 ConfigMap/a (*v1.ConfigMap)"},
+		},
+		{
+			name:     "reports the JSON error when what follows a JSON object is not YAML either, as kubectl does",
+			input:    "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"a\"}}\n{\"apiVersion\": \"v1\",\n",
+			wantDocs: []string{"0 1 -1 ConfigMap/a (*v1.ConfigMap)"},
+			wantErrs: []string{`in.json:3: document 1: invalid JSON: unexpected end of input`},
+		},
+		{
+			name:     "reads a YAML flow mapping that is not JSON, as kubectl does",
+			input:    "{apiVersion: v1, kind: ConfigMap,\n metadata: {name: a}}\n",
+			wantDocs: []string{"0 1 -1 ConfigMap/a (*v1.ConfigMap)"},
+		},
+		{
 			name:     "reports JSON cut short",
 			input:    "{\"apiVersion\": \"v1\",\n\"kind\": \"Pod\"",
 			wantErrs: []string{`in.json:2: document 0: invalid JSON: unexpected end of input`},
