@@ -311,3 +311,18 @@ func TestCheckReportsAnUnservedAPIVersion(t *testing.T) {
 		t.Errorf("stdout:\n%s", stdout.String())
 	}
 }
+
+func TestMutateWarnsAboutTheInput(t *testing.T) {
+	dir := writeFiles(t, map[string]string{"cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n  name: b\n"})
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"mutate", "-f", filepath.Join(dir, "cm.yaml")}, nil, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	want := `cm.yaml:5: warning: document 0 (ConfigMap "b"): duplicate key "metadata.name" (first on line 4): the last value is used, as kubectl uses it`
+	if !strings.Contains(stderr.String(), want) {
+		t.Errorf("stderr lacks %q:\n%s", want, stderr.String())
+	}
+	if !strings.Contains(stdout.String(), "name: b") {
+		t.Errorf("the ConfigMap is not printed with its last name:\n%s", stdout.String())
+	}
+}
