@@ -73,6 +73,9 @@ var kubectlCases = []struct {
 		"6: document 0: invalid YAML: control characters are not allowed (U+0000); is this a binary file?",
 	}},
 	{file: "null-document.yaml", objects: []string{"after-null"}},
+	{file: "yaml-directive.yaml", objects: []string{"after-directive"}, errs: []string{
+		"1: document 0: invalid YAML: did not find expected <document start>",
+	}},
 	{file: "unknown-field.yaml", serverRejects: true, errs: []string{
 		`5: document 0 (ConfigMap "unknown-field"): unknown field "dta"`,
 	}},

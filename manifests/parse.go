@@ -191,12 +191,20 @@ func splitYAML(name string, data []byte, base, index int) ([]chunk, []error, []W
 		errs   []error
 		warns  []Warning
 	)
-	start, first, end := 0, 0, 0 // the current document: offset, first content line, line of a "..." marker
+	// The current document: its offset, first content line, first
+	// directive line, and the line of a "..." marker in it.
+	start, first, directive, end := 0, 0, 0, 0
 	lineNo := base - 1
 	docBase := base
 	flush := func(stop int) {
-		if first != 0 {
-			chunks = append(chunks, chunk{index: index + len(chunks), line: first, base: docBase, data: kubectlLines(data[start:stop])})
+		line := first
+		if line == 0 {
+			// Directives alone are not a document: yaml rejects them, and
+			// so does kubectl.
+			line = directive
+		}
+		if line != 0 {
+			chunks = append(chunks, chunk{index: index + len(chunks), line: line, base: docBase, data: kubectlLines(data[start:stop])})
 		}
 	}
 	for pos := 0; pos < len(data); {
@@ -212,15 +220,20 @@ func splitYAML(name string, data []byte, base, index int) ([]chunk, []error, []W
 				errs = append(errs, &Error{File: name, Line: lineNo, Err: badSeparator(line)})
 			}
 			flush(pos)
-			start, docBase, first, end = next, lineNo+1, 0, 0
-		case first == 0 && isContent(line) && line[0] != '%':
+			start, docBase, first, directive, end = next, lineNo+1, 0, 0, 0
+		case first == 0 && isContent(line):
 			// A line starting with % before any content is a directive
 			// (%YAML 1.2), not content.
-			first = lineNo
+			if line[0] != '%' {
+				first = lineNo
+			} else if directive == 0 {
+				directive = lineNo
+			}
 		case first != 0 && end == 0 && isMarker(line, endMarker):
 			end = lineNo
-		case end > 0 && isContent(line):
-			// yaml reads a document's first YAML document only.
+		case end > 0 && isContent(line) && line[0] != '%':
+			// yaml reads a document's first YAML document only. A
+			// directive for the next one is lost, but harmless.
 			warns = append(warns, Warning{File: name, Line: end, Msg: fmt.Sprintf(
 				"what follows the document end marker \"...\" (from line %d on) is ignored, as kubectl ignores it: start a new document with \"---\" instead", lineNo)})
 			end = -1

@@ -257,6 +257,17 @@ func TestParse(t *testing.T) {
 			wantErrs: []string{`in.yaml:1: document 0 (Deployment "web"): quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'`},
 		},
 		{
+			name:     "ignores a directive after a document end marker without a warning",
+			input:    configMap + "...\n%YAML 1.1\n---\n" + configMap,
+			wantDocs: []string{"0 1 -1 ConfigMap/settings (*v1.ConfigMap)", "1 10 -1 ConfigMap/settings (*v1.ConfigMap)"},
+		},
+		{
+			name:     "rejects directives with no document after them, as kubectl does",
+			input:    "%YAML 1.2\n---\n" + configMap,
+			wantDocs: []string{"1 3 -1 ConfigMap/settings (*v1.ConfigMap)"},
+			wantErrs: []string{"in.yaml:1: document 0: invalid YAML: found incompatible YAML document"},
+		},
+		{
 			name:     "reads a duplicate key in YAML as kubectl does, the last value winning, with a warning",
 			input:    configMap + "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n  labels: {x: z, app.kubernetes.io/name: a, app.kubernetes.io/name: b}\n  name: b\n",
 			wantDocs: []string{"0 1 -1 ConfigMap/settings (*v1.ConfigMap)", "1 8 -1 ConfigMap/b (*v1.ConfigMap)"},
