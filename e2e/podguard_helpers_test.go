@@ -5,8 +5,10 @@ package e2e
 import (
 	"context"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -26,6 +28,7 @@ import (
 // deploy/ overlay, with its own CA, cert dir and config file.
 type podguard struct {
 	*framework.Podguard
+	opts       framework.PodguardOptions
 	dir        string
 	certDir    string
 	configPath string
@@ -54,16 +57,19 @@ func runPodguardAs(t *testing.T, kubeconfig, overlay, cfg string, args ...string
 	}
 	pg.issueCert(t)
 	pg.writeConfig(t, cfg)
-	pg.Podguard, err = framework.StartPodguard(ctx, framework.PodguardOptions{
+	pg.opts = framework.PodguardOptions{
 		Kubeconfig: kubeconfig,
 		CertDir:    pg.certDir,
 		ConfigPath: pg.configPath,
 		LogPath:    filepath.Join(dir, "podguard.log"),
 		Args:       args,
-	})
+	}
+	pg.Podguard, err = framework.StartPodguard(ctx, pg.opts)
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The ports podguard was given, so that a restart serves the same URLs.
+	pg.opts.Port, pg.opts.HealthPort, pg.opts.MetricsPort = portOf(t, pg.URL), portOf(t, pg.HealthURL), portOf(t, pg.MetricsURL)
 	t.Cleanup(func() {
 		ctx, cancel := cleanupContext()
 		defer cancel()
@@ -84,6 +90,33 @@ func runPodguardAs(t *testing.T, kubeconfig, overlay, cfg string, args ...string
 	}
 	waitForWebhooks(t, pg)
 	return pg
+}
+
+// restart stops podguard (SIGTERM, as a rollout does) and starts it again
+// on the same ports, with the same certificates and config: its caches are
+// rebuilt from lists of what already exists.
+func (pg *podguard) restart(t *testing.T) {
+	t.Helper()
+	if err := pg.Stop(); err != nil {
+		t.Fatalf("podguard did not exit cleanly on SIGTERM: %v", err)
+	}
+	var err error
+	if pg.Podguard, err = framework.StartPodguard(testContext(t, 2*time.Minute), pg.opts); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func portOf(t *testing.T, rawURL string) int {
+	t.Helper()
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port, err := strconv.Atoi(u.Port())
+	if err != nil {
+		t.Fatalf("no port in %s", rawURL)
+	}
+	return port
 }
 
 // waitForWebhooks returns once the API server calls both of pg's webhooks.

@@ -149,7 +149,14 @@ func StartCluster(ctx context.Context, opts ClusterOptions) (_ *Cluster, retErr 
 	if err != nil {
 		return nil, err
 	}
-	apiserver := &envtest.APIServer{Path: apiserverBin, Out: apiserverLog, Err: apiserverLog}
+	// A cert dir of its own, kept across restarts: envtest gives a
+	// temporary one new certificates (a new serving CA) on every start,
+	// which would lock out every client of a restarted API server.
+	apiserverDir := filepath.Join(workDir, "kube-apiserver")
+	if err := os.MkdirAll(apiserverDir, 0o700); err != nil {
+		return nil, fmt.Errorf("creating kube-apiserver dir: %w", err)
+	}
+	apiserver := &envtest.APIServer{Path: apiserverBin, Out: apiserverLog, Err: apiserverLog, CertDir: apiserverDir}
 	// envtest disables the ServiceAccount admission plugin because it runs no
 	// controller to create default ServiceAccounts. This cluster runs one, so
 	// it admits Pods as a real cluster does.
@@ -263,6 +270,24 @@ func (c *Cluster) startKCM(ctx context.Context, bin string, timeout time.Duratio
 	})
 	if err != nil {
 		return withLogTail(fmt.Errorf("waiting for kube-controller-manager: %w", err), "kube-controller-manager", logPath)
+	}
+	return nil
+}
+
+// RestartAPIServer stops kube-apiserver and starts it again on the same
+// port, with the same certificates and flags, over the same etcd. Its
+// clients (podguard's informers, kube-controller-manager) see their watches
+// break and list again, as in a real control-plane upgrade or restart.
+func (c *Cluster) RestartAPIServer() error {
+	api := c.env.ControlPlane.APIServer
+	// With watches open, kube-apiserver can take longer than envtest's stop
+	// timeout to drain; envtest then kills it, which is a restart too (a
+	// crashed or OOM-killed API server).
+	if err := api.Stop(); err != nil && !strings.Contains(err.Error(), "timeout waiting for process") {
+		return fmt.Errorf("stopping kube-apiserver: %w", err)
+	}
+	if err := api.Start(); err != nil {
+		return withLogTail(fmt.Errorf("starting kube-apiserver again: %w", err), "kube-apiserver", filepath.Join(c.WorkDir, APIServerLog))
 	}
 	return nil
 }
