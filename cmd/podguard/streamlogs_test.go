@@ -11,6 +11,12 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	"github.com/podguard/podguard/policies"
 )
 
 func TestStreamLogsUsage(t *testing.T) {
@@ -39,14 +45,50 @@ func TestStreamLogsUsage(t *testing.T) {
 	}
 }
 
-// The identities of TestStreamLogsBinary: podguard injects the sidecar with
-// runAsUser 65534 (when the pod gives the app no non-root uid) and
-// runAsGroup the pod's fsGroup (2000 here), and the kubelet adds the fsGroup
-// to every container's supplementary groups.
+// The identity and command of TestStreamLogsBinary's streamer are what the
+// log-sidecar policy injects into a tomcat pod with fsGroup 2000 (see
+// injectedSidecar): runAsUser, runAsGroup, and the pod's fsGroup, which the
+// kubelet adds to every container's supplementary groups.
 var (
-	sidecarSetpriv = []string{"--reuid", "65534", "--regid", "2000", "--groups", "2000"}
+	sidecarSetpriv []string
+	sidecarCommand []string
 	testFSGroup    = 2000
 )
+
+// injectedSidecar runs the log-sidecar mutation, as the webhook does, on a
+// tomcat pod with fsGroup 2000, whose app runs as root (stock tomcat) or as
+// a uid the spec gives, and sets the streamer's setpriv identity and command
+// from the sidecar it injects. Both pods must give the sidecar the same
+// identity, since the test runs one streamer for files written by root and
+// by the app's own uid.
+func injectedSidecar(t *testing.T, bin string) {
+	t.Helper()
+	var ids []string
+	for _, appUID := range []*int64{nil, ptr.To[int64](65534)} {
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "tomcat", Namespace: "default", Annotations: map[string]string{policies.LogsAnnotation: "/usr/local/tomcat/logs"}},
+			Spec: corev1.PodSpec{SecurityContext: &corev1.PodSecurityContext{FSGroup: ptr.To(int64(testFSGroup)), RunAsUser: appUID},
+				Containers: []corev1.Container{{Name: "tomcat", Image: "tomcat:10"}}}}
+		s := &policies.Settings{}
+		s.Default()
+		world := policies.NewSnapshot()
+		world.Versions.ServerVersion, _ = policies.ParseKubeVersion("v1.33.0")
+		res, err := policies.NewEngine(s).Mutate(policies.NewPod(p), world)
+		if err != nil || res.Denied() || len(res.Pod.Spec.InitContainers) != 1 {
+			t.Fatalf("the log-sidecar mutation did not inject one native sidecar: err %v, result %+v", err, res)
+		}
+		sc := res.Pod.Spec.InitContainers[0]
+		if len(sc.Command) == 0 || sc.Command[0] != "/podguard" {
+			t.Fatalf("the sidecar runs %q, not podguard's own binary", sc.Command)
+		}
+		fsGroup := ptr.Deref(res.Pod.Spec.SecurityContext.FSGroup, -1)
+		ids = append(ids, fmt.Sprintf("%d:%d:%d", ptr.Deref(sc.SecurityContext.RunAsUser, -1), ptr.Deref(sc.SecurityContext.RunAsGroup, -1), fsGroup))
+		sidecarSetpriv = []string{"--reuid", fmt.Sprint(*sc.SecurityContext.RunAsUser), "--regid", fmt.Sprint(*sc.SecurityContext.RunAsGroup), "--groups", fmt.Sprint(fsGroup)}
+		sidecarCommand = append([]string{bin}, sc.Command[1:]...)
+	}
+	if ids[0] != ids[1] || ids[0] != fmt.Sprintf("65534:%d:%d", testFSGroup, testFSGroup) {
+		t.Fatalf("the sidecar's uid:gid:fsGroup are %v, want 65534:%d:%d for both pods", ids, testFSGroup, testFSGroup)
+	}
+}
 
 // TestStreamLogsBinary runs the built podguard binary the way the log
 // sidecar runs it (`/podguard stream-logs`, the directory in
@@ -65,6 +107,7 @@ func TestStreamLogsBinary(t *testing.T) {
 	}
 	base := worldReadableTempDir(t)
 	bin := buildPodguard(t, base)
+	injectedSidecar(t, bin)
 
 	t.Run("tomcat's umask 0027, as root, in the fsGroup-owned setgid directory", func(t *testing.T) {
 		t.Parallel()
@@ -275,7 +318,8 @@ type streamerProcess struct {
 // directory in $PODGUARD_LOG_DIR, and waits for its start-up note.
 func startStreamer(t *testing.T, bin, logs string) *streamerProcess {
 	t.Helper()
-	args := append(append([]string{}, sidecarSetpriv...), "--", bin, "stream-logs", "--poll", "50ms")
+	args := append(append(append([]string{}, sidecarSetpriv...), "--"), sidecarCommand...)
+	args = append(args, "--poll", "50ms")
 	p := &streamerProcess{cmd: exec.Command("setpriv", args...), stdout: &lockedBuffer{}, stderr: &lockedBuffer{}}
 	p.cmd.Env = append(os.Environ(), "PODGUARD_LOG_DIR="+logs)
 	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
