@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"os"
+	"path/filepath"
 	"testing"
 )
 
@@ -27,6 +29,19 @@ func FuzzParse(f *testing.F) {
 	}
 	for _, s := range seeds {
 		f.Add([]byte(s))
+	}
+	// The inputs kubectl is compared with: BOMs, UTF-16, bad UTF-8, CRLF,
+	// tabs, separators, JSON then YAML.
+	kubectlInputs, err := filepath.Glob(filepath.Join("testdata", "kubectl", "[^.]*"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, path := range kubectlInputs {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		const name = "fuzz.yaml"
