@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -166,6 +168,40 @@ func TestReinvocation(t *testing.T) {
 // podguard's, so the API server calls it after podguard.
 func startLateAdder(t *testing.T) {
 	t.Helper()
+	startLateMutator(t, func(p *corev1.Pod) string {
+		if len(p.Spec.Containers) != 1 {
+			return ""
+		}
+		return `[{"op":"add","path":"/spec/containers/-","value":{"name":"late-added","image":"busybox:1.37"}}]`
+	}, func(p *corev1.Pod) bool { return len(p.Spec.Containers) == 2 })
+}
+
+// lateAnnotation is what startLateAnnotator adds to every pod.
+const lateAnnotation = "e2e.podguard.io/late"
+
+// startLateAnnotator serves a mutating webhook, called after podguard, that
+// adds an annotation to every pod that lacks it: a change that makes the API
+// server call podguard again (reinvocationPolicy: IfNeeded), whatever
+// podguard did to the pod.
+func startLateAnnotator(t *testing.T) {
+	t.Helper()
+	startLateMutator(t, func(p *corev1.Pod) string {
+		if _, ok := p.Annotations[lateAnnotation]; ok {
+			return ""
+		}
+		if p.Annotations == nil {
+			return `[{"op":"add","path":"/metadata/annotations","value":{"e2e.podguard.io/late":"yes"}}]`
+		}
+		return `[{"op":"add","path":"/metadata/annotations/e2e.podguard.io~1late","value":"yes"}]`
+	}, func(p *corev1.Pod) bool { return p.Annotations[lateAnnotation] == "yes" })
+}
+
+// startLateMutator serves a mutating webhook that patches every pod with
+// patch (nothing when it returns ""), registered under a name that sorts
+// after podguard's, so that the API server calls it after podguard. It
+// returns once called reports a dry-run probe pod as patched.
+func startLateMutator(t *testing.T, patch func(*corev1.Pod) string, called func(*corev1.Pod) bool) {
+	t.Helper()
 	ca, err := certs.NewCA("late-adder-ca", time.Hour)
 	if err != nil {
 		t.Fatal(err)
@@ -182,9 +218,11 @@ func startLateAdder(t *testing.T) {
 		}
 		resp := &admissionv1.AdmissionResponse{UID: review.Request.UID, Allowed: true}
 		var p corev1.Pod
-		if err := json.Unmarshal(review.Request.Object.Raw, &p); err == nil && len(p.Spec.Containers) == 1 {
-			resp.Patch = []byte(`[{"op":"add","path":"/spec/containers/-","value":{"name":"late-added","image":"busybox:1.37"}}]`)
-			resp.PatchType = ptr.To(admissionv1.PatchTypeJSONPatch)
+		if err := json.Unmarshal(review.Request.Object.Raw, &p); err == nil {
+			if ops := patch(&p); ops != "" {
+				resp.Patch = []byte(ops)
+				resp.PatchType = ptr.To(admissionv1.PatchTypeJSONPatch)
+			}
 		}
 		review.Response = resp
 		review.Request = nil
@@ -230,7 +268,7 @@ func startLateAdder(t *testing.T) {
 		if err != nil {
 			return false, nil
 		}
-		return len(p.Spec.Containers) == 2, nil
+		return called(p), nil
 	})
 }
 
@@ -241,4 +279,98 @@ func tlsConfig(s *certs.Serving) (*tls.Config, error) {
 		return nil, err
 	}
 	return &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}, nil
+}
+
+// TestReinvocationKeepsTheLogSidecar: another mutating webhook runs after
+// podguard and changes every pod, so the API server calls podguard again
+// with podguard's own output (reinvocationPolicy: IfNeeded). In both sidecar
+// modes, podguard must accept its own output: on kubelets older than 1.29
+// the sidecar is a regular container, which once counted as a second app
+// container and got `podguard.io/logs: /dir` denied ("names no container"),
+// for Pods and for every pod of a Deployment (FailedCreate).
+func TestReinvocationKeepsTheLogSidecar(t *testing.T) {
+	for _, mode := range []struct {
+		name, kubelet string
+		native        bool
+	}{
+		{"native sidecar", "v1.33.1", true},
+		{"regular sidecar", "v1.28.5", false},
+	} {
+		t.Run(mode.name, func(t *testing.T) {
+			setKubelets(t, mode.kubelet)
+			pg := runPodguard(t, "opt-in", allMutations)
+			ns := newNamespace(t, "reinvoke-logs", optIn)
+			startLateAnnotator(t)
+			ctx := testContext(t, 2*time.Minute)
+
+			tomcat := pod(ns, "tomcat", "tomcat:10")
+			tomcat.Annotations = map[string]string{"podguard.io/logs": "/usr/local/tomcat/logs"}
+			before := mutateCalls(t, pg)
+			if err := cluster.Client.Create(ctx, tomcat); err != nil {
+				t.Fatalf("podguard denied its own output on reinvocation: %v", err)
+			}
+			if calls := mutateCalls(t, pg) - before; calls < 2 {
+				t.Fatalf("podguard's mutating webhook was called %d times for one pod; the test needs a reinvocation", calls)
+			}
+			checkLogSidecar(t, tomcat, mode.native)
+
+			// The same template in a Deployment: kube-controller-manager
+			// creates the pod, through both webhooks.
+			d := deployment(ns, "tomcat", "tomcat:10")
+			d.Spec.Template.Annotations = map[string]string{"podguard.io/logs": "/usr/local/tomcat/logs"}
+			if err := cluster.Client.Create(ctx, d); err != nil {
+				t.Fatal(err)
+			}
+			var made corev1.Pod
+			eventually(t, time.Minute, "the Deployment's pod is created", func() (bool, error) {
+				var pods corev1.PodList
+				if err := cluster.Client.List(ctx, &pods, client.InNamespace(ns), client.MatchingLabels(d.Spec.Selector.MatchLabels)); err != nil {
+					return false, err
+				}
+				if len(pods.Items) == 0 {
+					return false, nil
+				}
+				made = pods.Items[0]
+				return true, nil
+			})
+			checkLogSidecar(t, &made, mode.native)
+		})
+	}
+}
+
+// checkLogSidecar asserts that p has exactly one log sidecar, in the place
+// the mode calls for, and the later webhook's annotation.
+func checkLogSidecar(t *testing.T, p *corev1.Pod, native bool) {
+	t.Helper()
+	apps, inits := containerNames(p.Spec.Containers), containerNames(p.Spec.InitContainers)
+	want, wantInit := []string{"app", "app-logs"}, []string(nil)
+	if native {
+		want, wantInit = []string{"app"}, []string{"app-logs"}
+	}
+	if !slices.Equal(apps, want) || !slices.Equal(inits, wantInit) {
+		t.Errorf("pod %s: containers %v, init containers %v; want %v and %v", p.Name, apps, inits, want, wantInit)
+	}
+	if p.Annotations[lateAnnotation] != "yes" {
+		t.Errorf("pod %s: the later webhook did not run", p.Name)
+	}
+	if p.Spec.SecurityContext == nil || p.Spec.SecurityContext.FSGroup == nil {
+		t.Errorf("pod %s: no fsGroup for the log volume", p.Name)
+	}
+}
+
+// mutateCalls is how many Pod CREATEs podguard's mutating webhook answered.
+func mutateCalls(t *testing.T, pg *podguard) int {
+	t.Helper()
+	total := 0
+	for _, line := range strings.Split(get(t, pg.MetricsURL), "\n") {
+		if strings.HasPrefix(line, `podguard_admission_duration_seconds_count{kind="Pod",operation="CREATE",`) && strings.Contains(line, `webhook="mutate"}`) {
+			fields := strings.Fields(line)
+			n, err := strconv.Atoi(fields[len(fields)-1])
+			if err != nil {
+				t.Fatalf("reading %q: %v", line, err)
+			}
+			total += n
+		}
+	}
+	return total
 }
