@@ -326,3 +326,63 @@ func TestMutateWarnsAboutTheInput(t *testing.T) {
 		t.Errorf("the ConfigMap is not printed with its last name:\n%s", stdout.String())
 	}
 }
+
+// What podguard mutate prints must pass podguard check, for every kubelet
+// (native sidecar or a regular container) and with or without the config's
+// policies: on kubelets older than 1.29, check once denied mutate's output
+// because podguard's own sidecar counted as a second app container.
+func TestMutateOutputPassesCheck(t *testing.T) {
+	app := `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: tomcat, namespace: shop}
+spec:
+  selector: {matchLabels: {app: tomcat}}
+  template:
+    metadata:
+      labels: {app: tomcat}
+      annotations: {podguard.io/logs: "/usr/local/tomcat/logs,/usr/local/tomcat/temp"}
+    spec:
+      containers:
+      - {name: tomcat, image: "10.0.0.130:5000/tomcat:10"}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: worker, namespace: shop, annotations: {podguard.io/logs: /var/log/worker}}
+spec:
+  restartPolicy: Never
+  containers:
+  - {name: worker, image: busybox:1.37}
+`
+	dir := writeFiles(t, map[string]string{"app.yaml": app})
+	for _, kubelet := range []string{"1.28", "1.29", "1.33"} {
+		for _, cfg := range []string{"", filepath.Join(repoRoot(t), "examples", "podguard.yaml")} {
+			t.Run(kubelet+" "+filepath.Base(cfg), func(t *testing.T) {
+				args := []string{"--kubelet-version", kubelet}
+				if cfg != "" {
+					args = append(args, "--config", cfg)
+				}
+				var mutated, stderr bytes.Buffer
+				if code := run(append([]string{"mutate", "-f", filepath.Join(dir, "app.yaml")}, args...), nil, &mutated, &stderr); code != 0 {
+					t.Fatalf("mutate: exit %d: %s", code, stderr.String())
+				}
+				if !strings.Contains(mutated.String(), "tomcat-logs-2") {
+					t.Fatalf("mutate added no second log sidecar:\n%s", mutated.String())
+				}
+				var out bytes.Buffer
+				stderr.Reset()
+				if code := run(append([]string{"check", "-f", "-"}, args...), bytes.NewReader(mutated.Bytes()), &out, &stderr); code != 0 {
+					t.Errorf("check of mutate's output: exit %d\n%s%s\ninput:\n%s", code, out.String(), stderr.String(), mutated.String())
+				}
+			})
+		}
+	}
+}
+
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	dir, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
