@@ -15,7 +15,12 @@ var (
 
 	servingNotAfter = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "podguard_serving_certificate_expiry_timestamp_seconds",
-		Help: "When the self-managed serving certificate this replica serves expires, in Unix seconds.",
+		Help: "When the serving certificate this replica serves expires (its notAfter), in Unix seconds, in every certificate mode.",
+	})
+
+	caNotAfter = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "podguard_ca_certificate_expiry_timestamp_seconds",
+		Help: "When the CA of the serving certificate expires (its notAfter), in Unix seconds: the self-managed signer, or ca.crt in the cert dir. Absent when podguard does not know the CA.",
 	})
 )
 
@@ -25,6 +30,6 @@ var registerOnce sync.Once
 // registry. It is safe to call more than once.
 func RegisterMetrics() {
 	registerOnce.Do(func() {
-		crmetrics.Registry.MustRegister(certificateChanges, servingNotAfter)
+		crmetrics.Registry.MustRegister(certificateChanges, servingNotAfter, caNotAfter)
 	})
 }

@@ -77,6 +77,7 @@ type SelfManaged struct {
 	o        SelfManagedOptions
 	settings planSettings
 	serving  atomic.Pointer[tls.Certificate]
+	signer   atomic.Pointer[x509.Certificate] // the CA of serving
 	poke     chan struct{}
 
 	mu       sync.Mutex
@@ -143,6 +144,10 @@ func (m *SelfManaged) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, er
 	}
 	return nil, errors.New("no serving certificate yet")
 }
+
+// SigningCA is the CA of the certificate served now, nil before the first
+// pass.
+func (m *SelfManaged) SigningCA() *x509.Certificate { return m.signer.Load() }
 
 // NeedLeaderElection is false: every replica serves, so every replica keeps
 // its certificate current.
@@ -217,6 +222,12 @@ func (m *SelfManaged) Reconcile(ctx context.Context) (time.Duration, error) {
 	// trust bundle was last written for.
 	if err := m.load(current.serving); err != nil {
 		return 0, err
+	}
+	for _, ca := range current.trusted {
+		if current.serving.Cert.CheckSignatureFrom(ca) == nil {
+			m.signer.Store(ca)
+			break
+		}
 	}
 	if err != nil {
 		return 0, err
