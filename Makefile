@@ -54,7 +54,7 @@ unit: ## Run the unit tests.
 	go test -count=1 ./...
 
 .PHONY: e2e
-e2e: build tools $(KUBECTL) ## Run the e2e tests against a real kube-apiserver, etcd and kube-controller-manager.
+e2e: build tools ## Run the e2e tests against a real kube-apiserver, etcd and kube-controller-manager.
 	go test -tags e2e -count=1 -timeout 30m $(E2E_FLAGS) ./e2e/...
 
 .PHONY: test
@@ -71,7 +71,7 @@ build: ## Build bin/podguard.
 	go build $(GOFLAGS_BUILD) -o $(BIN)/podguard ./cmd/podguard
 
 .PHONY: run
-run: build tools $(KUBECTL) ## Run podguard on a local control plane (Ctrl-C stops everything).
+run: build tools ## Run podguard on a local control plane (Ctrl-C stops everything).
 	go build -o $(BIN)/devcluster ./hack/devcluster
 	exec $(BIN)/devcluster
 
@@ -82,32 +82,22 @@ docker-build: ## Build the container image (needs a Docker engine).
 ##@ Tools
 
 .PHONY: tools
-tools: $(TOOLS_STAMP) ## Build kube-apiserver, kube-controller-manager and etcd into bin/.
+tools: $(TOOLS_STAMP) ## Build etcd, kube-apiserver, kube-controller-manager and kubectl into bin/.
 
 $(TOOLS_STAMP): hack/tools/go.mod hack/tools/go.sum
 	@mkdir -p $(BIN)
-	@echo "building etcd, kube-apiserver and kube-controller-manager $(KUBE_VERSION) (about 5-10 minutes the first time)"
+	@echo "building etcd, kube-apiserver, kube-controller-manager and kubectl $(KUBE_VERSION) (about 5-10 minutes the first time)"
 	cd hack/tools && go build -trimpath -ldflags "$(KUBE_LDFLAGS)" -o $(BIN)/etcd ./etcd
 	cd hack/tools && go build -trimpath -ldflags "$(KUBE_LDFLAGS)" -o $(BIN)/kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver
 	cd hack/tools && go build -trimpath -ldflags "$(KUBE_LDFLAGS)" -o $(BIN)/kube-controller-manager k8s.io/kubernetes/cmd/kube-controller-manager
+	cd hack/tools && go build -trimpath -ldflags "$(KUBE_LDFLAGS)" -o $(KUBECTL) k8s.io/kubernetes/cmd/kubectl
 	rm -f $(BIN)/.tools-*
 	touch $@
 
+# kubectl is what the e2e test of YAML reading (e2e/yaml_parity_test.go)
+# holds podguard check to; it comes from the same pinned modules.
 .PHONY: kubectl
-kubectl: $(KUBECTL) ## Build kubectl into bin/, for the e2e test of YAML reading.
-
-# kubectl, from the same pinned modules, is what the e2e test of YAML
-# reading (e2e/yaml_parity_test.go) holds podguard check to. It is its own
-# target, so that adding it rebuilds none of the others. hack/tools/go.mod
-# does not list kubectl's own dependencies (cli-runtime, kustomize), so the
-# build resolves them in a copy of it, bin/.kubectl.mod, and leaves the
-# module itself as it is.
-$(KUBECTL): hack/tools/go.mod hack/tools/go.sum
-	@mkdir -p $(BIN)
-	@echo "building kubectl $(KUBE_VERSION) (a few minutes the first time)"
-	cp hack/tools/go.mod $(BIN)/.kubectl.mod
-	cp hack/tools/go.sum $(BIN)/.kubectl.sum
-	cd hack/tools && go build -mod=mod -modfile=$(BIN)/.kubectl.mod -trimpath -ldflags "$(KUBE_LDFLAGS)" -o $@ k8s.io/kubernetes/cmd/kubectl
+kubectl: tools ## Build the tools, kubectl among them.
 
 .PHONY: clean
 clean: ## Remove build output and the control-plane binaries.
