@@ -19,6 +19,9 @@ const (
 	OutcomeDenied    Outcome = "denied"
 	OutcomeSkipped   Outcome = "skipped"
 	OutcomeError     Outcome = "error"
+	// OutcomeExempted is a policy an admin's exemption rule lifted for the
+	// whole pod.
+	OutcomeExempted Outcome = "exempted"
 )
 
 // Engine runs the enabled policies in registry order. It is immutable and
@@ -26,11 +29,26 @@ const (
 type Engine struct {
 	mutators   []Mutator
 	validators []Validator
+	// exemptions are the admin's; nil lets pods skip every policy (tests).
+	exemptions *exemptions
+}
+
+// EngineOption configures NewEngine.
+type EngineOption func(*Engine)
+
+// WithExemptions applies the admin's exemptions (the config's
+// `exemptions:`), defaulted and validated. Without it the engine uses the
+// defaults: pods may skip DefaultPodSkippable, and no rules.
+func WithExemptions(ex *Exemptions) EngineOption {
+	return func(e *Engine) { e.exemptions = compileExemptions(ex) }
 }
 
 // NewEngine builds the enabled policies from defaulted, validated settings.
-func NewEngine(s *Settings) *Engine {
-	e := &Engine{}
+func NewEngine(s *Settings, opts ...EngineOption) *Engine {
+	e := &Engine{exemptions: compileExemptions(&Exemptions{})}
+	for _, o := range opts {
+		o(e)
+	}
 	for _, r := range Registry {
 		if !r.Enabled(s) {
 			continue
@@ -77,13 +95,12 @@ func (e *PolicyError) Error() string {
 // Mutate runs every mutator in order, each on the output of the one before.
 // The input pod is not modified.
 func (e *Engine) Mutate(pod *Pod, world World) (*Result, error) {
-	res, skip := start(pod, e.mutators)
+	res, plan := start(e, pod, e.mutators, world)
 	if res.Skipped != "" {
 		return res, nil
 	}
 	for _, m := range e.mutators {
-		if skip.Has(m.Name()) {
-			res.Outcomes[m.Name()] = OutcomeSkipped
+		if plan.leftOut(res, m.Name()) {
 			continue
 		}
 		var out *Pod
@@ -92,6 +109,9 @@ func (e *Engine) Mutate(pod *Pod, world World) (*Result, error) {
 		if err != nil {
 			res.Outcomes[m.Name()] = OutcomeError
 			return res, err
+		}
+		if names := plan.exempt.containers[m.Name()]; names != nil {
+			out, rep = exceptContainers(res.Pod, out, rep, names)
 		}
 		// A mutator returns its input when it changes nothing (the Mutator
 		// contract, which TestMutateGolden's second pass enforces): a deep
@@ -108,19 +128,21 @@ func (e *Engine) Mutate(pod *Pod, world World) (*Result, error) {
 
 // Validate runs every validator on the pod.
 func (e *Engine) Validate(pod *Pod, world World) (*Result, error) {
-	res, skip := start(pod, e.validators)
+	res, plan := start(e, pod, e.validators, world)
 	if res.Skipped != "" {
 		return res, nil
 	}
 	for _, v := range e.validators {
-		if skip.Has(v.Name()) {
-			res.Outcomes[v.Name()] = OutcomeSkipped
+		if plan.leftOut(res, v.Name()) {
 			continue
 		}
 		var rep Report
 		if err := guard(v.Name(), func() { rep = v.Validate(Input{Pod: pod, World: world}) }); err != nil {
 			res.Outcomes[v.Name()] = OutcomeError
 			return res, err
+		}
+		if names := plan.exempt.containers[v.Name()]; names != nil {
+			rep = dropFindingsUnder(rep, containerPaths(pod, names))
 		}
 		res.Outcomes[v.Name()] = res.add(v.Name(), rep, false, false)
 	}
@@ -156,42 +178,86 @@ func (e *Engine) Check(pod *Pod, world World) (*Result, error) {
 	return res, err
 }
 
-// start handles what applies before any policy runs: mirror pods and the
-// skip annotation. When the whole pod is skipped, every policy's outcome is
-// "skipped".
-func start[P Policy](pod *Pod, all []P) (*Result, sets.Set[string]) {
+// plan is what applies to one pass over a pod before any policy runs.
+type plan struct {
+	// skipped are the policies the pod skips with podguard.io/skip, as far
+	// as the admin lets it.
+	skipped sets.Set[string]
+	exempt  podExemptions
+}
+
+// leftOut reports whether policy does not run on the pod, and records why.
+func (p plan) leftOut(res *Result, policy string) bool {
+	switch {
+	case p.exempt.whole.Has(policy):
+		res.Outcomes[policy] = OutcomeExempted
+	case p.skipped.Has(policy):
+		res.Outcomes[policy] = OutcomeSkipped
+	default:
+		return false
+	}
+	return true
+}
+
+// start handles what applies before any policy runs: mirror pods, the
+// admin's exemptions and the skip annotation. When the whole pod is
+// skipped, every policy's outcome is "skipped".
+func start[P Policy](e *Engine, pod *Pod, all []P, world World) (*Result, plan) {
 	res := &Result{Pod: pod, Outcomes: map[string]Outcome{}}
-	skipAll := func(why string) (*Result, sets.Set[string]) {
+	skipAll := func(why string) (*Result, plan) {
 		res.Skipped = why
 		for _, p := range all {
 			res.Outcomes[p.Name()] = OutcomeSkipped
 		}
-		return res, nil
+		return res, plan{}
 	}
-	if _, mirror := pod.Meta.Annotations[MirrorPodAnnotation]; mirror {
+	// Only a kubelet creates mirror pods; anyone can write the annotation.
+	if _, mirror := pod.Meta.Annotations[MirrorPodAnnotation]; mirror && pod.CreatedByNode {
 		return skipAll("mirror pod")
 	}
+	names := make([]string, len(all))
+	for i, p := range all {
+		names[i] = p.Name()
+	}
+	pl := plan{skipped: sets.New[string](), exempt: e.exemptions.exemptionsFor(pod, world, names)}
 	raw, ok := pod.Meta.Annotations[SkipAnnotation]
 	if !ok {
-		return res, nil
+		return res, pl
 	}
-	known := sets.New(Names()...)
-	for _, p := range all {
-		known.Insert(p.Name())
-	}
+	known := sets.New(Names()...).Insert(names...)
 	skip, unknown := parseSkip(raw, known)
-	if skip.Has("all") {
+	if skip.Has(AllPolicies) && e.exemptions.podMaySkip(AllPolicies) {
 		return skipAll(SkipAnnotation + ": all")
 	}
+	var refused []string
+	for _, name := range names {
+		if !skip.Has(name) && !skip.Has(AllPolicies) {
+			continue
+		}
+		if e.exemptions.podMaySkip(name) {
+			pl.skipped.Insert(name)
+		} else if !pl.exempt.whole.Has(name) {
+			refused = append(refused, name)
+		}
+	}
+	annotation := pod.MetaPath.Child("annotations").Key(SkipAnnotation).String()
 	if len(unknown) > 0 {
 		res.Warnings = append(res.Warnings, Finding{
 			Policy: "podguard",
-			Field:  pod.MetaPath.Child("annotations").Key(SkipAnnotation).String(),
+			Field:  annotation,
 			Message: fmt.Sprintf("names unknown policies %s; known policies are %s, or \"all\"",
 				quoteList(unknown), quoteList(sets.List(known))),
 		})
 	}
-	return res, skip
+	if len(refused) > 0 {
+		res.Warnings = append(res.Warnings, Finding{
+			Policy: "podguard",
+			Field:  annotation,
+			Message: fmt.Sprintf("does not skip %s: pods may skip only %s (exemptions.podSkippable in podguard's config), so %s still %s. A cluster admin can exempt pods with exemptions.rules",
+				quoteList(refused), e.exemptions.skippableList(), plural(len(refused), "it", "they"), plural(len(refused), "applies", "apply")),
+		})
+	}
+	return res, pl
 }
 
 // parseSkip splits the skip annotation into the policy names it lists and

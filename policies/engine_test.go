@@ -80,12 +80,15 @@ func TestEngineSkips(t *testing.T) {
 	tests := []struct {
 		name        string
 		annotations map[string]string
+		byNode      bool
 		wantRun     []string
 		wantSkipped string
 		wantWarning string
 	}{
 		{name: "runs every policy on an ordinary pod", wantRun: []string{"first", "second"}},
-		{name: "never touches a mirror pod", annotations: map[string]string{corev1.MirrorPodAnnotationKey: "abc"}, wantSkipped: "mirror pod"},
+		{name: "never touches a mirror pod a kubelet creates", annotations: map[string]string{corev1.MirrorPodAnnotationKey: "abc"}, byNode: true, wantSkipped: "mirror pod"},
+		{name: "runs every policy on a pod that only carries the mirror annotation", annotations: map[string]string{corev1.MirrorPodAnnotationKey: "abc"}, wantRun: []string{"first", "second"}},
+		{name: "runs every policy on a pod a kubelet creates without the mirror annotation", byNode: true, wantRun: []string{"first", "second"}},
 		{name: "skips everything with skip: all", annotations: map[string]string{SkipAnnotation: "all"}, wantSkipped: SkipAnnotation + ": all"},
 		{name: "skips the listed policies only", annotations: map[string]string{SkipAnnotation: " first ,"}, wantRun: []string{"second"}},
 		{name: "warns about an unknown policy name and runs the rest", annotations: map[string]string{SkipAnnotation: "frist"},
@@ -97,6 +100,7 @@ func TestEngineSkips(t *testing.T) {
 			e := &Engine{mutators: []Mutator{first, second}}
 			pod := testPod("nginx")
 			pod.Meta.Annotations = tt.annotations
+			pod.CreatedByNode = tt.byNode
 			res, err := e.Mutate(pod, NewSnapshot())
 			if err != nil {
 				t.Fatal(err)

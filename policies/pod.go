@@ -12,7 +12,9 @@ const (
 	// comma-separated list of policy names.
 	SkipAnnotation = "podguard.io/skip"
 	// MirrorPodAnnotation marks the API server's mirror of a static pod. The
-	// kubelet owns those pods; podguard never touches them.
+	// kubelet owns those pods; podguard never touches them. Anyone can write
+	// the annotation, so it counts only on a pod a kubelet creates
+	// (Pod.CreatedByNode).
 	MirrorPodAnnotation = corev1.MirrorPodAnnotationKey
 )
 
@@ -28,6 +30,10 @@ type Pod struct {
 	Spec      corev1.PodSpec
 	MetaPath  *field.Path
 	SpecPath  *field.Path
+	// CreatedByNode is true when a kubelet creates the pod: the requester
+	// is system:node:<name> in the group system:nodes. Only then is a pod
+	// with the mirror annotation a mirror pod. Offline, nothing is a kubelet.
+	CreatedByNode bool
 }
 
 // NewPod returns the Pod view of a Pod object.
