@@ -8,6 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/pod-security-admission/api"
 	"k8s.io/utils/ptr"
 )
 
@@ -309,6 +310,30 @@ func TestLogSidecarReadsItsOwnOutputAgain(t *testing.T) {
 					t.Errorf("the second pass changed the pod")
 				}
 			})
+		}
+	}
+}
+
+// Injecting the sidecar never makes a pod fail Pod Security restricted: a
+// pod that passes it before passes it after, in both sidecar modes, with
+// the fsGroup podguard adds or the pod's own, and with the app's uid given
+// or not.
+func TestLogSidecarKeepsARestrictedPodRestricted(t *testing.T) {
+	for _, native := range []string{NativeAlways, NativeNever} {
+		for _, podSC := range []*corev1.PodSecurityContext{
+			{RunAsNonRoot: ptr.To(true), SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}},
+			{RunAsNonRoot: ptr.To(true), RunAsUser: ptr.To[int64](1000), FSGroup: ptr.To[int64](2000), SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}},
+		} {
+			pod := tomcatPod("/usr/local/tomcat/logs")
+			pod.Spec.SecurityContext = podSC
+			pod.Spec.Containers[0].SecurityContext = &corev1.SecurityContext{AllowPrivilegeEscalation: ptr.To(false),
+				Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}}}
+			passesPodSecurity(t, api.LevelRestricted, pod)
+			out, rep := logSidecarPolicy(func(c *LogSidecarConfig) { c.Native = native }).Mutate(Input{Pod: pod, World: NewSnapshot()})
+			if out == pod || len(rep.Violations) > 0 {
+				t.Fatalf("%s: no sidecar injected: %v", native, rep.Violations)
+			}
+			passesPodSecurity(t, api.LevelRestricted, out)
 		}
 	}
 }
