@@ -37,12 +37,18 @@ const (
 //	policies:
 //	  imagePullSecrets: {...}
 //	  envFromKeys: {...}
+//	exemptions:
+//	  podSkippable: [log-sidecar, image-pull-secrets]
+//	  rules: [...]
 type Config struct {
 	APIVersion string            `json:"apiVersion"`
 	Kind       string            `json:"kind"`
 	Cluster    ClusterConfig     `json:"cluster,omitempty"`
 	Namespaces NamespacesConfig  `json:"namespaces,omitempty"`
 	Policies   policies.Settings `json:"policies,omitempty"`
+	// Exemptions says which policies a pod may skip with podguard.io/skip,
+	// and which pods the admin exempts from which policies.
+	Exemptions policies.Exemptions `json:"exemptions,omitempty"`
 }
 
 // ClusterConfig overrides what podguard learns about the cluster.
@@ -79,6 +85,7 @@ func (c *Config) Default() {
 		c.Namespaces.Exclude = append([]string(nil), DefaultExcludedNamespaces...)
 	}
 	c.Policies.Default()
+	c.Exemptions.Default()
 }
 
 // Validate checks the whole configuration and returns every problem with its
@@ -101,7 +108,8 @@ func (c *Config) Validate() field.ErrorList {
 			errs = append(errs, field.Invalid(field.NewPath("namespaces", "exclude").Index(i), ns, msg))
 		}
 	}
-	return append(errs, c.Policies.Validate(field.NewPath("policies"))...)
+	errs = append(errs, c.Policies.Validate(field.NewPath("policies"))...)
+	return append(errs, c.Exemptions.Validate(field.NewPath("exemptions"))...)
 }
 
 // PinnedKubeletVersion returns the pinned kubelet version, if any.

@@ -47,6 +47,42 @@ policies:
 				`policies.imagePullSecrets.registries[0].secrets: Required value`,
 				`policies.envFromKeys.posix: Unsupported value: "maybe"`,
 			}},
+		{name: "accepts every kind of exemption", yaml: header + `
+exemptions:
+  podSkippable: [log-sidecar, image-pull-secrets, resources]
+  rules:
+  - policies: [all]
+    namespaces: [legacy]
+  - policies: [security-context]
+    namespaceSelector:
+      matchExpressions: [{key: podguard.io/exempt, operator: In, values: ["true"]}]
+  - policies: [envfrom-keys, mount-shadowing]
+    serviceAccounts: [ci/builder]
+  - policies: [security-context, resources]
+    namespaces: [debug]
+    images: [busybox, registry.example.com/debug/*]
+`},
+		{name: "rejects an unknown field in an exemption rule with its path", yaml: header + "exemptions:\n  rules:\n  - {policies: [all], namespace: [a]}\n",
+			want: []string{"exemptions.rules[0].namespace: Forbidden: unknown field", "exemptions.rules[0]: Required value: set at least one of"}},
+		{name: "rejects a mistyped exemption setting", yaml: header + "exemptions:\n  podSkippable: resources\n",
+			want: []string{`exemptions.podSkippable: Invalid value: "string": must be of type []string`}},
+		{name: "rejects bad exemption selectors, patterns and names with their paths", yaml: header + `
+exemptions:
+  podSkippable: [security-contxt]
+  rules:
+  - policies: [all]
+    namespaceSelector: {matchExpressions: [{key: tier, operator: Has}]}
+  - policies: [security-context]
+    images: ["busybox:latest", "*/debug"]
+  - policies: [all]
+    serviceAccounts: [builder]
+`, want: []string{
+			`exemptions.podSkippable[0]: Unsupported value: "security-contxt"`,
+			`exemptions.rules[0].namespaceSelector.matchExpressions[0].operator: Invalid value: "Has"`,
+			`exemptions.rules[1].images[0]: Invalid value: "busybox:latest"`,
+			`exemptions.rules[1].images[1]: Invalid value: "*/debug"`,
+			`exemptions.rules[2].serviceAccounts[0]: Invalid value: "builder": must be namespace/name`,
+		}},
 		{name: "rejects an empty file", yaml: "  \n", want: []string{"the config file is empty"}},
 		{name: "rejects YAML that does not parse", yaml: "policies: [", want: []string{"not valid YAML"}},
 		{name: "rejects a document that is not a mapping", yaml: "- a\n- b\n", want: []string{"cannot unmarshal array"}},
@@ -140,4 +176,21 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("Parse returned a config that does not validate: %v", errs)
 		}
 	})
+}
+
+func TestDefaultExemptionsLetPodsSkipOnlyTheConveniences(t *testing.T) {
+	c, err := Parse("podguard.yaml", []byte(header))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(c.Exemptions.PodSkippable, ","); got != "log-sidecar,image-pull-secrets" {
+		t.Errorf("exemptions.podSkippable = %q, want log-sidecar,image-pull-secrets", got)
+	}
+	c, err = Parse("podguard.yaml", []byte(header+"exemptions: {podSkippable: []}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Exemptions.PodSkippable == nil || len(c.Exemptions.PodSkippable) != 0 {
+		t.Errorf("an explicit [] became %q, want it kept empty", c.Exemptions.PodSkippable)
+	}
 }

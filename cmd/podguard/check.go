@@ -102,7 +102,7 @@ func (o *offlineFlags) load(stdin io.Reader) (*policies.Engine, check.Options, l
 	if len(in.docs) == 0 && len(in.errs) == 0 {
 		return nil, opts, in, &exitError{code: 2, err: fmt.Errorf("no Kubernetes objects in %s (did helm template or kustomize build print nothing?)", o.files.String())}
 	}
-	return policies.NewEngine(&cfg.Policies), opts, in, nil
+	return policies.NewEngine(&cfg.Policies, policies.WithExemptions(&cfg.Exemptions)), opts, in, nil
 }
 
 const checkUsage = `Usage: podguard check -f PATH [-f PATH ...] [--config FILE] [--kubelet-version X.Y] [-o text|json|sarif|junit]

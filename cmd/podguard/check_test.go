@@ -66,6 +66,11 @@ func TestCheckCommand(t *testing.T) {
 		"empty.yaml":       "",
 		"notes.txt":        "not a manifest",
 		"typo/deploy.yaml": strings.Replace(badDeployment, "containers:", "contaners:", 1),
+		// A manifest is not a kubelet: the mirror annotation exempts nothing
+		// offline, and skip: all skips only what pods may skip.
+		"bypass/deploy.yaml": strings.Replace(badDeployment, "metadata: {labels: {app: web}}",
+			"metadata: {labels: {app: web}, annotations: {kubernetes.io/config.mirror: x, podguard.io/skip: all}}", 1),
+		"exempt.yaml": "apiVersion: podguard.io/v1alpha1\nkind: Config\nexemptions:\n  rules:\n  - {policies: [envfrom-keys], namespaces: [shop]}\n",
 	})
 	in := func(names ...string) []string {
 		var args []string
@@ -87,6 +92,10 @@ func TestCheckCommand(t *testing.T) {
 			wantStdout: []string{"deploy.yaml:7: Deployment shop/web", `DENY  [envfrom-keys] spec.template.spec.containers[0].envFrom[0]: ConfigMap "settings" key "1st.key" would be skipped by the target kubelet v1.29`}},
 		{name: "admits the same Deployment on 1.30 with a warning", args: append(in("bad"), "--kubelet-version", "v1.30.2"), wantCode: 0,
 			wantStdout: []string{`WARN  [envfrom-keys] spec.template.spec.containers[0].envFrom[0]: ConfigMap "settings" key "1st.key" is not a POSIX`}},
+		{name: "checks a template with a mirror annotation and skip: all, and says what the skip does not skip", args: append(in("bypass"), "--kubelet-version", "1.29"), wantCode: 1,
+			wantStdout: []string{`DENY  [envfrom-keys] spec.template.spec.containers[0].envFrom[0]`, `does not skip "envfrom-keys", "mount-shadowing": pods may skip only "image-pull-secrets", "log-sidecar" (exemptions.podSkippable`}},
+		{name: "applies the config's exemption rules", args: append(in("bad"), "--kubelet-version", "1.29", "--config", filepath.Join(dir, "exempt.yaml")), wantCode: 0,
+			wantStdout: []string{"checked 1 object in 1 file"}},
 		{name: "reads a List in JSON", args: in("list.json"), wantCode: 0, wantStdout: []string{"checked 1 object in 1 file"}},
 		{name: "reads stdin", args: []string{"-f", "-"}, stdin: badDeployment, wantCode: 1, wantStdout: []string{"stdin:7: Deployment shop/web"}},
 		{name: "reports broken YAML with its file and line, exit 2, and still checks the rest", args: in("broken.yaml", "bad"), wantCode: 2,
