@@ -165,6 +165,7 @@ var checks = []check{
 	{"service", checkService},
 	{"rbac", checkRBAC},
 	{"tls", checkTLS},
+	{"webhook configurations held to caBundle", checkCAOnlyPolicy},
 }
 
 func TestOverlays(t *testing.T) {
@@ -293,6 +294,10 @@ type render struct {
 	// Certificates, unstructured to keep cert-manager's API out of the
 	// imports.
 	certManager []*unstructured.Unstructured
+	// policies and policyBindings are ValidatingAdmissionPolicies and their
+	// bindings (components/self-managed holds podguard to caBundle with one).
+	policies       []*admissionregistrationv1.ValidatingAdmissionPolicy
+	policyBindings []*admissionregistrationv1.ValidatingAdmissionPolicyBinding
 }
 
 // decodeRender decodes every object strictly into its API type: an unknown
@@ -327,6 +332,10 @@ func decodeRender(objs []rawObject) (*render, error) {
 			err = decodeInto(o.json, &r.roles)
 		case rbacv1.SchemeGroupVersion.WithKind("RoleBinding"):
 			err = decodeInto(o.json, &r.roleBindings)
+		case admissionregistrationv1.SchemeGroupVersion.WithKind("ValidatingAdmissionPolicy"):
+			err = decodeInto(o.json, &r.policies)
+		case admissionregistrationv1.SchemeGroupVersion.WithKind("ValidatingAdmissionPolicyBinding"):
+			err = decodeInto(o.json, &r.policyBindings)
 		case certManagerGV.WithKind("Issuer"), certManagerGV.WithKind("ClusterIssuer"), certManagerGV.WithKind("Certificate"):
 			u := &unstructured.Unstructured{}
 			if err = json.Unmarshal(o.json, &u.Object); err == nil {

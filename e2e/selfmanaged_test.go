@@ -41,7 +41,7 @@ var selfManagedArgs = []string{
 // webhooks' Service becomes a URL on a local load balancer, with no
 // caBundle) and runs two podguard replicas behind that load balancer with
 // the ServiceAccount's own credentials, so the overlay's RBAC is all they
-// have. The replicas race to create the Secret, patch the CA bundle into the
+// have, and its ValidatingAdmissionPolicy holds them to caBundle. The replicas race to create the Secret, patch the CA bundle into the
 // webhook configurations, and then, while a loop keeps creating pods, rotate
 // the serving certificate several times and the CA once: every pod must be
 // admitted and mutated.
@@ -92,6 +92,9 @@ func TestSelfManaged(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The overlay's policy holds the replicas to caBundle: every patch they
+	// make below passes through it.
+	waitForCAOnlyPolicy(t, serviceAccountClient(t))
 	replicas := startReplicas(t, kubeconfig, ports[:2])
 	replicas = append(replicas, startLaggingReplica(t, kubeconfig, ports[2]))
 
