@@ -11,8 +11,11 @@
 // pods will be mutated and then validated, so that a workload whose pods
 // would be rejected is rejected when it is applied. A scale of a Deployment,
 // ReplicaSet, StatefulSet or ReplicationController is never denied; it warns
-// when the workload's pods would be.
-// Everything else is allowed unchanged.
+// when the workload's pods would be. An UPDATE of pods/ephemeralcontainers
+// (kubectl debug) has the ephemeral containers it adds validated.
+// Everything else is allowed unchanged. A pod with the mirror annotation is
+// left alone only when a kubelet (system:node:<name>, group system:nodes)
+// creates it.
 //
 // A denied pod that a controller created gets a Warning event on its
 // workload (see DenialEvents).
@@ -70,7 +73,7 @@ type State struct {
 
 // NewState builds the engine for a defaulted, validated config.
 func NewState(cfg *config.Config) (*State, error) {
-	st := &State{Config: cfg, Engine: policies.NewEngine(&cfg.Policies), excluded: sets.New(cfg.Namespaces.Exclude...)}
+	st := &State{Config: cfg, Engine: policies.NewEngine(&cfg.Policies, policies.WithExemptions(&cfg.Exemptions)), excluded: sets.New(cfg.Namespaces.Exclude...)}
 	if v := cfg.Cluster.KubeletVersion; v != "" {
 		pinned, err := policies.ParseKubeVersion(v)
 		if err != nil {
@@ -146,6 +149,7 @@ func (a *Admission) Mutate(ctx context.Context, req admission.Request) (resp adm
 	}
 	view := policies.NewPod(pod)
 	view.Namespace = req.Namespace
+	view.CreatedByNode = createdByNode(req.UserInfo)
 	res, err := st.Engine.Mutate(view, a.worldFor(st))
 	countOutcomes("mutate", res)
 	if err != nil {
@@ -191,8 +195,11 @@ func (a *Admission) Validate(ctx context.Context, req admission.Request) (resp a
 	defer a.observe("validate", req, time.Now(), &resp)
 	defer a.recoverPanic(req, &resp)
 
-	if req.SubResource == "scale" {
+	switch req.SubResource {
+	case "scale":
 		return a.validateScale(ctx, req)
+	case "ephemeralcontainers":
+		return a.validateEphemeral(ctx, req)
 	}
 	gvk := schema.GroupVersionKind(req.Kind)
 	newObject, ok := policies.PodBearingKinds[gvk]
@@ -228,6 +235,7 @@ func (a *Admission) Validate(ctx context.Context, req admission.Request) (resp a
 	verdict := st.Engine.Check
 	if gvk == podGVK {
 		verdict = st.Engine.Validate
+		pod.CreatedByNode = createdByNode(req.UserInfo)
 	}
 	res, err := verdict(pod, a.worldFor(st))
 	countOutcomes("validate", res)

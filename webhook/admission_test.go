@@ -339,23 +339,6 @@ func TestDryRunIsAnsweredLikeARealRequest(t *testing.T) {
 	}
 }
 
-func TestSkipAnnotationAndMirrorPods(t *testing.T) {
-	s := newTestServer(t, registryConfig)
-	for name, ann := range map[string]map[string]string{
-		"a pod that skips all":          {policies.SkipAnnotation: "all"},
-		"a pod that skips the policies": {policies.SkipAnnotation: "image-pull-secrets, security-context"},
-		"a mirror pod":                  {corev1.MirrorPodAnnotationKey: "hash"},
-	} {
-		t.Run(name, func(t *testing.T) {
-			obj := podJSON(t, func(p *corev1.Pod) { p.Annotations = ann })
-			_, resp, raw := s.post(t, "/mutate", review(t, podKind, admissionv1.Create, obj))
-			if !resp.Allowed || len(resp.Patch) > 0 {
-				t.Errorf("want unchanged, got %s", raw)
-			}
-		})
-	}
-}
-
 func TestConfigReloadChangesAnswers(t *testing.T) {
 	s := newTestServer(t, "")
 	obj := podJSON(t, nil)
