@@ -3,6 +3,7 @@ package policies
 import (
 	"fmt"
 	"regexp"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -87,21 +88,94 @@ func (p *envFromKeys) Name() string { return EnvFromKeysName }
 func (p *envFromKeys) Validate(in Input) Report {
 	var rep Report
 	cluster := in.World.Cluster()
+	verdicts := map[string]*keyVerdict{}
 	for _, c := range in.Pod.Containers() {
 		for i, src := range c.Container.EnvFrom {
-			p.check(&rep, in, cluster, c.Path.Child("envFrom").Index(i), src)
+			if in.cancelled() {
+				return rep
+			}
+			p.check(&rep, in, cluster, verdicts, c.Path.Child("envFrom").Index(i), src)
 		}
 	}
 	for i := range in.Pod.Spec.EphemeralContainers {
 		path := in.Pod.SpecPath.Child("ephemeralContainers").Index(i)
 		for j, src := range in.Pod.Spec.EphemeralContainers[i].EnvFrom {
-			p.check(&rep, in, cluster, path.Child("envFrom").Index(j), src)
+			if in.cancelled() {
+				return rep
+			}
+			p.check(&rep, in, cluster, verdicts, path.Child("envFrom").Index(j), src)
 		}
 	}
 	return rep
 }
 
-func (p *envFromKeys) check(rep *Report, in Input, cluster Cluster, path *field.Path, src corev1.EnvFromSource) {
+// keyVerdict is what the kubelet does with one object's keys under one
+// class of prefix: the first MaxListed keys it drops and that are not POSIX
+// names, and how many there are in all.
+type keyVerdict struct {
+	dropped, nonPOSIX   []string
+	nDropped, nNonPOSIX int
+}
+
+// envPrefixClass sorts envFrom prefixes into classes that give every
+// (non-empty) key the same verdict, so that a pod with thousands of envFrom
+// references to one large ConfigMap costs one pass over its keys per class,
+// not one per reference. The classes follow validation.IsEnvVarName
+// ([-._a-zA-Z][-._a-zA-Z0-9]*, and not ".", ".." or "..*") and posixName:
+//   - "": the key alone decides;
+//   - a prefix that starts with ".." or is not itself a valid name start:
+//     every key is dropped, and none is a POSIX name;
+//   - "." : "." + a key that starts with "." is dropped;
+//   - a POSIX prefix: the key's characters decide both;
+//   - any other valid prefix: the key's characters decide the drop, and no
+//     name is POSIX.
+//
+// TestEnvPrefixClassesAgreeWithTheKubelet checks this against the
+// functions themselves.
+func envPrefixClass(prefix string) string {
+	switch {
+	case prefix == "" || prefix == ".":
+		return prefix
+	case strings.HasPrefix(prefix, "..") || len(validation.IsEnvVarName(prefix)) > 0:
+		return "invalid"
+	case posixName.MatchString(prefix):
+		return "posix"
+	default:
+		return "valid"
+	}
+}
+
+// verdict returns the keyVerdict for obj's keys under prefix, computing it
+// once per object and prefix class.
+func (p *envFromKeys) verdict(in Input, verdicts map[string]*keyVerdict, skips bool, kind, name, prefix string, keys []string) *keyVerdict {
+	id := kind + "\x00" + name + "\x00" + envPrefixClass(prefix)
+	if v, ok := verdicts[id]; ok {
+		return v
+	}
+	v := &keyVerdict{}
+	for i, key := range keys {
+		if i%1024 == 1023 && in.cancelled() {
+			break
+		}
+		env := prefix + key
+		switch {
+		case skips && len(validation.IsEnvVarName(env)) > 0:
+			if v.nDropped < MaxListed {
+				v.dropped = append(v.dropped, key)
+			}
+			v.nDropped++
+		case !posixName.MatchString(env):
+			if v.nNonPOSIX < MaxListed {
+				v.nonPOSIX = append(v.nonPOSIX, key)
+			}
+			v.nNonPOSIX++
+		}
+	}
+	verdicts[id] = v
+	return v
+}
+
+func (p *envFromKeys) check(rep *Report, in Input, cluster Cluster, verdicts map[string]*keyVerdict, path *field.Path, src corev1.EnvFromSource) {
 	var kind, name string
 	var optional bool
 	var obj Object
@@ -122,7 +196,7 @@ func (p *envFromKeys) check(rep *Report, in Input, cluster Cluster, path *field.
 			if obj.Where != "" {
 				where = fmt.Sprintf("%s (namespace %q)", obj.Where, in.Pod.Namespace)
 			}
-			rep.Warn(path, "%s %q was not found %s: the pod will stay in CreateContainerConfigError until it exists (set optional: true if it may be absent)", kind, name, where)
+			rep.Warn(path, "%s %s was not found %s: the pod will stay in CreateContainerConfigError until it exists (set optional: true if it may be absent)", kind, quote(name), where)
 		}
 		return
 	case Unknown:
@@ -132,28 +206,18 @@ func (p *envFromKeys) check(rep *Report, in Input, cluster Cluster, path *field.
 		return
 	}
 
-	var dropped, nonPOSIX []string
-	skips := cluster.KubeletSkipsInvalidEnvNames()
-	for _, key := range obj.EnvKeys {
-		env := src.Prefix + key
-		switch {
-		case skips && len(validation.IsEnvVarName(env)) > 0:
-			dropped = append(dropped, key)
-		case !posixName.MatchString(env):
-			nonPOSIX = append(nonPOSIX, key)
-		}
+	v := p.verdict(in, verdicts, cluster.KubeletSkipsInvalidEnvNames(), kind, name, src.Prefix, obj.EnvKeys)
+	if v.nDropped > 0 {
+		rep.Deny(path, "%s %s %s%s %s: %s, so the container starts without them and only an InvalidEnvironmentVariableNames event says so. Fix: %s",
+			kind, quote(name), keyList(v.dropped, v.nDropped), prefixNote(src.Prefix), kubeletDescription(cluster), droppedWhy(cluster), droppedFix(src.Prefix))
 	}
-	if len(dropped) > 0 {
-		rep.Deny(path, "%s %q %s%s %s: %s, so the container starts without them and only an InvalidEnvironmentVariableNames event says so. Fix: %s",
-			kind, name, keyList(dropped), prefixNote(src.Prefix), kubeletDescription(cluster), droppedWhy(cluster), droppedFix(src.Prefix))
-	}
-	if len(nonPOSIX) > 0 {
+	if v.nNonPOSIX > 0 {
 		what, them := "are not POSIX environment variable names", "them"
-		if len(nonPOSIX) == 1 {
+		if v.nNonPOSIX == 1 {
 			what, them = "is not a POSIX environment variable name", "it"
 		}
-		msg := fmt.Sprintf("%s %q %s%s %s: the process receives %s, but sh, ${VAR} expansion and most tools cannot read %s. Fix: rename to letters, digits and \"_\", or mount the %s as a volume and read the files",
-			kind, name, keyList(nonPOSIX), prefixNote(src.Prefix), what, them, them, kind)
+		msg := fmt.Sprintf("%s %s %s%s %s: the process receives %s, but sh, ${VAR} expansion and most tools cannot read %s. Fix: rename to letters, digits and \"_\", or mount the %s as a volume and read the files",
+			kind, quote(name), keyList(v.nonPOSIX, v.nNonPOSIX), prefixNote(src.Prefix), what, them, them, kind)
 		if p.posixDeny {
 			rep.Deny(path, "%s", msg)
 		} else {
@@ -178,20 +242,25 @@ func droppedFix(prefix string) string {
 	if prefix == "" {
 		return "rename the keys so that they start with a letter or \"_\", or give this envFrom a prefix that starts with a letter (e.g. prefix: CFG_)"
 	}
-	return fmt.Sprintf("change the prefix %q so that it starts with a letter or \"_\", or rename the keys", prefix)
+	return fmt.Sprintf("change the prefix %s so that it starts with a letter or \"_\", or rename the keys", quote(prefix))
 }
 
-// keyList renders `key "a"` or `keys "a", "b"`.
-func keyList(keys []string) string {
-	if len(keys) == 1 {
-		return fmt.Sprintf("key %q", keys[0])
+// keyList renders `key "a"` or `keys "a", "b"`: the first of n keys,
+// then "and 9,990 more".
+func keyList(first []string, n int) string {
+	if n == 1 {
+		return "key " + quote(first[0])
 	}
-	return "keys " + quoteList(keys)
+	list := quoteList(first)
+	if more := n - len(first); more > 0 {
+		list += ", and " + thousands(more) + " more"
+	}
+	return "keys " + list
 }
 
 func prefixNote(prefix string) string {
 	if prefix == "" {
 		return ""
 	}
-	return fmt.Sprintf(" (with prefix %q)", prefix)
+	return fmt.Sprintf(" (with prefix %s)", quote(prefix))
 }

@@ -189,8 +189,12 @@ func (p *mountShadowing) Name() string { return MountShadowingName }
 func (p *mountShadowing) Validate(in Input) Report {
 	var rep Report
 	volumes := map[string]*shadowVolume{}
+	objects := map[string]*shadowFiles{}
 	for i := range in.Pod.Spec.Volumes {
-		if v := describeShadowVolume(in, &in.Pod.Spec.Volumes[i]); v != nil {
+		if in.cancelled() {
+			return rep
+		}
+		if v := describeShadowVolume(in, objects, &in.Pod.Spec.Volumes[i]); v != nil {
 			volumes[v.volume] = v
 		}
 	}
@@ -199,12 +203,18 @@ func (p *mountShadowing) Validate(in Input) Report {
 	}
 	for _, c := range in.Pod.Containers() {
 		for i, m := range c.Container.VolumeMounts {
+			if in.cancelled() {
+				return rep
+			}
 			p.check(&rep, volumes, c.Path.Child("volumeMounts").Index(i).Child("mountPath"), m, false)
 		}
 	}
 	for i := range in.Pod.Spec.EphemeralContainers {
 		ecPath := in.Pod.SpecPath.Child("ephemeralContainers").Index(i)
 		for j, m := range in.Pod.Spec.EphemeralContainers[i].VolumeMounts {
+			if in.cancelled() {
+				return rep
+			}
 			p.check(&rep, volumes, ecPath.Child("volumeMounts").Index(j).Child("mountPath"), m, true)
 		}
 	}
@@ -229,11 +239,10 @@ func (p *mountShadowing) check(rep *Report, volumes map[string]*shadowVolume, fi
 	lead := fmt.Sprintf("mounting %s at %s without subPath", v.desc, m.MountPath)
 
 	definite := false
-	if i := slices.IndexFunc(v.files, func(f shadowFile) bool { return path.Base(f.path) == base }); i >= 0 {
-		f := v.files[i]
+	if f, ok := v.files.find(base); ok {
 		definite = true
 		rep.Deny(fieldPath, "%s creates a directory named %s instead of a file: %s ends up at %s, and if the image already has a file there the container does not start at all (\"not a directory\"). Fix: %s",
-			lead, base, f.what, path.Join(dir, f.path), p.fix(v, ephemeral, fmt.Sprintf("add subPath: %s to mount just that file", f.path), dir))
+			lead, base, f.describe(), path.Join(dir, f.path), p.fix(v, ephemeral, fmt.Sprintf("add subPath: %s to mount just that file", f.path), dir))
 	}
 
 	if slices.Contains(p.protected, dir) {
@@ -307,8 +316,10 @@ type shadowVolume struct {
 	name string
 	kind string
 	// files are the files the volume creates, relative to its root, sorted.
-	// They may be incomplete: keys the World does not know are missing.
-	files []shadowFile
+	// They may be incomplete: keys the World does not know are missing. A
+	// volume of a single ConfigMap or Secret shares its list with every
+	// other volume of that object.
+	files *shadowFiles
 	// updates says what a subPath mount of this volume stops following.
 	updates string
 	// token is set when the volume projects a service account token, which
@@ -319,29 +330,73 @@ type shadowVolume struct {
 // shadowFile is one file a volume creates.
 type shadowFile struct {
 	path string
-	// what names it the way the user wrote it: `key "server.xml"`.
+	// what names it the way the user wrote it: `key "server.xml"`. Empty
+	// means a key of that name, formatted only when a message needs it.
 	what string
+}
+
+func (f shadowFile) describe() string {
+	if f.what == "" {
+		return "key " + quote(f.path)
+	}
+	return f.what
+}
+
+// shadowFiles is a sorted list of files without duplicate paths, with an
+// index by base name built the first time one is looked up: a pod with
+// thousands of mounts of a volume with thousands of keys costs one pass over
+// them, not one per mount.
+type shadowFiles struct {
+	list   []shadowFile
+	byBase map[string]int
+}
+
+// find returns the first file whose base name is base.
+func (s *shadowFiles) find(base string) (shadowFile, bool) {
+	if s.byBase == nil {
+		s.byBase = make(map[string]int, len(s.list))
+		for i, f := range s.list {
+			b := path.Base(f.path)
+			if _, ok := s.byBase[b]; !ok {
+				s.byBase[b] = i
+			}
+		}
+	}
+	i, ok := s.byBase[base]
+	if !ok {
+		return shadowFile{}, false
+	}
+	return s.list[i], true
 }
 
 // describeShadowVolume returns what the policy needs of a configMap, secret,
 // projected or downwardAPI volume, and nil for every other kind.
-func describeShadowVolume(in Input, vol *corev1.Volume) *shadowVolume {
+func describeShadowVolume(in Input, objects map[string]*shadowFiles, vol *corev1.Volume) *shadowVolume {
 	v := &shadowVolume{volume: vol.Name, name: vol.Name}
+	var files []shadowFile
 	switch {
 	case vol.ConfigMap != nil:
 		v.kind, v.name = "ConfigMap", vol.ConfigMap.Name
-		v.desc = fmt.Sprintf("volume %q (ConfigMap %q)", vol.Name, vol.ConfigMap.Name)
-		v.files = shadowKeyFiles(in, "ConfigMap", vol.ConfigMap.Name, vol.ConfigMap.Items)
+		v.desc = fmt.Sprintf("volume %s (ConfigMap %s)", quote(vol.Name), quote(vol.ConfigMap.Name))
 		v.updates = "the ConfigMap changes"
+		if len(vol.ConfigMap.Items) == 0 {
+			v.files = shadowObjectFiles(in, objects, "ConfigMap", vol.ConfigMap.Name)
+			return v
+		}
+		files = shadowKeyFiles(in, "ConfigMap", vol.ConfigMap.Name, vol.ConfigMap.Items)
 	case vol.Secret != nil:
 		v.kind, v.name = "Secret", vol.Secret.SecretName
-		v.desc = fmt.Sprintf("volume %q (Secret %q)", vol.Name, vol.Secret.SecretName)
-		v.files = shadowKeyFiles(in, "Secret", vol.Secret.SecretName, vol.Secret.Items)
+		v.desc = fmt.Sprintf("volume %s (Secret %s)", quote(vol.Name), quote(vol.Secret.SecretName))
 		v.updates = "the Secret changes"
+		if len(vol.Secret.Items) == 0 {
+			v.files = shadowObjectFiles(in, objects, "Secret", vol.Secret.SecretName)
+			return v
+		}
+		files = shadowKeyFiles(in, "Secret", vol.Secret.SecretName, vol.Secret.Items)
 	case vol.DownwardAPI != nil:
 		v.kind = "downwardAPI"
-		v.desc = fmt.Sprintf("volume %q (downwardAPI)", vol.Name)
-		v.files = shadowDownwardAPIFiles(vol.DownwardAPI.Items)
+		v.desc = fmt.Sprintf("volume %s (downwardAPI)", quote(vol.Name))
+		files = shadowDownwardAPIFiles(vol.DownwardAPI.Items)
 		v.updates = "the pod's labels or annotations change"
 	case vol.Projected != nil:
 		v.kind = "projected"
@@ -349,21 +404,21 @@ func describeShadowVolume(in Input, vol *corev1.Volume) *shadowVolume {
 		for _, src := range vol.Projected.Sources {
 			switch {
 			case src.ConfigMap != nil:
-				sources = append(sources, fmt.Sprintf("ConfigMap %q", src.ConfigMap.Name))
-				v.files = append(v.files, shadowKeyFiles(in, "ConfigMap", src.ConfigMap.Name, src.ConfigMap.Items)...)
+				sources = append(sources, "ConfigMap "+quote(src.ConfigMap.Name))
+				files = append(files, shadowKeyFiles(in, "ConfigMap", src.ConfigMap.Name, src.ConfigMap.Items)...)
 			case src.Secret != nil:
-				sources = append(sources, fmt.Sprintf("Secret %q", src.Secret.Name))
-				v.files = append(v.files, shadowKeyFiles(in, "Secret", src.Secret.Name, src.Secret.Items)...)
+				sources = append(sources, "Secret "+quote(src.Secret.Name))
+				files = append(files, shadowKeyFiles(in, "Secret", src.Secret.Name, src.Secret.Items)...)
 			case src.DownwardAPI != nil:
 				sources = append(sources, "downwardAPI")
-				v.files = append(v.files, shadowDownwardAPIFiles(src.DownwardAPI.Items)...)
+				files = append(files, shadowDownwardAPIFiles(src.DownwardAPI.Items)...)
 			case src.ServiceAccountToken != nil:
 				v.token = true
 				sources = append(sources, "serviceAccountToken")
-				v.files = append(v.files, shadowFile{src.ServiceAccountToken.Path, fmt.Sprintf("serviceAccountToken path %q", src.ServiceAccountToken.Path)})
+				files = append(files, shadowFile{src.ServiceAccountToken.Path, "serviceAccountToken path " + quote(src.ServiceAccountToken.Path)})
 			case src.ClusterTrustBundle != nil:
 				sources = append(sources, "clusterTrustBundle")
-				v.files = append(v.files, shadowFile{src.ClusterTrustBundle.Path, fmt.Sprintf("clusterTrustBundle path %q", src.ClusterTrustBundle.Path)})
+				files = append(files, shadowFile{src.ClusterTrustBundle.Path, "clusterTrustBundle path " + quote(src.ClusterTrustBundle.Path)})
 			case src.PodCertificate != nil:
 				sources = append(sources, "podCertificate")
 				pc := src.PodCertificate
@@ -371,7 +426,7 @@ func describeShadowVolume(in Input, vol *corev1.Volume) *shadowVolume {
 					{"credentialBundlePath", pc.CredentialBundlePath}, {"keyPath", pc.KeyPath}, {"certificateChainPath", pc.CertificateChainPath},
 				} {
 					if f.path != "" {
-						v.files = append(v.files, shadowFile{f.path, fmt.Sprintf("podCertificate %s %q", f.field, f.path)})
+						files = append(files, shadowFile{f.path, fmt.Sprintf("podCertificate %s %s", f.field, quote(f.path))})
 					}
 				}
 			}
@@ -383,14 +438,30 @@ func describeShadowVolume(in Input, vol *corev1.Volume) *shadowVolume {
 				v.name = s.Secret.Name
 			}
 		}
-		v.desc = fmt.Sprintf("volume %q (projected: %s)", vol.Name, strings.Join(sources, ", "))
+		v.desc = fmt.Sprintf("volume %s (projected: %s)", quote(vol.Name), strings.Join(sources, ", "))
 		v.updates = "its sources change"
 	default:
 		return nil
 	}
-	slices.SortStableFunc(v.files, func(a, b shadowFile) int { return cmp.Compare(a.path, b.path) })
-	v.files = slices.CompactFunc(v.files, func(a, b shadowFile) bool { return a.path == b.path })
+	v.files = sortedShadowFiles(files)
 	return v
+}
+
+func sortedShadowFiles(files []shadowFile) *shadowFiles {
+	slices.SortStableFunc(files, func(a, b shadowFile) int { return cmp.Compare(a.path, b.path) })
+	return &shadowFiles{list: slices.CompactFunc(files, func(a, b shadowFile) bool { return a.path == b.path })}
+}
+
+// shadowObjectFiles is shadowKeyFiles for a volume of a whole ConfigMap or
+// Secret (no items), shared by every such volume of the object.
+func shadowObjectFiles(in Input, objects map[string]*shadowFiles, kind, name string) *shadowFiles {
+	id := kind + "\x00" + name
+	if s, ok := objects[id]; ok {
+		return s
+	}
+	s := sortedShadowFiles(shadowKeyFiles(in, kind, name, nil))
+	objects[id] = s
+	return s
 }
 
 // shadowKeyFiles lists the files of a ConfigMap or Secret in a volume: its items
@@ -399,9 +470,9 @@ func shadowKeyFiles(in Input, kind, name string, items []corev1.KeyToPath) []sha
 	var out []shadowFile
 	if len(items) > 0 {
 		for _, it := range items {
-			what := fmt.Sprintf("key %q", it.Key)
+			what := "key " + quote(it.Key)
 			if it.Path != it.Key {
-				what = fmt.Sprintf("key %q (items path %q)", it.Key, it.Path)
+				what = fmt.Sprintf("key %s (items path %s)", quote(it.Key), quote(it.Path))
 			}
 			out = append(out, shadowFile{it.Path, what})
 		}
@@ -419,8 +490,9 @@ func shadowKeyFiles(in Input, kind, name string, items []corev1.KeyToPath) []sha
 	if obj.Presence != Found || !obj.KeysKnown {
 		return nil
 	}
-	for _, k := range obj.Keys {
-		out = append(out, shadowFile{k, fmt.Sprintf("key %q", k)})
+	out = make([]shadowFile, len(obj.Keys))
+	for i, k := range obj.Keys {
+		out[i] = shadowFile{path: k}
 	}
 	return out
 }
@@ -428,7 +500,7 @@ func shadowKeyFiles(in Input, kind, name string, items []corev1.KeyToPath) []sha
 func shadowDownwardAPIFiles(items []corev1.DownwardAPIVolumeFile) []shadowFile {
 	out := make([]shadowFile, 0, len(items))
 	for _, it := range items {
-		out = append(out, shadowFile{it.Path, fmt.Sprintf("downwardAPI item %q", it.Path)})
+		out = append(out, shadowFile{it.Path, "downwardAPI item " + quote(it.Path)})
 	}
 	return out
 }
@@ -451,33 +523,38 @@ func (p *mountShadowing) fix(v *shadowVolume, ephemeral bool, subPath, mountPath
 // subPathExample shows how to mount one file into the directory dir.
 func (v *shadowVolume) subPathExample(dir string) string {
 	file := "<key>"
-	if len(v.files) > 0 {
-		file = v.files[0].path
+	if len(v.files.list) > 0 {
+		file = v.files.list[0].path
 	}
 	return fmt.Sprintf("mount single files with subPath, e.g. mountPath: %s with subPath: %s", path.Join(dir, path.Base(file)), file)
 }
 
 // subPathFor suggests the subPath for a mountPath that names one file.
 func (v *shadowVolume) subPathFor() string {
-	if len(v.files) == 1 {
-		return fmt.Sprintf("add subPath: %s to mount that file", v.files[0].path)
+	if len(v.files.list) == 1 {
+		return fmt.Sprintf("add subPath: %s to mount that file", v.files.list[0].path)
 	}
 	return "add subPath: <key> to mount one of its files"
 }
 
 // filesInside says what ends up inside the directory a mount creates at dir.
 func (v *shadowVolume) filesInside(dir string) string {
-	switch len(v.files) {
+	files := v.files.list
+	switch len(files) {
 	case 0:
 		return "the volume's files end up inside it"
 	case 1:
-		return fmt.Sprintf("%s ends up at %s", v.files[0].what, path.Join(dir, v.files[0].path))
+		return fmt.Sprintf("%s ends up at %s", files[0].describe(), path.Join(dir, files[0].path))
 	}
-	paths := make([]string, len(v.files))
-	for i, f := range v.files {
-		paths[i] = f.path
+	paths := make([]string, 0, MaxListed)
+	for _, f := range files[:min(len(files), MaxListed)] {
+		paths = append(paths, f.path)
 	}
-	return fmt.Sprintf("its files %s end up inside it", quoteList(paths))
+	list := quoteList(paths)
+	if more := len(files) - len(paths); more > 0 {
+		list += ", and " + thousands(more) + " more"
+	}
+	return fmt.Sprintf("its files %s end up inside it", list)
 }
 
 // ownDir suggests a directory of the volume's own: /etc/<name>, unless that

@@ -1,6 +1,7 @@
 package policies
 
 import (
+	"context"
 	"fmt"
 	"runtime/debug"
 	"strings"
@@ -95,6 +96,14 @@ func (e *PolicyError) Error() string {
 // Mutate runs every mutator in order, each on the output of the one before.
 // The input pod is not modified.
 func (e *Engine) Mutate(pod *Pod, world World) (*Result, error) {
+	return e.MutateContext(context.Background(), pod, world)
+}
+
+// MutateContext is Mutate for a request that may end before the policies
+// do: it checks ctx between policies, the policies check it in their loops
+// over the pod, and once it is done it returns its error instead of a
+// verdict (a policy stopped half-way must not decide anything).
+func (e *Engine) MutateContext(ctx context.Context, pod *Pod, world World) (*Result, error) {
 	res, plan := start(e, pod, e.mutators, world)
 	if res.Skipped != "" {
 		return res, nil
@@ -103,9 +112,15 @@ func (e *Engine) Mutate(pod *Pod, world World) (*Result, error) {
 		if plan.leftOut(res, m.Name()) {
 			continue
 		}
+		if err := ctxErr(ctx); err != nil {
+			return res, err
+		}
 		var out *Pod
 		var rep Report
-		err := guard(m.Name(), func() { out, rep = m.Mutate(Input{Pod: res.Pod, World: world}) })
+		err := guard(m.Name(), func() { out, rep = m.Mutate(Input{Pod: res.Pod, World: world, Ctx: ctx}) })
+		if err == nil {
+			err = ctxErr(ctx)
+		}
 		if err != nil {
 			res.Outcomes[m.Name()] = OutcomeError
 			return res, err
@@ -128,6 +143,12 @@ func (e *Engine) Mutate(pod *Pod, world World) (*Result, error) {
 
 // Validate runs every validator on the pod.
 func (e *Engine) Validate(pod *Pod, world World) (*Result, error) {
+	return e.ValidateContext(context.Background(), pod, world)
+}
+
+// ValidateContext is Validate for a request that may end first (see
+// MutateContext).
+func (e *Engine) ValidateContext(ctx context.Context, pod *Pod, world World) (*Result, error) {
 	res, plan := start(e, pod, e.validators, world)
 	if res.Skipped != "" {
 		return res, nil
@@ -136,8 +157,15 @@ func (e *Engine) Validate(pod *Pod, world World) (*Result, error) {
 		if plan.leftOut(res, v.Name()) {
 			continue
 		}
+		if err := ctxErr(ctx); err != nil {
+			return res, err
+		}
 		var rep Report
-		if err := guard(v.Name(), func() { rep = v.Validate(Input{Pod: pod, World: world}) }); err != nil {
+		err := guard(v.Name(), func() { rep = v.Validate(Input{Pod: pod, World: world, Ctx: ctx}) })
+		if err == nil {
+			err = ctxErr(ctx)
+		}
+		if err != nil {
 			res.Outcomes[v.Name()] = OutcomeError
 			return res, err
 		}
@@ -157,11 +185,17 @@ func (e *Engine) Validate(pod *Pod, world World) (*Result, error) {
 // uses it for workloads (a Pod arrives there already mutated), and
 // `podguard check` for everything, so the two cannot drift apart.
 func (e *Engine) Check(pod *Pod, world World) (*Result, error) {
-	res, err := e.Mutate(pod, world)
+	return e.CheckContext(context.Background(), pod, world)
+}
+
+// CheckContext is Check for a request that may end first (see
+// MutateContext).
+func (e *Engine) CheckContext(ctx context.Context, pod *Pod, world World) (*Result, error) {
+	res, err := e.MutateContext(ctx, pod, world)
 	if err != nil || res.Skipped != "" || res.Denied() {
 		return res, err
 	}
-	v, err := e.Validate(res.Pod, world)
+	v, err := e.ValidateContext(ctx, res.Pod, world)
 	res.Violations = append(res.Violations, v.Violations...)
 	seen := map[string]bool{}
 	for _, w := range res.Warnings {
@@ -281,14 +315,8 @@ func parseSkip(raw string, known sets.Set[string]) (sets.Set[string], []string) 
 // add stamps the policy name on a report's findings, keeps them, and returns
 // the policy's outcome.
 func (r *Result) add(policy string, rep Report, mutator, changed bool) Outcome {
-	for _, f := range rep.Violations {
-		f.Policy = policy
-		r.Violations = append(r.Violations, f)
-	}
-	for _, f := range rep.Warnings {
-		f.Policy = policy
-		r.Warnings = append(r.Warnings, f)
-	}
+	r.Violations = appendCapped(r.Violations, policy, rep.Violations, "violation")
+	r.Warnings = appendCapped(r.Warnings, policy, rep.Warnings, "warning")
 	switch {
 	case len(rep.Violations) > 0:
 		return OutcomeDenied
@@ -316,11 +344,15 @@ func guard(policy string, fn func()) (err error) {
 }
 
 // quoteList renders names as `"a", "b"`, the way Kubernetes quotes lists in
-// messages.
+// messages: at most MaxListed of them, each cut to MaxQuoted bytes, then
+// "and 9,990 more".
 func quoteList(names []string) string {
-	q := make([]string, len(names))
-	for i, n := range names {
-		q[i] = fmt.Sprintf("%q", n)
+	q := make([]string, 0, min(len(names), MaxListed)+1)
+	for _, n := range names[:min(len(names), MaxListed)] {
+		q = append(q, quote(n))
+	}
+	if more := len(names) - MaxListed; more > 0 {
+		q = append(q, "and "+thousands(more)+" more")
 	}
 	return strings.Join(q, ", ")
 }

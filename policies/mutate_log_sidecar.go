@@ -178,6 +178,11 @@ type logEntry struct {
 	dir       string
 }
 
+// MaxLogEntries is how many log directories one pod may ask for: each gets
+// a sidecar, and a pod with more is far more likely a mistake (or an attack
+// on podguard's and the API server's memory) than a design.
+const MaxLogEntries = 64
+
 const logsFormat = `a comma-separated list of [container=]/absolute/dir, e.g. "/usr/local/tomcat/logs" or "web=/var/log/app,worker=/var/log/worker" (the container may be omitted when the pod has one container)`
 
 func (p *logSidecar) Mutate(in Input) (*Pod, Report) {
@@ -187,11 +192,12 @@ func (p *logSidecar) Mutate(in Input) (*Pod, Report) {
 		return in.Pod, rep
 	}
 	annPath := in.Pod.MetaPath.Child("annotations").Key(LogsAnnotation)
-	entries, problems := parseLogsAnnotation(raw, in.Pod)
-	for _, msg := range problems {
-		rep.Deny(annPath, "%s; expected %s. No log sidecar was added", msg, logsFormat)
-	}
-	if len(problems) > 0 || len(entries) == 0 {
+	problems := 0
+	entries := parseLogsAnnotation(in, raw, func(format string, args ...any) {
+		problems++
+		rep.Deny(annPath, format+"; expected %s. No log sidecar was added", append(args, logsFormat)...)
+	})
+	if problems > 0 || len(entries) == 0 || in.cancelled() {
 		return in.Pod, rep
 	}
 
@@ -210,9 +216,10 @@ func (p *logSidecar) Mutate(in Input) (*Pod, Report) {
 		}
 	}
 	perContainer := map[string]int{}
+	ix := newPodIndex(out)
 	for _, e := range entries {
 		perContainer[e.container]++
-		p.inject(out, e, perContainer[e.container], native)
+		p.inject(out, ix, e, perContainer[e.container], native)
 	}
 	if !native && (in.Pod.Spec.RestartPolicy == corev1.RestartPolicyNever || in.Pod.Spec.RestartPolicy == corev1.RestartPolicyOnFailure) {
 		rep.Warn(annPath, "the log sidecar runs as a regular container because native sidecars (Kubernetes 1.29+) are not available: it keeps running after the app exits, so a Job's pod will not complete on its own")
@@ -226,76 +233,159 @@ func (p *logSidecar) Mutate(in Input) (*Pod, Report) {
 // parseLogsAnnotation reads "[container=]/dir[,...]" against the pod's app
 // containers: its containers less the log sidecars podguard injected as
 // regular containers (on clusters without native sidecars), so that a pod
-// podguard already mutated reads the same on reinvocation.
-func parseLogsAnnotation(raw string, pod *Pod) ([]logEntry, []string) {
+// podguard already mutated reads the same on reinvocation. Each problem is
+// reported through deny. Its cost is linear in the annotation and the
+// containers: messages quote at most MaxQuoted bytes of the annotation and
+// MaxListed container names, and once the report is full deny formats
+// nothing.
+func parseLogsAnnotation(in Input, raw string, deny func(format string, args ...any)) []logEntry {
 	var entries []logEntry
-	var problems []string
 	seen := map[logEntry]bool{}
-	apps := appContainers(pod.Spec.Containers)
-	for i, part := range strings.Split(raw, ",") {
-		part = strings.TrimSpace(part)
-		if part == "" {
-			problems = append(problems, fmt.Sprintf("entry %d of %q is empty", i+1, raw))
-			continue
-		}
-		container, dir, named := strings.Cut(part, "=")
-		if !named {
-			dir = part
-			if len(apps) != 1 {
-				problems = append(problems, fmt.Sprintf("%q names no container, and the pod has %d containers (%s)", part, len(apps), quoteList(containerNames(apps))))
-				continue
+	apps := appContainers(in.Pod.Spec.Containers)
+	names := make(map[string]bool, len(apps))
+	for i := range apps {
+		names[apps[i].Name] = true
+	}
+	containerList := ""
+	listContainers := func() string {
+		if containerList == "" {
+			containerList = quoteList(containerNames(apps))
+			if containerList == "" {
+				containerList = "none"
 			}
-			container = apps[0].Name
 		}
-		container, dir = strings.TrimSpace(container), strings.TrimSpace(dir)
-		if !hasContainer(apps, container) {
-			problems = append(problems, fmt.Sprintf("container %q does not exist; the pod's containers are %s", container, quoteList(containerNames(apps))))
-			continue
+		return containerList
+	}
+	rest := raw
+	for i := 0; ; i++ {
+		if i%256 == 255 && in.cancelled() {
+			return nil
 		}
+		part, tail, more := strings.Cut(rest, ",")
+		rest = tail
+		part = strings.TrimSpace(part)
 		switch {
-		case !path.IsAbs(dir):
-			problems = append(problems, fmt.Sprintf("%q is not an absolute path", dir))
-			continue
-		case strings.Contains(dir, ":"):
-			problems = append(problems, fmt.Sprintf("%q contains ':', which a mount path may not", dir))
-			continue
-		case path.Clean(dir) == "/":
-			problems = append(problems, fmt.Sprintf("%q would mount the log volume over the container's root", dir))
-			continue
+		case part == "":
+			deny("entry %d of %s is empty", i+1, quote(raw))
+		default:
+			if e, ok := parseLogEntry(part, apps, names, listContainers, deny); ok && !seen[e] {
+				seen[e] = true
+				entries = append(entries, e)
+				if len(entries) > MaxLogEntries {
+					deny("%s asks for more than %d log directories, podguard's limit", quote(raw), MaxLogEntries)
+					return nil
+				}
+			}
 		}
-		e := logEntry{container: container, dir: path.Clean(dir)}
-		if !seen[e] {
-			seen[e] = true
-			entries = append(entries, e)
+		if !more {
+			break
 		}
 	}
-	return entries, problems
+	return entries
+}
+
+// parseLogEntry reads one "[container=]/dir" entry.
+func parseLogEntry(part string, apps []corev1.Container, names map[string]bool, listContainers func() string, deny func(string, ...any)) (logEntry, bool) {
+	container, dir, named := strings.Cut(part, "=")
+	if !named {
+		dir = part
+		if len(apps) != 1 {
+			deny("%s names no container, and the pod has %d containers (%s)", quote(part), len(apps), listContainers())
+			return logEntry{}, false
+		}
+		container = apps[0].Name
+	}
+	container, dir = strings.TrimSpace(container), strings.TrimSpace(dir)
+	if !names[container] {
+		deny("container %s does not exist; the pod's containers are %s", quote(container), listContainers())
+		return logEntry{}, false
+	}
+	switch {
+	case !path.IsAbs(dir):
+		deny("%s is not an absolute path", quote(dir))
+		return logEntry{}, false
+	case strings.Contains(dir, ":"):
+		deny("%s contains ':', which a mount path may not", quote(dir))
+		return logEntry{}, false
+	case path.Clean(dir) == "/":
+		deny("%s would mount the log volume over the container's root", quote(dir))
+		return logEntry{}, false
+	}
+	return logEntry{container: container, dir: path.Clean(dir)}, true
+}
+
+// podIndex finds, in constant time, what inject looks for in a pod that
+// grows with every entry: which volumes exist, where each container mounts
+// what, which names are taken, and which sidecars exist for which entry.
+// Scanning the pod for each entry made 50,000 entries take minutes.
+type podIndex struct {
+	volumes map[string]bool
+	// mounts maps a container's name and a clean mount path to the volume
+	// mounted there (the first mount wins, as in a scan).
+	mounts map[[2]string]string
+	// names are the names of init containers and containers.
+	names map[string]bool
+	// sidecars maps an entry's marker to its sidecar's name.
+	sidecars map[string]string
+}
+
+func newPodIndex(pod *Pod) *podIndex {
+	ix := &podIndex{volumes: map[string]bool{}, mounts: map[[2]string]string{}, names: map[string]bool{}, sidecars: map[string]string{}}
+	for _, v := range pod.Spec.Volumes {
+		ix.volumes[v.Name] = true
+	}
+	for _, list := range [][]corev1.Container{pod.Spec.InitContainers, pod.Spec.Containers} {
+		for i := range list {
+			c := &list[i]
+			ix.names[c.Name] = true
+			for _, env := range c.Env {
+				if env.Name == envSidecarMarker {
+					if _, dup := ix.sidecars[env.Value]; !dup {
+						ix.sidecars[env.Value] = c.Name
+					}
+				}
+			}
+		}
+	}
+	for i := range pod.Spec.Containers {
+		c := &pod.Spec.Containers[i]
+		for _, m := range c.VolumeMounts {
+			ix.addMount(c.Name, m)
+		}
+	}
+	return ix
+}
+
+func (ix *podIndex) addMount(container string, m corev1.VolumeMount) {
+	k := [2]string{container, path.Clean(m.MountPath)}
+	if _, ok := ix.mounts[k]; !ok {
+		ix.mounts[k] = m.Name
+	}
 }
 
 // inject adds one entry's volume, app mount and sidecar, unless they are
 // there already.
-func (p *logSidecar) inject(pod *Pod, e logEntry, nth int, native bool) {
+func (p *logSidecar) inject(pod *Pod, ix *podIndex, e logEntry, nth int, native bool) {
 	app := findContainer(pod.Spec.Containers, e.container)
-	volume := ""
-	for _, m := range app.VolumeMounts {
-		if path.Clean(m.MountPath) == e.dir {
-			volume = m.Name
-			break
-		}
-	}
+	volume := ix.mounts[[2]string{e.container, e.dir}]
 	if volume == "" {
 		volume = logVolumeName(e)
-		if !hasVolume(pod.Spec.Volumes, volume) {
+		if !ix.volumes[volume] {
 			pod.Spec.Volumes = append(pod.Spec.Volumes, corev1.Volume{Name: volume, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}})
+			ix.volumes[volume] = true
 		}
-		app.VolumeMounts = append(app.VolumeMounts, corev1.VolumeMount{Name: volume, MountPath: e.dir})
+		m := corev1.VolumeMount{Name: volume, MountPath: e.dir}
+		app.VolumeMounts = append(app.VolumeMounts, m)
+		ix.addMount(e.container, m)
 	}
 
 	marker := e.container + "=" + e.dir
-	name, exists := sidecarName(pod, e.container, nth, marker)
+	name, exists := sidecarName(ix, e.container, nth, marker)
 	if exists {
 		return
 	}
+	ix.names[name] = true
+	ix.sidecars[marker] = name
 	sidecar := corev1.Container{
 		Name:    name,
 		Image:   p.cfg.Image,
@@ -371,14 +461,9 @@ func isWindows(p *Pod) bool { return p.Spec.OS != nil && p.Spec.OS.Name == corev
 // dirs of one container), and reports whether a sidecar for this entry
 // exists already. A container of that name that is not podguard's sidecar
 // for this entry pushes the name on to the next free one.
-func sidecarName(pod *Pod, container string, nth int, marker string) (string, bool) {
-	all := append(append([]corev1.Container{}, pod.Spec.InitContainers...), pod.Spec.Containers...)
-	for _, c := range all {
-		for _, env := range c.Env {
-			if env.Name == envSidecarMarker && env.Value == marker {
-				return c.Name, true
-			}
-		}
+func sidecarName(ix *podIndex, container string, nth int, marker string) (string, bool) {
+	if name, ok := ix.sidecars[marker]; ok {
+		return name, true
 	}
 	base := truncateName(container, validation.DNS1123LabelMaxLength-len("-logs-99")) + "-logs"
 	for i := nth; ; i++ {
@@ -386,7 +471,7 @@ func sidecarName(pod *Pod, container string, nth int, marker string) (string, bo
 		if i > 1 {
 			name = fmt.Sprintf("%s-%d", base, i)
 		}
-		if !hasContainer(all, name) {
+		if !ix.names[name] {
 			return name, false
 		}
 	}

@@ -1,6 +1,7 @@
 package policies
 
 import (
+	"context"
 	"fmt"
 
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -32,6 +33,9 @@ type Validator interface {
 type Input struct {
 	Pod   *Pod
 	World World
+	// Ctx, when set, is the request's: a policy stops early once it is
+	// done (see cancelled), and the engine answers with an error.
+	Ctx context.Context
 }
 
 // Finding is one thing a policy has to say: a violation or a warning.
@@ -49,21 +53,38 @@ func (f Finding) String() string {
 }
 
 // Report collects what one policy found in one pod. Policies fill in Field
-// and Message; the engine stamps the policy name.
+// and Message; the engine stamps the policy name. Each message is cut to
+// MaxMessageBytes. Beyond MaxFindingsPerPolicy violations (or warnings) a
+// finding keeps its field path but no message (nothing is formatted for
+// it): the engine lists the first MaxFindingsPerPolicy findings that are
+// left once exemptions have been applied, and counts the rest.
 type Report struct {
 	Violations []Finding
 	Warnings   []Finding
+
+	listedViolations, listedWarnings int
 }
+
+// notListed is the message of a finding beyond the budget.
+const notListed = "\x00not listed"
 
 // Deny records a violation at path. The message says what would go wrong at
 // run time and how to fix it.
 func (r *Report) Deny(path *field.Path, format string, args ...any) {
-	r.Violations = append(r.Violations, Finding{Field: pathString(path), Message: fmt.Sprintf(format, args...)})
+	r.Violations = append(r.Violations, budgeted(&r.listedViolations, path, format, args))
 }
 
 // Warn records a warning at path.
 func (r *Report) Warn(path *field.Path, format string, args ...any) {
-	r.Warnings = append(r.Warnings, Finding{Field: pathString(path), Message: fmt.Sprintf(format, args...)})
+	r.Warnings = append(r.Warnings, budgeted(&r.listedWarnings, path, format, args))
+}
+
+func budgeted(listed *int, path *field.Path, format string, args []any) Finding {
+	if *listed >= MaxFindingsPerPolicy {
+		return Finding{Field: pathString(path), Message: notListed}
+	}
+	*listed++
+	return Finding{Field: pathString(path), Message: truncateMessage(fmt.Sprintf(format, args...))}
 }
 
 func pathString(p *field.Path) string {
