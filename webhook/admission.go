@@ -24,6 +24,7 @@ package webhook
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"runtime/debug"
@@ -145,13 +146,16 @@ func (a *Admission) Mutate(ctx context.Context, req admission.Request) (resp adm
 	}
 	pod := &corev1.Pod{}
 	if err := a.decoder.DecodeRaw(req.Object, pod); err != nil {
-		return admission.Errored(http.StatusBadRequest, fmt.Errorf("podguard could not decode the object as a Pod: %w", err))
+		return admission.Errored(http.StatusBadRequest, errors.New(truncateBytes(fmt.Sprintf("podguard could not decode the object as a Pod: %v", err), maxErrorBytes)))
 	}
 	view := policies.NewPod(pod)
 	view.Namespace = req.Namespace
 	view.CreatedByNode = createdByNode(req.UserInfo)
-	res, err := st.Engine.Mutate(view, a.worldFor(st))
+	res, err := st.Engine.MutateContext(ctx, view, a.worldFor(st))
 	countOutcomes("mutate", res)
+	if err != nil && ctx.Err() != nil {
+		return a.timedOut(ctx, req)
+	}
 	if err != nil {
 		return a.policyFailed(req, err)
 	}
@@ -184,8 +188,13 @@ func (a *Admission) Mutate(ctx context.Context, req admission.Request) (resp adm
 		a.logDecision(req, "allowed", res)
 		return admission.Allowed("").WithWarnings(warnings(res)...)
 	}
+	if ctx.Err() != nil {
+		// The API server has given up, or is about to: a patch sent now
+		// would not be applied, so it must not be logged or counted as one.
+		return a.timedOut(ctx, req)
+	}
 	resp.AuditAnnotations = map[string]string{auditMutatedBy: strings.Join(res.Mutated, ",")}
-	resp.Warnings = append([]string{mutationSummary(res.Mutated, resp.Patches)}, warnings(res)...)
+	resp.Warnings = boundWarnings(append([]string{mutationSummary(res.Mutated, resp.Patches)}, warnings(res)...))
 	a.logDecision(req, "patched", res)
 	return resp
 }
@@ -220,7 +229,7 @@ func (a *Admission) Validate(ctx context.Context, req admission.Request) (resp a
 	}
 	obj := newObject()
 	if err := a.decoder.DecodeRaw(req.Object, obj); err != nil {
-		return admission.Errored(http.StatusBadRequest, fmt.Errorf("podguard could not decode the object as a %s: %w", gvk.Kind, err))
+		return admission.Errored(http.StatusBadRequest, errors.New(truncateBytes(fmt.Sprintf("podguard could not decode the object as a %s: %v", gvk.Kind, err), maxErrorBytes)))
 	}
 	if m, err := meta.Accessor(obj); err == nil {
 		m.SetNamespace(req.Namespace)
@@ -232,13 +241,16 @@ func (a *Admission) Validate(ctx context.Context, req admission.Request) (resp a
 	// A Pod reaches /validate already mutated by /mutate (or, if that
 	// failed open, as it will run): validate it as it is. A workload's pods
 	// are mutated later, so its template is checked as they will be.
-	verdict := st.Engine.Check
+	verdict := st.Engine.CheckContext
 	if gvk == podGVK {
-		verdict = st.Engine.Validate
+		verdict = st.Engine.ValidateContext
 		pod.CreatedByNode = createdByNode(req.UserInfo)
 	}
-	res, err := verdict(pod, a.worldFor(st))
+	res, err := verdict(ctx, pod, a.worldFor(st))
 	countOutcomes("validate", res)
+	if err != nil && ctx.Err() != nil {
+		return a.timedOut(ctx, req)
+	}
 	if err != nil {
 		return a.policyFailed(req, err)
 	}
@@ -314,8 +326,12 @@ func (a *Admission) validateScale(ctx context.Context, req admission.Request) ad
 	if pod == nil {
 		return admission.Allowed("")
 	}
-	res, err := st.Engine.Check(pod, a.worldFor(st))
+	res, err := st.Engine.CheckContext(ctx, pod, a.worldFor(st))
 	countOutcomes("validate", res)
+	if err != nil && ctx.Err() != nil {
+		log.Info("the scaled workload's template was not checked within the API server's timeout; allowed without warnings")
+		return admission.Allowed("")
+	}
 	if err != nil {
 		policyPanics.WithLabelValues(policyName(err)).Inc()
 		log.Error(err, "a policy panicked on a scaled workload's template; allowed without checking")
@@ -340,17 +356,12 @@ func (a *Admission) templateUnchanged(req admission.Request, newObject func() ru
 // deny answers with every violation, each with its policy and field path, in
 // the message and as status causes. Warnings are never attached to a denial.
 func (a *Admission) deny(req admission.Request, res *policies.Result) admission.Response {
-	var msg strings.Builder
-	fmt.Fprintf(&msg, "podguard rejected this %s (%d %s):", req.Kind.Kind, len(res.Violations), plural(len(res.Violations), "problem", "problems"))
-	causes := make([]metav1.StatusCause, 0, len(res.Violations))
+	msg, causes := denialResponse(req.Kind.Kind, res.Violations)
 	denied := sets.New[string]()
 	for _, v := range res.Violations {
-		msg.WriteString("\n- ")
-		msg.WriteString(v.String())
-		causes = append(causes, metav1.StatusCause{Type: metav1.CauseTypeFieldValueInvalid, Field: v.Field, Message: fmt.Sprintf("[%s] %s", v.Policy, v.Message)})
 		denied.Insert(v.Policy)
 	}
-	resp := admission.Denied(msg.String())
+	resp := admission.Denied(msg)
 	resp.Result.Details = &metav1.StatusDetails{Name: req.Name, Kind: req.Kind.Kind, Causes: causes}
 	resp.AuditAnnotations = map[string]string{auditDeniedBy: strings.Join(sets.List(denied), ",")}
 	a.logDecision(req, "denied", res)
@@ -398,6 +409,8 @@ func resultOf(resp *admission.Response) string {
 		return "patched"
 	case resp.Allowed:
 		return "allowed"
+	case resp.Result != nil && resp.Result.Code == http.StatusGatewayTimeout:
+		return "timeout"
 	case resp.Result != nil && resp.Result.Code >= http.StatusInternalServerError:
 		return "error"
 	case resp.Result != nil && resp.Result.Code == http.StatusBadRequest:
@@ -459,7 +472,7 @@ func warnings(res *policies.Result) []string {
 	for i, w := range res.Warnings {
 		out[i] = "podguard " + w.String()
 	}
-	return out
+	return boundWarnings(out)
 }
 
 // mutationSummary is the warning a mutated pod's creator sees: which policies

@@ -7,6 +7,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"os"
 
 	"github.com/go-logr/logr"
 	admissionv1 "k8s.io/api/admission/v1"
@@ -26,7 +27,10 @@ type reviewServer struct {
 	name     string
 	webhook  *admission.Webhook
 	maxBytes int64
-	log      logr.Logger
+	// budget bounds the memory of all bodies being read at once; nil
+	// means no bound.
+	budget *byteBudget
+	log    logr.Logger
 }
 
 func (s *reviewServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -38,14 +42,20 @@ func (s *reviewServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.reject(w, http.StatusUnsupportedMediaType, "content_type", fmt.Errorf("content type %q not supported: expected application/json", r.Header.Get("Content-Type")))
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.maxBytes))
+	body, release, err := readBody(w, r, s.maxBytes, s.budget)
+	defer release()
 	if err != nil {
 		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
+		switch {
+		case errors.As(err, &tooLarge):
 			s.reject(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Errorf("request body is larger than the %d-byte limit", s.maxBytes))
-			return
+		case errors.Is(err, errBodyBudget):
+			s.reject(w, http.StatusServiceUnavailable, "busy", err)
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			s.reject(w, http.StatusRequestTimeout, "timeout", errors.New("request body not received within the read timeout"))
+		default:
+			s.reject(w, http.StatusBadRequest, "unreadable", fmt.Errorf("reading request body: %w", err))
 		}
-		s.reject(w, http.StatusBadRequest, "unreadable", fmt.Errorf("reading request body: %w", err))
 		return
 	}
 	review, err := decodeReview(body)
@@ -64,6 +74,43 @@ func (s *reviewServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	if err := json.NewEncoder(w).Encode(out); err != nil {
 		s.log.Error(err, "writing admission response", "webhook", s.name, "uid", review.Request.UID)
+	}
+}
+
+// bodyChunk is how much of the body budget a request takes at a time: a
+// slow client holds about what it has sent, not what it announced.
+const bodyChunk = 32 << 10
+
+var errBodyBudget = errors.New("podguard is reading too many request bodies at once; retry")
+
+// readBody reads the request body, up to maxBytes, taking what it holds
+// from budget as it grows. release gives it back; call it once the body is
+// no longer needed.
+func readBody(w http.ResponseWriter, r *http.Request, maxBytes int64, budget *byteBudget) (body []byte, release func(), err error) {
+	var taken int64
+	release = func() { budget.give(taken) }
+	in := http.MaxBytesReader(w, r.Body, maxBytes)
+	buf := make([]byte, 0, 512)
+	for {
+		if len(buf) == cap(buf) {
+			grow := min(max(int64(cap(buf)), bodyChunk), maxBytes+1-int64(cap(buf)))
+			if grow <= 0 {
+				grow = 1
+			}
+			if !budget.tryTake(grow) {
+				return nil, release, errBodyBudget
+			}
+			taken += grow
+			buf = append(buf, make([]byte, grow)...)[:len(buf)]
+		}
+		n, err := in.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if errors.Is(err, io.EOF) {
+			return buf, release, nil
+		}
+		if err != nil {
+			return nil, release, err
+		}
 	}
 }
 

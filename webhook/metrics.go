@@ -28,7 +28,7 @@ var (
 
 	badRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "podguard_admission_bad_requests_total",
-		Help: "Requests rejected before admission: malformed review, wrong content type or method, body over the size limit.",
+		Help: "Requests rejected before admission: malformed review, wrong content type or method, body over the size limit (too_large), body not received within the read timeout (timeout), too many bodies being read at once (busy).",
 	}, []string{"webhook", "reason"})
 
 	// ConfigReloads counts config reloads by result (success or failure).
@@ -60,12 +60,18 @@ var denialEvents = prometheus.NewCounterVec(prometheus.CounterOpts{
 	Help: "Denied pods of a workload, by what became of their PodDenied event on the workload: recorded, rate_limited (the workload had its share), dropped (the queue was full), owner_gone (the pod's controller no longer exists), lookup_failed (reading it failed).",
 }, []string{"result"})
 
+// openConnections is the number of connections open on the webhook port.
+var openConnections = prometheus.NewGauge(prometheus.GaugeOpts{
+	Name: "podguard_webhook_open_connections",
+	Help: "Connections open on the webhook port, TLS handshakes included; at most --max-connections.",
+})
+
 var registerOnce sync.Once
 
 // RegisterMetrics adds podguard's metrics to controller-runtime's registry.
 // It is safe to call more than once.
 func RegisterMetrics() {
 	registerOnce.Do(func() {
-		crmetrics.Registry.MustRegister(admissionDuration, policyOutcomes, policyPanics, badRequests, ConfigReloads, ConfigLastReloadSuccessful, secretAccessDenied, denialEvents)
+		crmetrics.Registry.MustRegister(admissionDuration, policyOutcomes, policyPanics, badRequests, ConfigReloads, ConfigLastReloadSuccessful, secretAccessDenied, denialEvents, openConnections)
 	})
 }

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -16,10 +18,11 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/certwatcher"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
-	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/podguard/podguard/certs"
@@ -43,6 +46,18 @@ type Options struct {
 	// "0" disables either.
 	HealthAddr  string
 	MetricsAddr string
+	// MetricsInsecure serves /metrics over plain HTTP to anyone who can
+	// connect, for a loopback address (the e2e tests). Otherwise metrics are
+	// served over HTTPS, to clients the API server authenticates
+	// (TokenReview) and authorises (SubjectAccessReview: get on the
+	// non-resource URL /metrics).
+	MetricsInsecure bool
+	// Limits are the webhook port's timeouts and limits; zero fields take
+	// the defaults.
+	Limits ServerLimits
+	// ExpiryCheckInterval is how often the serving certificate's validity
+	// is checked and logged (default: a minute).
+	ExpiryCheckInterval time.Duration
 	// MaxRequestBytes caps the AdmissionReview body; larger requests get
 	// HTTP 413.
 	MaxRequestBytes int64
@@ -78,10 +93,13 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return fmt.Errorf("creating client: %w", err)
 	}
-	tlsOpts := []func(*tls.Config){func(c *tls.Config) { c.MinVersion = tls.VersionTLS12 }}
+	certs.RegisterMetrics()
+	tlsOpts := []func(*tls.Config){ServingTLS}
 	var selfManaged *certs.SelfManaged
+	var getCertificate func(*tls.ClientHelloInfo) (*tls.Certificate, error)
+	caOf := certs.CAFromFile(filepath.Join(o.CertDir, certs.CAFile))
+	var certWatcher *certwatcher.CertWatcher
 	if o.SelfManaged != nil {
-		certs.RegisterMetrics()
 		sm := *o.SelfManaged
 		sm.Client = clientset
 		sm.Log = log.WithName("certs")
@@ -89,22 +107,44 @@ func Run(ctx context.Context, o Options) error {
 			return err
 		}
 		// The webhook server serves what the Secret holds, from memory.
-		tlsOpts = append(tlsOpts, func(c *tls.Config) { c.GetCertificate = selfManaged.GetCertificate })
+		getCertificate, caOf = selfManaged.GetCertificate, selfManaged.SigningCA
+	} else {
+		// Files (cert-manager's mounted Secret): reloaded when they change.
+		certWatcher, err = certwatcher.New(filepath.Join(o.CertDir, certs.CertFile), filepath.Join(o.CertDir, certs.KeyFile))
+		if err != nil {
+			return fmt.Errorf("loading the serving certificate from %s: %w", o.CertDir, err)
+		}
+		getCertificate = certWatcher.GetCertificate
 	}
+	tlsOpts = append(tlsOpts, func(c *tls.Config) { c.GetCertificate = getCertificate })
+	metricsOpts := metricsserver.Options{BindAddress: o.MetricsAddr}
+	if !o.MetricsInsecure {
+		// The same certificate and TLS policy as the webhook port.
+		metricsOpts.SecureServing = true
+		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
+		metricsOpts.TLSOpts = tlsOpts
+	}
+	webhookServer := &Server{
+		Host:            o.Host,
+		Port:            o.Port,
+		TLSOpts:         tlsOpts,
+		Limits:          o.Limits,
+		ShutdownTimeout: o.ShutdownTimeout,
+		Log:             log.WithName("server"),
+	}
+	// Every runnable gets the drain's time and a margin: the webhook server
+	// closes what is left at ShutdownTimeout, so the manager never gives up
+	// on it.
+	gracePeriod := o.ShutdownTimeout + 5*time.Second
 
 	mgr, err := manager.New(o.RestConfig, manager.Options{
 		Scheme:                  clientgoscheme.Scheme,
 		Cache:                   CacheOptions(),
-		Metrics:                 metricsserver.Options{BindAddress: o.MetricsAddr},
+		Metrics:                 metricsOpts,
 		HealthProbeBindAddress:  o.HealthAddr,
-		GracefulShutdownTimeout: &o.ShutdownTimeout,
+		GracefulShutdownTimeout: &gracePeriod,
 		Logger:                  log,
-		WebhookServer: crwebhook.NewServer(crwebhook.Options{
-			Host:    o.Host,
-			Port:    o.Port,
-			CertDir: o.CertDir,
-			TLSOpts: tlsOpts,
-		}),
+		WebhookServer:           webhookServer,
 	})
 	if err != nil {
 		return fmt.Errorf("creating manager: %w", err)
@@ -113,6 +153,20 @@ func Run(ctx context.Context, o Options) error {
 		if err := mgr.Add(selfManaged); err != nil {
 			return err
 		}
+	}
+	if certWatcher != nil {
+		if err := mgr.Add(certWatcher); err != nil {
+			return err
+		}
+	}
+	expiry := certs.NewExpiryMonitor(certs.ExpiryOptions{
+		GetCertificate: getCertificate,
+		CA:             caOf,
+		Interval:       o.ExpiryCheckInterval,
+		Log:            log.WithName("certs"),
+	})
+	if err := mgr.Add(expiry); err != nil {
+		return err
 	}
 	dc, err := discovery.NewDiscoveryClientForConfig(o.RestConfig)
 	if err != nil {
@@ -142,6 +196,7 @@ func Run(ctx context.Context, o Options) error {
 			name:     path[1:],
 			webhook:  &admission.Webhook{Handler: handle},
 			maxBytes: o.MaxRequestBytes,
+			budget:   webhookServer.bodyBudget(),
 			log:      log.WithName("http"),
 		})
 	}
@@ -149,7 +204,9 @@ func Run(ctx context.Context, o Options) error {
 	var draining atomic.Bool
 	checks := map[string]healthz.Checker{
 		"webhook-tls": srv.StartedChecker(),
-		"caches":      world.Synced,
+		// A certificate the API server would refuse: every call would fail.
+		"serving-certificate": expiry.Ready,
+		"caches":              world.Synced,
 		"not-draining": func(*http.Request) error {
 			if draining.Load() {
 				return errors.New("shutting down")
@@ -210,7 +267,7 @@ func reload(ctx context.Context, adm *Admission, world *ClusterWorld, log logr.L
 	if err != nil {
 		ConfigReloads.WithLabelValues("failure").Inc()
 		ConfigLastReloadSuccessful.Set(0)
-		log.Error(err, "config reload failed; keeping the last good config")
+		log.Error(oneLine{err}, "config reload failed; keeping the last good config")
 		return
 	}
 	if err := world.SetSecretNeeds(ctx, cfg.SecretKeysEnabled(), cfg.SecretMetadataEnabled()); err != nil {
@@ -221,6 +278,23 @@ func reload(ctx context.Context, adm *Admission, world *ClusterWorld, log logr.L
 	ConfigLastReloadSuccessful.Set(1)
 	log.Info("config reloaded")
 }
+
+// oneLine shows an error, such as a config error that lists each problem
+// with its field path on a line of its own, on one line.
+type oneLine struct{ err error }
+
+func (e oneLine) Error() string {
+	lines := strings.Split(e.err.Error(), "\n")
+	for i := range lines {
+		lines[i] = strings.TrimSpace(lines[i])
+	}
+	if len(lines) > 1 && strings.HasSuffix(lines[0], ":") {
+		return lines[0] + " " + strings.Join(lines[1:], "; ")
+	}
+	return strings.Join(lines, "; ")
+}
+
+func (e oneLine) Unwrap() error { return e.err }
 
 func loadConfig(path string) (*config.Config, []byte, error) {
 	if path == "" {

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"go.uber.org/zap/zapcore"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -31,7 +32,10 @@ func serve(args []string, stderr io.Writer) error {
 	fs.StringVar(&o.Host, "host", "", "address to serve the webhook on (default: all addresses)")
 	fs.IntVar(&o.Port, "port", 9443, "port to serve the webhook on")
 	fs.StringVar(&o.HealthAddr, "health-addr", ":8081", "address for /healthz and /readyz")
-	fs.StringVar(&o.MetricsAddr, "metrics-addr", ":8080", "address for Prometheus /metrics (\"0\" disables)")
+	fs.StringVar(&o.MetricsAddr, "metrics-addr", ":8443", "address for Prometheus /metrics over HTTPS, for clients the API server authenticates and authorises (get on /metrics) (\"0\" disables)")
+	fs.BoolVar(&o.MetricsInsecure, "metrics-insecure-loopback", false, "serve /metrics over plain HTTP without authentication; only with a loopback --metrics-addr (tests, a local scraper)")
+	fs.IntVar(&o.Limits.MaxConnections, "max-connections", webhook.DefaultMaxConnections, "most connections open at once on the webhook port; more wait in the accept queue")
+	fs.DurationVar(&o.Limits.ReadTimeout, "read-timeout", webhook.DefaultReadTimeout, "longest time to receive a whole request, body included; slower requests get HTTP 408 or are cut")
 	fs.Int64Var(&o.MaxRequestBytes, "max-request-bytes", webhook.DefaultMaxRequestBytes, "largest AdmissionReview accepted; larger requests get HTTP 413")
 	fs.DurationVar(&o.ShutdownDelay, "shutdown-delay", 0, "on SIGTERM, keep serving this long with /readyz failing, so endpoints stop routing here first")
 	fs.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may take to finish on shutdown")
@@ -50,7 +54,10 @@ func serve(args []string, stderr io.Writer) error {
 	fs.DurationVar(&sm.CAValidity, "ca-validity", certs.DefaultCAValidity, "self-managed: lifetime of a new CA; a new one is trusted with a third of it left")
 	fs.DurationVar(&sm.CertValidity, "cert-validity", certs.DefaultCertValidity, "self-managed: lifetime of a serving certificate; renewed with a third of it left")
 	fs.DurationVar(&sm.RolloverDelay, "ca-rollover-delay", certs.DefaultRolloverDelay, "self-managed: how long a new CA is in the webhook configurations before it signs")
-	zapOpts := zap.Options{}
+	// Errors are logged as one line: a stack trace belongs to a bug (a
+	// panic logs its own), not to a bad config or a failed API call.
+	// --zap-stacktrace-level brings them back.
+	zapOpts := zap.Options{StacktraceLevel: zapcore.DPanicLevel}
 	zapOpts.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -60,6 +67,9 @@ func serve(args []string, stderr io.Writer) error {
 	}
 	if fs.NArg() > 0 {
 		return usageError("serve takes no arguments, got %q", fs.Args())
+	}
+	if o.MetricsInsecure && !isLoopback(o.MetricsAddr) {
+		return usageError("--metrics-insecure-loopback needs a loopback --metrics-addr (127.0.0.1:PORT, [::1]:PORT or localhost:PORT), got %q", o.MetricsAddr)
 	}
 	switch *certMode {
 	case "files":
@@ -93,6 +103,19 @@ func serve(args []string, stderr io.Writer) error {
 
 	// SIGTERM or SIGINT starts a graceful shutdown; a second one exits at once.
 	return webhook.Run(ctrl.SetupSignalHandler(), o)
+}
+
+// isLoopback reports whether addr (host:port) listens on loopback only.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // parseCertHosts splits a comma-separated list of DNS names and IP
