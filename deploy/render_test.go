@@ -157,6 +157,7 @@ var checks = []check{
 	{"namespace exclusions", checkExclusions},
 	{"scope", checkScope},
 	{"rules", checkRules},
+	{"match conditions", checkMatchConditions},
 	{"namespace", checkNamespace},
 	{"deployment", checkDeployment},
 	{"pod security", checkPodSecurity},
@@ -623,6 +624,8 @@ var (
 		{"", "v1", []string{"pods"}, create},
 		{"apps", "v1", []string{"deployments", "statefulsets", "daemonsets", "replicasets"}, createUpdate},
 		{"batch", "v1", []string{"jobs", "cronjobs"}, createUpdate},
+		// kubectl debug: the ephemeral containers it adds are validated.
+		{"", "v1", []string{"pods/ephemeralcontainers"}, update},
 		// kubectl scale, warned (never denied) when the new pods would be.
 		{"apps", "v1", []string{"deployments/scale", "replicasets/scale", "statefulsets/scale"}, update},
 		{"", "v1", []string{"replicationcontrollers/scale"}, update},
