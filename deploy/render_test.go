@@ -26,6 +26,7 @@ import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -299,6 +300,8 @@ type render struct {
 	// bindings (components/self-managed holds podguard to caBundle with one).
 	policies       []*admissionregistrationv1.ValidatingAdmissionPolicy
 	policyBindings []*admissionregistrationv1.ValidatingAdmissionPolicyBinding
+	// networkPolicies come from the optional components/network-policy.
+	networkPolicies []*networkingv1.NetworkPolicy
 }
 
 // decodeRender decodes every object strictly into its API type: an unknown
@@ -337,6 +340,8 @@ func decodeRender(objs []rawObject) (*render, error) {
 			err = decodeInto(o.json, &r.policies)
 		case admissionregistrationv1.SchemeGroupVersion.WithKind("ValidatingAdmissionPolicyBinding"):
 			err = decodeInto(o.json, &r.policyBindings)
+		case networkingv1.SchemeGroupVersion.WithKind("NetworkPolicy"):
+			err = decodeInto(o.json, &r.networkPolicies)
 		case certManagerGV.WithKind("Issuer"), certManagerGV.WithKind("ClusterIssuer"), certManagerGV.WithKind("Certificate"):
 			u := &unstructured.Unstructured{}
 			if err = json.Unmarshal(o.json, &u.Object); err == nil {

@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/podguard/podguard/certs"
 	"github.com/podguard/podguard/e2e/framework"
@@ -341,3 +342,34 @@ func mustDecodeBase64(t *testing.T, s string) []byte {
 	return b
 }
 
+
+// TestNetworkPolicyComponentApplies sends the NetworkPolicy of
+// components/network-policy to the API server (a dry run: this cluster has no
+// network plugin to enforce it). As shipped, its placeholder ipBlock is
+// refused, so it can neither lock the API server out nor pass for
+// protection; filled in as the README says, it is accepted.
+func TestNetworkPolicyComponentApplies(t *testing.T) {
+	ctx := testContext(t, time.Minute)
+	objs, err := framework.ReadManifests(filepath.Join(repoRoot, "deploy", "components", "network-policy", "networkpolicy.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(objs) != 1 || objs[0].GetKind() != "NetworkPolicy" {
+		t.Fatalf("want one NetworkPolicy, got %d objects", len(objs))
+	}
+	np := objs[0]
+	np.SetNamespace(newNamespace(t, "netpol", nil))
+	err = cluster.Client.Create(ctx, np.DeepCopy(), client.DryRunAll)
+	if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "FILL-IN-THE-API-SERVER-SOURCE-CIDR") {
+		t.Errorf("the placeholder: got %v, want the API server to refuse it as no CIDR", err)
+	}
+	ingress, _, _ := unstructured.NestedSlice(np.Object, "spec", "ingress")
+	from := ingress[0].(map[string]any)["from"].([]any)
+	from[0].(map[string]any)["ipBlock"].(map[string]any)["cidr"] = "10.0.0.0/28"
+	if err := unstructured.SetNestedSlice(np.Object, ingress, "spec", "ingress"); err != nil {
+		t.Fatal(err)
+	}
+	if err := cluster.Client.Create(ctx, np.DeepCopy(), client.DryRunAll); err != nil {
+		t.Errorf("filled in: %v", err)
+	}
+}
