@@ -63,7 +63,10 @@ func (s *reviewServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.reject(w, http.StatusBadRequest, "malformed", err)
 		return
 	}
-	resp := s.webhook.Handle(r.Context(), admission.Request{AdmissionRequest: *review.Request})
+	// The policies work to the API server's deadline for this call.
+	ctx, cancel, apiDeadline := requestContext(r)
+	defer cancel()
+	resp := s.webhook.Handle(ctx, admission.Request{AdmissionRequest: *review.Request})
 	if !resp.Allowed && resp.Result != nil && resp.Result.Code >= http.StatusInternalServerError {
 		// podguard failed, not the request: answer as a failed call, so the
 		// API server applies the webhook's failurePolicy.
@@ -72,9 +75,11 @@ func (s *reviewServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	out := admissionv1.AdmissionReview{TypeMeta: review.TypeMeta, Response: &resp.AdmissionResponse}
 	w.Header().Set("Content-Type", "application/json")
-	if err := json.NewEncoder(w).Encode(out); err != nil {
+	err = json.NewEncoder(w).Encode(out)
+	if err != nil {
 		s.log.Error(err, "writing admission response", "webhook", s.name, "uid", review.Request.UID)
 	}
+	s.delivered(r, apiDeadline, review.Request.UID, &resp, err)
 }
 
 // bodyChunk is how much of the body budget a request takes at a time: a

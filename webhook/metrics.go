@@ -12,7 +12,7 @@ import (
 var (
 	admissionDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "podguard_admission_duration_seconds",
-		Help:    "Time to answer an admission request, by webhook, kind, operation and result (allowed, patched, denied, error).",
+		Help:    "Time to answer an admission request, by webhook, kind, operation and result (allowed, patched, denied, error, timeout).",
 		Buckets: []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5},
 	}, []string{"webhook", "kind", "operation", "result"})
 
@@ -72,6 +72,6 @@ var registerOnce sync.Once
 // It is safe to call more than once.
 func RegisterMetrics() {
 	registerOnce.Do(func() {
-		crmetrics.Registry.MustRegister(admissionDuration, policyOutcomes, policyPanics, badRequests, ConfigReloads, ConfigLastReloadSuccessful, secretAccessDenied, denialEvents, openConnections)
+		crmetrics.Registry.MustRegister(admissionDuration, policyOutcomes, policyPanics, badRequests, ConfigReloads, ConfigLastReloadSuccessful, secretAccessDenied, denialEvents, openConnections, admissionUndelivered)
 	})
 }
