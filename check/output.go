@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/podguard/podguard/policies"
 )
@@ -144,28 +146,75 @@ func renderText(rep *Report) []byte {
 		if len(r.Violations) == 0 && len(r.Warnings) == 0 {
 			continue
 		}
-		fmt.Fprintf(&b, "%s: %s\n", position(r.File, r.Line), objectName(r))
+		fmt.Fprintf(&b, "%s: %s\n", textName(position(r.File, r.Line)), textName(objectName(r)))
 		for _, v := range r.Violations {
-			fmt.Fprintf(&b, "  DENY  %s\n", indentLines(v.String(), 8))
+			fmt.Fprintf(&b, "  DENY  %s\n", indentLines(escapeControls(v.String()), 8))
 		}
 		for _, w := range r.Warnings {
 			// "podguard " says who is speaking to kubectl users; here it
 			// only pushes the policy name out of line with DENY's.
-			fmt.Fprintf(&b, "  WARN  %s\n", indentLines(strings.TrimPrefix(w, "podguard "), 8))
+			fmt.Fprintf(&b, "  WARN  %s\n", indentLines(escapeControls(strings.TrimPrefix(w, "podguard ")), 8))
 		}
 		if len(r.Mutations) > 0 {
 			fmt.Fprintf(&b, "  MUTATE %s\n", strings.Join(r.Mutations, ", "))
 		}
 	}
 	for _, w := range rep.InputWarnings {
-		fmt.Fprintf(&b, "%s: warning: %s\n", position(w.File, w.Line), indentLines(w.Message, 4))
+		fmt.Fprintf(&b, "%s: warning: %s\n", textName(position(w.File, w.Line)), indentLines(escapeControls(w.Message), 4))
 	}
 	for _, e := range rep.Errors {
-		fmt.Fprintf(&b, "%s: error: %s\n", position(e.File, e.Line), indentLines(e.Message, 4))
+		fmt.Fprintf(&b, "%s: error: %s\n", textName(position(e.File, e.Line)), indentLines(escapeControls(e.Message), 4))
 	}
 	b.WriteString(summaryLine(rep.Summary))
 	b.WriteByte('\n')
 	return b.Bytes()
+}
+
+// textName is a file or object name as text output prints it: as it is,
+// or, when it holds a control or format character (an escape sequence that
+// would drive the CI log's terminal, a bidi override that reorders what it
+// shows) or bytes that are not UTF-8, quoted as %q quotes it.
+func textName(s string) string {
+	if needsEscape(s, false) {
+		return strconv.Quote(s)
+	}
+	return s
+}
+
+// escapeControls writes the control and format characters of a message,
+// and bytes that are not UTF-8, as %q escapes them (\x1b, \u202e), keeping
+// its newlines, which indentLines lays out.
+func escapeControls(s string) string {
+	if !needsEscape(s, true) {
+		return s
+	}
+	var b strings.Builder
+	for i, r := range s {
+		switch {
+		case r == '\n':
+			b.WriteByte('\n')
+		case r == utf8.RuneError && !strings.HasPrefix(s[i:], "\uFFFD"):
+			fmt.Fprintf(&b, "\\x%02x", s[i])
+		case unicode.IsControl(r) || unicode.Is(unicode.Cf, r):
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+func needsEscape(s string, newlineOK bool) bool {
+	if !utf8.ValidString(s) {
+		return true
+	}
+	for _, r := range s {
+		if (unicode.IsControl(r) || unicode.Is(unicode.Cf, r)) && !(newlineOK && r == '\n') {
+			return true
+		}
+	}
+	return false
 }
 
 // indentLines keeps a multi-line message (a YAML parser's, say) under the
