@@ -2,6 +2,7 @@ package policies
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/distribution/reference"
@@ -86,6 +87,12 @@ func parseRegistry(s string) (host, prefix string, err error) {
 		return "", "", fmt.Errorf("not a registry with an optional path prefix: %w", err)
 	}
 	host = reference.Domain(named)
+	if i := strings.LastIndexByte(host, ':'); i >= 0 && !strings.HasSuffix(host, "]") {
+		// The reference grammar takes any digits as a port.
+		if port, err := strconv.Atoi(host[i+1:]); err != nil || port < 1 || port > 65535 {
+			return "", "", fmt.Errorf("port %q is not a TCP port: it must be between 1 and 65535", host[i+1:])
+		}
+	}
 	prefix = strings.TrimSuffix(reference.Path(named), "x")
 	return host, strings.TrimSuffix(prefix, "/"), nil
 }
