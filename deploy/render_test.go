@@ -1021,6 +1021,9 @@ func allowedGrants(o overlay) map[grant]bool {
 		allowed[grant{group: "apps", resource: res, verb: "get"}] = true
 	}
 	allowed[grant{group: "batch", resource: "jobs", verb: "get"}] = true
+	// Authentication and authorisation of /metrics scrapers.
+	allowed[grant{group: "authentication.k8s.io", resource: "tokenreviews", verb: "create"}] = true
+	allowed[grant{group: "authorization.k8s.io", resource: "subjectaccessreviews", verb: "create"}] = true
 	if o.tls == selfManaged {
 		// Its own Secret, and the caBundle of its own webhook configurations.
 		for _, verb := range []string{"get", "list", "watch", "update"} {
@@ -1730,8 +1733,8 @@ func TestChecksCatchBreakage(t *testing.T) {
 			mutatingHook(t, r).ClientConfig.Service.Path = ptr.To("/validate")
 		}, `MutatingWebhookConfiguration podguard: webhooks[0](mutate.podguard.io).clientConfig.service.path: "/validate", want /mutate`},
 		{"webhook calls a port the Service lacks", selfWide, func(t *testing.T, r *render) {
-			validatingHook(t, r).ClientConfig.Service.Port = ptr.To[int32](8443)
-		}, "webhooks[0](validate.podguard.io).clientConfig.service.port: 8443 is not a port of Service podguard-system/podguard"},
+			validatingHook(t, r).ClientConfig.Service.Port = ptr.To[int32](9999)
+		}, "webhooks[0](validate.podguard.io).clientConfig.service.port: 9999 is not a port of Service podguard-system/podguard"},
 		{"webhook calls another Service", cmOptIn, func(t *testing.T, r *render) {
 			validatingHook(t, r).ClientConfig.Service.Name = "podguard-webhook"
 		}, "webhooks[0](validate.podguard.io).clientConfig.service: Service podguard-system/podguard-webhook is not in the render"},

@@ -105,6 +105,9 @@ func StartPodguard(ctx context.Context, opts PodguardOptions) (*Podguard, error)
 		"--port", strconv.Itoa(opts.Port),
 		"--health-addr", healthAddr,
 		"--metrics-addr", metricsAddr,
+		// Plain HTTP on loopback, so tests scrape without a token; the
+		// shipped Deployment serves HTTPS with authentication.
+		"--metrics-insecure-loopback",
 	}
 	if opts.CertDir != "" {
 		args = append(args, "--cert-dir", opts.CertDir)
