@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -114,14 +115,14 @@ func TestSelfManagedCannotEscalate(t *testing.T) {
 		patch  string // a JSON patch
 		want   string // in the message, after caOnlyDenied
 	}{
-		{"a Secrets rule with an empty namespaceSelector", false, secretsRule, "webhooks[validate.podguard.io].namespaceSelector, webhooks[validate.podguard.io].rules"},
+		{"a Secrets rule with an empty namespaceSelector", false, secretsRule, "webhooks[validate.podguard.io].rules, webhooks[validate.podguard.io].namespaceSelector"},
 		{"a Secrets rule", true, `[{"op": "add", "path": "/webhooks/0/rules/-", "value": {"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"], "resources": ["secrets"]}}]`, "webhooks[mutate.podguard.io].rules"},
 		{"an empty namespaceSelector", true, `[{"op": "add", "path": "/webhooks/0/namespaceSelector", "value": {}}]`, "webhooks[mutate.podguard.io].namespaceSelector"},
 		{"an objectSelector", false, `[{"op": "add", "path": "/webhooks/0/objectSelector", "value": {"matchLabels": {"a": "b"}}}]`, "webhooks[validate.podguard.io].objectSelector"},
 		{"failurePolicy Ignore", false, `[{"op": "add", "path": "/webhooks/0/failurePolicy", "value": "Ignore"}]`, "webhooks[validate.podguard.io].failurePolicy"},
 		{"failurePolicy Fail", true, `[{"op": "add", "path": "/webhooks/0/failurePolicy", "value": "Fail"}]`, "webhooks[mutate.podguard.io].failurePolicy"},
 		{"another URL", false, `[{"op": "add", "path": "/webhooks/0/clientConfig/url", "value": "https://attacker.example/validate"}]`, "webhooks[validate.podguard.io].clientConfig.url"},
-		{"a Service instead of the URL", true, `[{"op": "remove", "path": "/webhooks/0/clientConfig/url"}, {"op": "add", "path": "/webhooks/0/clientConfig/service", "value": {"namespace": "default", "name": "attacker", "port": 443}}]`, "webhooks[mutate.podguard.io].clientConfig.service, webhooks[mutate.podguard.io].clientConfig.url"},
+		{"a Service instead of the URL", true, `[{"op": "remove", "path": "/webhooks/0/clientConfig/url"}, {"op": "add", "path": "/webhooks/0/clientConfig/service", "value": {"namespace": "default", "name": "attacker", "port": 443}}]`, "webhooks[mutate.podguard.io].clientConfig.url, webhooks[mutate.podguard.io].clientConfig.service"},
 		{"the URL and the caBundle together", false, `[{"op": "add", "path": "/webhooks/0/clientConfig/url", "value": "https://attacker.example/validate"}, {"op": "add", "path": "/webhooks/0/clientConfig/caBundle", "value": "` + testCABundle(t) + `"}]`, "webhooks[validate.podguard.io].clientConfig.url"},
 		{"matchConditions", false, `[{"op": "add", "path": "/webhooks/0/matchConditions", "value": [{"name": "always", "expression": "true"}]}]`, "webhooks[validate.podguard.io].matchConditions"},
 		{"matchPolicy", true, `[{"op": "add", "path": "/webhooks/0/matchPolicy", "value": "Exact"}]`, "webhooks[mutate.podguard.io].matchPolicy"},
@@ -201,6 +202,26 @@ func TestSelfManagedCannotEscalate(t *testing.T) {
 		if _, err := cluster.Clientset.AdmissionregistrationV1().ValidatingWebhookConfigurations().Patch(ctx, "podguard", types.JSONPatchType, []byte(secretsRule), dryRun); err != nil {
 			t.Errorf("the policy refused the administrator: %v", err)
 		}
+	})
+
+	// The check the README gives an administrator: RBAC says yes to the
+	// patch, and only a server-side dry run shows the policy refusing it.
+	t.Run("the README's kubectl check", func(t *testing.T) {
+		kubectl := filepath.Join(repoRoot, "bin", "kubectl")
+		as := "--as=system:serviceaccount:podguard-system:podguard"
+		out, err := exec.CommandContext(ctx, kubectl, "--kubeconfig", cluster.KubeconfigPath, "auth", "can-i", as,
+			"patch", "validatingwebhookconfigurations/podguard").Output()
+		if err != nil || strings.TrimSpace(string(out)) != "yes" {
+			t.Errorf("kubectl auth can-i: %v: %s; want yes (RBAC allows the patch; the policy is not authorization)", err, out)
+		}
+		out, err = exec.CommandContext(ctx, kubectl, "--kubeconfig", cluster.KubeconfigPath, "patch", as,
+			"validatingwebhookconfiguration", "podguard", "--dry-run=server", "--type=json",
+			"-p", `[{"op":"add","path":"/webhooks/0/rules/-","value":{"apiGroups":[""],"apiVersions":["v1"],"operations":["CREATE","UPDATE"],"resources":["secrets"]}}]`).CombinedOutput()
+		want := "ValidatingAdmissionPolicy 'podguard-webhook-ca-only' with binding 'podguard-webhook-ca-only' denied request: " + caOnlyDenied + " of a webhook configuration, not webhooks[validate.podguard.io].rules"
+		if err == nil || !strings.Contains(string(out), want) {
+			t.Errorf("kubectl patch --dry-run=server: %v: %s\nwant the output to contain %q", err, out, want)
+		}
+		t.Logf("kubectl patch --dry-run=server: %s", out)
 	})
 
 	// RBAC is the first line; the policy holds even if it is widened.
