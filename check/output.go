@@ -308,7 +308,8 @@ const (
 	maxSARIFResults = 25000
 
 	// engineRule is the rule of findings that come from podguard itself
-	// rather than a policy (an unknown name in podguard.io/skip).
+	// rather than a policy (an unknown name in podguard.io/skip, or one
+	// that pods may not skip).
 	engineRule = "podguard"
 	// inputRule is the rule of inputs that could not be read or parsed.
 	inputRule = "input"
@@ -348,7 +349,7 @@ var ruleDocs = map[string]ruleDoc{
 		"mount-shadowing-validation",
 	},
 	engineRule: {
-		"podguard's own annotations, such as podguard.io/skip, must name known policies",
+		"podguard's own annotations, such as podguard.io/skip, must name known policies that pods may skip",
 		"the-policies",
 	},
 	inputRule: {
