@@ -104,7 +104,7 @@ func appendCapped(to []Finding, policy string, from []Finding, what string) []Fi
 		if more == 0 {
 			first = f.Field
 		}
-		more++
+		more += 1 + f.folded
 	}
 	if more > 0 {
 		if more != 1 {

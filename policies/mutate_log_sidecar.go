@@ -256,6 +256,7 @@ func parseLogsAnnotation(in Input, raw string, deny func(format string, args ...
 		}
 		return containerList
 	}
+	quotedRaw := ""
 	rest := raw
 	for i := 0; ; i++ {
 		if i%256 == 255 && in.cancelled() {
@@ -266,7 +267,10 @@ func parseLogsAnnotation(in Input, raw string, deny func(format string, args ...
 		part = strings.TrimSpace(part)
 		switch {
 		case part == "":
-			deny("entry %d of %s is empty", i+1, quote(raw))
+			if quotedRaw == "" {
+				quotedRaw = quote(raw)
+			}
+			deny("entry %d of %s is empty", i+1, quotedRaw)
 		default:
 			if e, ok := parseLogEntry(part, apps, names, listContainers, deny); ok && !seen[e] {
 				seen[e] = true

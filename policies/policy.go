@@ -43,6 +43,10 @@ type Finding struct {
 	Policy  string `json:"policy"`
 	Field   string `json:"field"`
 	Message string `json:"message"`
+
+	// folded counts the further findings at the same field that a finding
+	// beyond the budget stands for (see Report).
+	folded int
 }
 
 func (f Finding) String() string {
@@ -71,20 +75,28 @@ const notListed = "\x00not listed"
 // Deny records a violation at path. The message says what would go wrong at
 // run time and how to fix it.
 func (r *Report) Deny(path *field.Path, format string, args ...any) {
-	r.Violations = append(r.Violations, budgeted(&r.listedViolations, path, format, args))
+	r.Violations = add(r.Violations, &r.listedViolations, path, format, args)
 }
 
 // Warn records a warning at path.
 func (r *Report) Warn(path *field.Path, format string, args ...any) {
-	r.Warnings = append(r.Warnings, budgeted(&r.listedWarnings, path, format, args))
+	r.Warnings = add(r.Warnings, &r.listedWarnings, path, format, args)
 }
 
-func budgeted(listed *int, path *field.Path, format string, args []any) Finding {
+// add records a finding, or, beyond the budget, its field path only: a run
+// of them at one path (250,000 empty entries of one annotation) is folded
+// into one, so that memory does not grow with them either.
+func add(list []Finding, listed *int, path *field.Path, format string, args []any) []Finding {
 	if *listed >= MaxFindingsPerPolicy {
-		return Finding{Field: pathString(path), Message: notListed}
+		field := pathString(path)
+		if last := len(list) - 1; last >= 0 && list[last].Message == notListed && list[last].Field == field {
+			list[last].folded++
+			return list
+		}
+		return append(list, Finding{Field: field, Message: notListed})
 	}
 	*listed++
-	return Finding{Field: pathString(path), Message: truncateMessage(fmt.Sprintf(format, args...))}
+	return append(list, Finding{Field: pathString(path), Message: truncateMessage(fmt.Sprintf(format, args...))})
 }
 
 func pathString(p *field.Path) string {
