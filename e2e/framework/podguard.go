@@ -179,6 +179,12 @@ func (pg *Podguard) Kill() {
 	pg.proc.kill()
 }
 
+// Pid is the podguard process's id, to read its memory from
+// /proc/<pid>/status.
+func (pg *Podguard) Pid() int {
+	return pg.proc.cmd.Process.Pid
+}
+
 // Done is closed when the podguard process has exited, for whatever reason.
 func (pg *Podguard) Done() <-chan struct{} {
 	return pg.proc.done
