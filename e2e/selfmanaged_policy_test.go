@@ -363,7 +363,6 @@ func mustDecodeBase64(t *testing.T, s string) []byte {
 	return b
 }
 
-
 // TestNetworkPolicyComponentApplies sends the NetworkPolicy of
 // components/network-policy to the API server (a dry run: this cluster has no
 // network plugin to enforce it). As shipped, its placeholder ipBlock is
