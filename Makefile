@@ -60,6 +60,10 @@ e2e: build tools ## Run the e2e tests against a real kube-apiserver, etcd and ku
 .PHONY: test
 test: lint unit e2e ## Run every test: lint, unit and e2e.
 
+.PHONY: soak
+soak: build tools ## Run every adversarial e2e case against the budgets and print the table (make test runs a fast subset).
+	PODGUARD_SOAK=1 go test -tags e2e -count=1 -timeout 30m -v -run '^TestAdversarialInputs$$' ./e2e/
+
 .PHONY: bench
 bench: ## Run the benchmarks and print their figures.
 	go test -run '^$$' -bench . -benchmem ./...

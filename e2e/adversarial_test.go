@@ -108,8 +108,8 @@ func attacks() []attack {
 		{name: "logs: repeated separators and spaces", pod: func(ns string) *corev1.Pod {
 			return hostilePod(ns, map[string]string{policies.LogsAnnotation: strings.Repeat(" , ,= ,", annotationRoom/7)}, nil)
 		}},
-		{name: "logs: one 250 KB entry", pod: func(ns string) *corev1.Pod {
-			return hostilePod(ns, map[string]string{policies.LogsAnnotation: "app=/" + strings.Repeat("x", annotationRoom)}, nil)
+		{name: "logs: one 250 KB relative path", pod: func(ns string) *corev1.Pod {
+			return hostilePod(ns, map[string]string{policies.LogsAnnotation: "app=" + strings.Repeat("x", annotationRoom)}, nil)
 		}},
 		{name: "logs: 64 entries (the limit), admitted with 64 sidecars", admitted: true, pod: func(ns string) *corev1.Pod {
 			return hostilePod(ns, map[string]string{policies.LogsAnnotation: distinctEntries(64, "")}, nil)
@@ -137,7 +137,7 @@ func attacks() []attack {
 				for i := range 100 {
 					c := corev1.Container{Name: fmt.Sprintf("c%d", i), Image: "nginx"}
 					for j := range 100 {
-						c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: "cfg", MountPath: fmt.Sprintf("/etc/m%d/%d.key", j, j)})
+						c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: "cfg", MountPath: fmt.Sprintf("/etc/m%d/%05d.key", j, j)})
 					}
 					p.Spec.Containers = append(p.Spec.Containers, c)
 				}
