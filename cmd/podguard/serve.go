@@ -36,6 +36,7 @@ func serve(args []string, stderr io.Writer) error {
 	fs.BoolVar(&o.MetricsInsecure, "metrics-insecure-loopback", false, "serve /metrics over plain HTTP without authentication; only with a loopback --metrics-addr (tests, a local scraper)")
 	fs.IntVar(&o.Limits.MaxConnections, "max-connections", webhook.DefaultMaxConnections, "most connections open at once on the webhook port; more wait in the accept queue")
 	fs.DurationVar(&o.Limits.ReadTimeout, "read-timeout", webhook.DefaultReadTimeout, "longest time to receive a whole request, body included; slower requests get HTTP 408 or are cut")
+	fs.DurationVar(&o.ExpiryCheckInterval, "cert-check-interval", certs.DefaultExpiryCheckInterval, "how often the serving certificate's validity is checked, exported and logged")
 	fs.Int64Var(&o.MaxRequestBytes, "max-request-bytes", webhook.DefaultMaxRequestBytes, "largest AdmissionReview accepted; larger requests get HTTP 413")
 	fs.DurationVar(&o.ShutdownDelay, "shutdown-delay", 0, "on SIGTERM, keep serving this long with /readyz failing, so endpoints stop routing here first")
 	fs.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may take to finish on shutdown")
