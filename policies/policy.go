@@ -67,6 +67,11 @@ type Report struct {
 	Warnings   []Finding
 
 	listedViolations, listedWarnings int
+	// lastPath and lastField remember the last path rendered, which a
+	// policy that reports many findings at one field passes again and
+	// again.
+	lastPath  *field.Path
+	lastField string
 }
 
 // notListed is the message of a finding beyond the budget.
@@ -75,20 +80,19 @@ const notListed = "\x00not listed"
 // Deny records a violation at path. The message says what would go wrong at
 // run time and how to fix it.
 func (r *Report) Deny(path *field.Path, format string, args ...any) {
-	r.Violations = add(r.Violations, &r.listedViolations, path, format, args)
+	r.Violations = add(r.Violations, &r.listedViolations, r.fieldOf(path), format, args)
 }
 
 // Warn records a warning at path.
 func (r *Report) Warn(path *field.Path, format string, args ...any) {
-	r.Warnings = add(r.Warnings, &r.listedWarnings, path, format, args)
+	r.Warnings = add(r.Warnings, &r.listedWarnings, r.fieldOf(path), format, args)
 }
 
 // add records a finding, or, beyond the budget, its field path only: a run
 // of them at one path (250,000 empty entries of one annotation) is folded
 // into one, so that memory does not grow with them either.
-func add(list []Finding, listed *int, path *field.Path, format string, args []any) []Finding {
+func add(list []Finding, listed *int, field string, format string, args []any) []Finding {
 	if *listed >= MaxFindingsPerPolicy {
-		field := pathString(path)
 		if last := len(list) - 1; last >= 0 && list[last].Message == notListed && list[last].Field == field {
 			list[last].folded++
 			return list
@@ -96,7 +100,14 @@ func add(list []Finding, listed *int, path *field.Path, format string, args []an
 		return append(list, Finding{Field: field, Message: notListed})
 	}
 	*listed++
-	return append(list, Finding{Field: pathString(path), Message: truncateMessage(fmt.Sprintf(format, args...))})
+	return append(list, Finding{Field: field, Message: truncateMessage(fmt.Sprintf(format, args...))})
+}
+
+func (r *Report) fieldOf(path *field.Path) string {
+	if path == nil || path != r.lastPath {
+		r.lastPath, r.lastField = path, pathString(path)
+	}
+	return r.lastField
 }
 
 func pathString(p *field.Path) string {
