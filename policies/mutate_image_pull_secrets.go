@@ -149,7 +149,7 @@ func (p *imagePullSecrets) Mutate(in Input) (*Pod, Report) {
 		}
 		named, err := reference.ParseNormalizedNamed(img.Ref)
 		if err != nil {
-			rep.Warn(img.Path, "image %q is not a valid image reference (%v): podguard cannot tell which registry it comes from, and the kubelet will fail with InvalidImageName", img.Ref, err)
+			rep.Warn(img.Path, "image %s is not a valid image reference (%v): podguard cannot tell which registry it comes from, and the kubelet will fail with InvalidImageName", quote(img.Ref), err)
 			continue
 		}
 		host, path := reference.Domain(named), reference.Path(named)
@@ -171,8 +171,8 @@ func (p *imagePullSecrets) Mutate(in Input) (*Pod, Report) {
 					if obj.Where != "" {
 						where = fmt.Sprintf("is not %s (namespace %q)", obj.Where, in.Pod.Namespace)
 					}
-					rep.Warn(img.Path, "image %q needs pull secret %q (rule for %s), which %s: the pull will fail with \"no basic auth credentials\" until it is created",
-						img.Ref, s, rule.registry, where)
+					rep.Warn(img.Path, "image %s needs pull secret %q (rule for %s), which %s: the pull will fail with \"no basic auth credentials\" until it is created",
+						quote(img.Ref), s, rule.registry, where)
 				}
 			}
 		}
