@@ -97,12 +97,15 @@ func TestSelfManagedCannotEscalate(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitForCAOnlyPolicy(t, sa)
-	vap, err := cluster.Clientset.AdmissionregistrationV1().ValidatingAdmissionPolicies().Get(ctx, caOnlyPolicy, metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if tc := vap.Status.TypeChecking; tc != nil && len(tc.ExpressionWarnings) > 0 {
-		t.Errorf("the API server's type checking warns of the policy's expressions: %+v", tc.ExpressionWarnings)
+	// The API server type-checks a policy's expressions against the schemas
+	// of what it matches, and reports what it finds in its status.
+	var vap *admissionregistrationv1.ValidatingAdmissionPolicy
+	eventually(t, 30*time.Second, "the API server type-checks "+caOnlyPolicy, func() (bool, error) {
+		vap, err = cluster.Clientset.AdmissionregistrationV1().ValidatingAdmissionPolicies().Get(ctx, caOnlyPolicy, metav1.GetOptions{})
+		return err == nil && vap.Status.TypeChecking != nil, err
+	})
+	if w := vap.Status.TypeChecking.ExpressionWarnings; len(w) > 0 {
+		t.Errorf("the API server's type checking warns of the policy's expressions: %+v", w)
 	}
 
 	ns, err := cluster.Clientset.CoreV1().Namespaces().Get(ctx, "podguard-system", metav1.GetOptions{})

@@ -34,8 +34,9 @@ const (
 // KCMControllers are the kube-controller-manager controllers a Cluster runs:
 // enough for Deployments, ReplicaSets and Jobs to create Pods, for every
 // namespace to get its default ServiceAccount (which the ServiceAccount
-// admission plugin requires before it admits a Pod), and for deleted
-// namespaces and owned objects to be cleaned up.
+// admission plugin requires before it admits a Pod), for deleted
+// namespaces and owned objects to be cleaned up, and for
+// ValidatingAdmissionPolicies to get the type checking in their status.
 var KCMControllers = []string{
 	"deployment-controller",
 	"replicaset-controller",
@@ -43,6 +44,7 @@ var KCMControllers = []string{
 	"serviceaccount-controller",
 	"garbage-collector-controller",
 	"namespace-controller",
+	"validatingadmissionpolicy-status-controller",
 }
 
 const (
