@@ -95,7 +95,8 @@ func appendCapped(to []Finding, policy string, from []Finding, what string) []Fi
 	listed, more := 0, 0
 	first := ""
 	for _, f := range from {
-		if listed < MaxFindingsPerPolicy && f.Message != notListed {
+		n, beyond := isNotListed(f)
+		if listed < MaxFindingsPerPolicy && !beyond {
 			f.Policy = policy
 			to = append(to, f)
 			listed++
@@ -104,7 +105,7 @@ func appendCapped(to []Finding, policy string, from []Finding, what string) []Fi
 		if more == 0 {
 			first = f.Field
 		}
-		more += 1 + f.folded
+		more += max(n, 1)
 	}
 	if more > 0 {
 		if more != 1 {

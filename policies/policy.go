@@ -3,6 +3,8 @@ package policies
 import (
 	"context"
 	"fmt"
+	"strconv"
+	"strings"
 
 	"k8s.io/apimachinery/pkg/util/validation/field"
 )
@@ -43,10 +45,6 @@ type Finding struct {
 	Policy  string `json:"policy"`
 	Field   string `json:"field"`
 	Message string `json:"message"`
-
-	// folded counts the further findings at the same field that a finding
-	// beyond the budget stands for (see Report).
-	folded int
 }
 
 func (f Finding) String() string {
@@ -74,8 +72,21 @@ type Report struct {
 	lastField string
 }
 
-// notListed is the message of a finding beyond the budget.
-const notListed = "\x00not listed"
+// notListed starts the message of a finding beyond the budget. A run of
+// them at one field is folded into one, whose message ends with how many
+// more it stands for.
+const notListed = "\x00not listed:"
+
+// isNotListed reports whether f is beyond the budget, and how many
+// findings it stands for.
+func isNotListed(f Finding) (int, bool) {
+	rest, ok := strings.CutPrefix(f.Message, notListed)
+	if !ok {
+		return 0, false
+	}
+	n, _ := strconv.Atoi(rest)
+	return 1 + n, true
+}
 
 // Deny records a violation at path. The message says what would go wrong at
 // run time and how to fix it.
@@ -93,9 +104,11 @@ func (r *Report) Warn(path *field.Path, format string, args ...any) {
 // into one, so that memory does not grow with them either.
 func add(list []Finding, listed *int, field string, format string, args []any) []Finding {
 	if *listed >= MaxFindingsPerPolicy {
-		if last := len(list) - 1; last >= 0 && list[last].Message == notListed && list[last].Field == field {
-			list[last].folded++
-			return list
+		if last := len(list) - 1; last >= 0 && list[last].Field == field {
+			if n, ok := isNotListed(list[last]); ok {
+				list[last].Message = notListed + strconv.Itoa(n)
+				return list
+			}
 		}
 		return append(list, Finding{Field: field, Message: notListed})
 	}

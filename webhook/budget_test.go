@@ -13,9 +13,9 @@ import (
 	"unicode/utf8"
 
 	"github.com/go-logr/logr"
-	"gomodules.xyz/jsonpatch/v2"
 	"github.com/go-logr/logr/funcr"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"gomodules.xyz/jsonpatch/v2"
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -63,14 +63,18 @@ func worstPods(t testing.TB) map[string][]byte {
 		entries[i] = fmt.Sprintf("web=/var/log/d%d", i)
 	}
 	return map[string][]byte{
-		"20,000 commas": pod(func(p *corev1.Pod) { p.Annotations = map[string]string{policies.LogsAnnotation: strings.Repeat(",", 20000)} }),
+		"20,000 commas": pod(func(p *corev1.Pod) {
+			p.Annotations = map[string]string{policies.LogsAnnotation: strings.Repeat(",", 20000)}
+		}),
 		"50,000 entries": pod(func(p *corev1.Pod) {
 			p.Annotations = map[string]string{policies.LogsAnnotation: strings.Join(entries, ",")}
 		}),
 		"64 entries": pod(func(p *corev1.Pod) {
 			p.Annotations = map[string]string{policies.LogsAnnotation: strings.Join(entries[:64], ",")}
 		}),
-		"20,000 skip names": pod(func(p *corev1.Pod) { p.Annotations = map[string]string{policies.SkipAnnotation: strings.Repeat("nope,", 20000)} }),
+		"20,000 skip names": pod(func(p *corev1.Pod) {
+			p.Annotations = map[string]string{policies.SkipAnnotation: strings.Repeat("nope,", 20000)}
+		}),
 		"1,000 envFrom refs to 5,000 bad keys": pod(func(p *corev1.Pod) {
 			for range 1000 {
 				p.Spec.Containers[0].EnvFrom = append(p.Spec.Containers[0].EnvFrom, corev1.EnvFromSource{ConfigMapRef: &corev1.ConfigMapEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "big"}}})
