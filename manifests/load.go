@@ -15,7 +15,6 @@
 package manifests
 
 import (
-	"bytes"
 	"errors"
 	"io"
 	"io/fs"
@@ -213,18 +212,41 @@ func readFile(path string) ([]byte, error) {
 	return readAll(f, size)
 }
 
-// readAll reads r up to maxFileSize, and fails beyond.
+// readAll reads r up to maxFileSize, and fails beyond. It never holds more
+// than the limit: the buffer doubles as it fills (from size, when the input's
+// size is known), but its capacity is capped at maxFileSize+1, so an endless
+// input (/dev/zero on stdin) allocates about twice the limit in all, and
+// holds at most 1.5 times it at once, not the several times a bytes.Buffer's
+// doubling would reach.
 func readAll(r io.Reader, size int64) ([]byte, error) {
-	var buf bytes.Buffer
-	buf.Grow(int(size) + bytes.MinRead)
-	n, err := buf.ReadFrom(io.LimitReader(r, maxFileSize+1))
-	if err != nil {
-		return nil, err
+	limit := maxFileSize + 1
+	buf := make([]byte, 0, min(max(size+1, 64<<10), limit))
+	for {
+		if int64(len(buf)) == int64(cap(buf)) {
+			if int64(len(buf)) >= limit {
+				return nil, tooLarge()
+			}
+			next := 2 * int64(cap(buf))
+			if next >= maxFileSize { // one more byte than the limit tells a larger input
+				next = limit
+			}
+			grown := make([]byte, len(buf), next)
+			copy(grown, buf)
+			buf = grown
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
 	}
-	if n > maxFileSize {
+	if int64(len(buf)) > maxFileSize {
 		return nil, tooLarge()
 	}
-	return buf.Bytes(), nil
+	return buf, nil
 }
 
 // fileError reports a path that could not be read, without Go's "open

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -264,5 +265,32 @@ func TestLoadReportsUnreadableFiles(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{"locked: permission denied", "secret.yaml: permission denied"}, gotErrs); diff != "" {
 		t.Errorf("errors (-want +got):\n%s", diff)
+	}
+}
+
+// endless is /dev/zero: a stdin that never ends.
+type endless struct{}
+
+func (endless) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
+}
+
+// An endless stdin is cut at the size limit, and reading it allocates less
+// than 2.5 times the limit in all: the buffer's capacity never passes the
+// limit (a bytes.Buffer's doubling took /dev/zero to about 290 MB for the
+// 64 MiB limit).
+func TestLoadCutsAnEndlessStdinWithinItsMemoryBudget(t *testing.T) {
+	defer func(old int64) { maxFileSize = old }(maxFileSize)
+	maxFileSize = 8 << 20
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, _, errs := Load([]string{"-"}, endless{})
+	runtime.ReadMemStats(&after)
+	if diff := cmp.Diff([]string{"-: file is larger than 8 MiB; refusing to read it"}, messages(errs)); diff != "" {
+		t.Errorf("errors (-want +got):\n%s", diff)
+	}
+	if allocated := after.TotalAlloc - before.TotalAlloc; allocated > uint64(maxFileSize)*5/2 {
+		t.Errorf("reading allocated %d bytes for a limit of %d: want at most 2.5 times the limit", allocated, maxFileSize)
 	}
 }
