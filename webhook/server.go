@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -55,6 +56,10 @@ type Options struct {
 	// Limits are the webhook port's timeouts and limits; zero fields take
 	// the defaults.
 	Limits ServerLimits
+	// ClientCAFile, when set, admits to the webhook port only clients with
+	// a certificate signed by a CA of this bundle: kube-apiserver, given a
+	// webhook client certificate (see ClientAuth).
+	ClientCAFile string
 	// ExpiryCheckInterval is how often the serving certificate's validity
 	// is checked and logged (default: a minute).
 	ExpiryCheckInterval time.Duration
@@ -124,10 +129,20 @@ func Run(ctx context.Context, o Options) error {
 		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
 		metricsOpts.TLSOpts = tlsOpts
 	}
+	// Client authentication is for the webhook port only: scrapers of the
+	// metrics port authenticate with a token.
+	webhookTLSOpts := tlsOpts
+	var clientAuth *ClientAuth
+	if o.ClientCAFile != "" {
+		if clientAuth, err = NewClientAuth(o.ClientCAFile); err != nil {
+			return err
+		}
+		webhookTLSOpts = append(slices.Clone(tlsOpts), clientAuth.TLS)
+	}
 	webhookServer := &Server{
 		Host:            o.Host,
 		Port:            o.Port,
-		TLSOpts:         tlsOpts,
+		TLSOpts:         webhookTLSOpts,
 		Limits:          o.Limits,
 		ShutdownTimeout: o.ShutdownTimeout,
 		Log:             log.WithName("server"),
@@ -192,13 +207,17 @@ func Run(ctx context.Context, o Options) error {
 	}
 	srv := mgr.GetWebhookServer()
 	for path, handle := range map[string]admission.HandlerFunc{"/mutate": adm.Mutate, "/validate": adm.Validate} {
-		srv.Register(path, &reviewServer{
+		var h http.Handler = &reviewServer{
 			name:     path[1:],
 			webhook:  &admission.Webhook{Handler: handle},
 			maxBytes: o.MaxRequestBytes,
 			budget:   webhookServer.bodyBudget(),
 			log:      log.WithName("http"),
-		})
+		}
+		if clientAuth != nil {
+			h = clientAuth.Require(h)
+		}
+		srv.Register(path, h)
 	}
 
 	var draining atomic.Bool

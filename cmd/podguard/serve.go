@@ -34,6 +34,7 @@ func serve(args []string, stderr io.Writer) error {
 	fs.StringVar(&o.HealthAddr, "health-addr", ":8081", "address for /healthz and /readyz")
 	fs.StringVar(&o.MetricsAddr, "metrics-addr", ":8443", "address for Prometheus /metrics over HTTPS, for clients the API server authenticates and authorises (get on /metrics) (\"0\" disables)")
 	fs.BoolVar(&o.MetricsInsecure, "metrics-insecure-loopback", false, "serve /metrics over plain HTTP without authentication; only with a loopback --metrics-addr (tests, a local scraper)")
+	fs.StringVar(&o.ClientCAFile, "client-ca-file", "", "admit to the webhook port only clients with a certificate signed by a CA in this PEM bundle (the API server's webhook client certificate); re-read when it changes. Default: any client")
 	fs.IntVar(&o.Limits.MaxConnections, "max-connections", webhook.DefaultMaxConnections, "most connections open at once on the webhook port; more wait in the accept queue")
 	fs.DurationVar(&o.Limits.ReadTimeout, "read-timeout", webhook.DefaultReadTimeout, "longest time to receive a whole request, body included; slower requests get HTTP 408 or are cut")
 	fs.DurationVar(&o.ExpiryCheckInterval, "cert-check-interval", certs.DefaultExpiryCheckInterval, "how often the serving certificate's validity is checked, exported and logged")

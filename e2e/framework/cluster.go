@@ -71,7 +71,9 @@ type ClusterOptions struct {
 // kube-controller-manager.
 //
 // The API server runs with envtest's flags, except that the ServiceAccount
-// admission plugin is enabled, as in any real cluster. A Pod is therefore
+// admission plugin is enabled, as in any real cluster, and that it presents
+// a client certificate (signed by WebhookClientCAFile) to every webhook
+// that asks for one. A Pod is therefore
 // admitted only once its namespace has its default ServiceAccount, and it
 // reaches the admission webhooks with the service account token volume
 // already added; use CreateNamespace to get a namespace that is ready.
@@ -88,6 +90,10 @@ type Cluster struct {
 	Client client.Client
 	// Clientset is a client-go clientset.
 	Clientset kubernetes.Interface
+	// WebhookClientCAFile is the CA of the client certificate the API
+	// server presents to every webhook that asks for one, for podguard's
+	// --client-ca-file.
+	WebhookClientCAFile string
 
 	env      *envtest.Environment
 	logFiles []*os.File
@@ -159,6 +165,14 @@ func StartCluster(ctx context.Context, opts ClusterOptions) (_ *Cluster, retErr 
 		return nil, fmt.Errorf("creating kube-apiserver dir: %w", err)
 	}
 	apiserver := &envtest.APIServer{Path: apiserverBin, Out: apiserverLog, Err: apiserverLog, CertDir: apiserverDir}
+	// A client certificate for webhooks, as an administrator can give the
+	// API server; a webhook that asks for none gets none.
+	caFile, admissionConfig, err := writeWebhookClientConfig(apiserverDir)
+	if err != nil {
+		return nil, err
+	}
+	c.WebhookClientCAFile = caFile
+	apiserver.Configure().Set("admission-control-config-file", admissionConfig)
 	// envtest disables the ServiceAccount admission plugin because it runs no
 	// controller to create default ServiceAccounts. This cluster runs one, so
 	// it admits Pods as a real cluster does.
