@@ -22,7 +22,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/certwatcher"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
-	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
@@ -126,7 +125,7 @@ func Run(ctx context.Context, o Options) error {
 	if !o.MetricsInsecure {
 		// The same certificate and TLS policy as the webhook port.
 		metricsOpts.SecureServing = true
-		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
+		metricsOpts.FilterProvider = MetricsAuth
 		metricsOpts.TLSOpts = tlsOpts
 	}
 	// Client authentication is for the webhook port only: scrapers of the
