@@ -1014,10 +1014,11 @@ func allowedGrants(o overlay) map[grant]bool {
 	// recorder.
 	allowed[grant{resource: "events", verb: "create"}] = true
 	allowed[grant{resource: "events", verb: "patch"}] = true
-	// One GET each, never a list or a watch: a denied pod's ReplicaSet or
-	// Job, to find its Deployment or CronJob; a scaled workload, to warn.
+	// One GET each, never a list or a watch: a denied pod's controller, to
+	// check it is the one the pod names and to find a ReplicaSet's
+	// Deployment or a Job's CronJob; a scaled workload, to warn.
 	allowed[grant{resource: "replicationcontrollers", verb: "get"}] = true
-	for _, res := range []string{"deployments", "replicasets", "statefulsets"} {
+	for _, res := range []string{"deployments", "replicasets", "statefulsets", "daemonsets"} {
 		allowed[grant{group: "apps", resource: res, verb: "get"}] = true
 	}
 	allowed[grant{group: "batch", resource: "jobs", verb: "get"}] = true

@@ -200,10 +200,10 @@ func (e *DenialEvents) workloadOf(ctx context.Context, namespace string, owner m
 	if err != nil {
 		return nil, err
 	}
+	// Every owner is read back, not only those with a parent to resolve: a
+	// review that did not come from the API server could otherwise name any
+	// workload and have podguard write events about it.
 	parent := podOwners[gv.WithKind(owner.Kind).GroupKind()]
-	if parent == nil {
-		return self, nil
-	}
 	now := e.clock.Now()
 	if v, ok := e.owners.Get(owner.UID); ok {
 		if entry := v.(ownerEntry); now.Before(entry.expires) {
@@ -221,7 +221,7 @@ func (e *DenialEvents) workloadOf(ctx context.Context, namespace string, owner m
 		return nil, nil
 	}
 	workload := self
-	if c := metav1.GetControllerOfNoCopy(m); c != nil {
+	if c := metav1.GetControllerOfNoCopy(m); c != nil && parent != nil {
 		if cgv, err := schema.ParseGroupVersion(c.APIVersion); err == nil && cgv.WithKind(c.Kind).GroupKind() == *parent {
 			workload = &corev1.ObjectReference{APIVersion: c.APIVersion, Kind: c.Kind, Namespace: namespace, Name: c.Name, UID: c.UID}
 		}
