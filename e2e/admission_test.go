@@ -276,6 +276,12 @@ func TestConfigHotReload(t *testing.T) {
 	if !strings.Contains(log, "config reload failed; keeping the last good config") || !strings.Contains(log, "policies.imagePullSecrets.registries[1].registry") {
 		t.Errorf("the bad edit is not logged with its field path")
 	}
+	// One JSON line, no Go stack trace: a bad config is not a bug.
+	for _, line := range strings.Split(log, "\n") {
+		if strings.Contains(line, "config reload failed") && (strings.Contains(line, `"stacktrace"`) || strings.Contains(line, `\n`)) {
+			t.Errorf("the config error is logged with a stack trace or over several lines: %s", line)
+		}
+	}
 }
 
 // TestCertRenewal replaces the serving certificate under a running podguard.
