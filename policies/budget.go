@@ -3,6 +3,7 @@ package policies
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 )
@@ -30,17 +31,36 @@ const (
 	MaxMessageBytes = 2048
 )
 
-// quote renders s as %q does, cut to MaxQuoted bytes (on a rune boundary)
-// with a marker when it is longer. Control characters come out escaped.
+// quote renders s as %q does, cut to at most MaxQuoted bytes between the
+// quotes (on a rune or escape boundary) with a marker saying how long s
+// was. Control characters and bytes that are not UTF-8 come out escaped,
+// and count at their escaped length: 128 bytes of binary are 512 quoted.
 func quote(s string) string {
-	if len(s) <= MaxQuoted {
-		return fmt.Sprintf("%q", s)
+	if len(s) <= MaxQuoted/4 {
+		return strconv.Quote(s)
 	}
-	cut := MaxQuoted
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
+	if q := strconv.Quote(s); len(q) <= MaxQuoted+2 {
+		return q
 	}
-	return fmt.Sprintf("%q…(%s bytes in all)", s[:cut], thousands(len(s)))
+	var b strings.Builder
+	b.WriteByte('"')
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		var piece string
+		if r == utf8.RuneError && size == 1 {
+			piece = fmt.Sprintf(`\x%02x`, s[i])
+		} else {
+			q := strconv.Quote(s[i : i+size])
+			piece = q[1 : len(q)-1]
+		}
+		if b.Len()-1+len(piece) > MaxQuoted {
+			break
+		}
+		b.WriteString(piece)
+		i += size
+	}
+	fmt.Fprintf(&b, `"…(%s bytes in all)`, thousands(len(s)))
+	return b.String()
 }
 
 // truncateMessage cuts a message to MaxMessageBytes on a rune boundary.

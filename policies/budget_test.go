@@ -289,3 +289,16 @@ func BenchmarkEnvFromReferences(b *testing.B) {
 		return res
 	}, 200, 2000)
 }
+
+func TestQuoteBoundsWhatItWritesNotWhatItReads(t *testing.T) {
+	for _, s := range []string{strings.Repeat("\xff", 200), strings.Repeat("\x00", 200), strings.Repeat("é", 200), strings.Repeat("x", 200)} {
+		q := quote(s)
+		inner, _, _ := strings.Cut(q[1:], `"…(`)
+		if len(inner) > MaxQuoted || !strings.HasSuffix(q, "(200 bytes in all)") && !strings.HasSuffix(q, "(400 bytes in all)") {
+			t.Errorf("quote(%.10q...) = %s: %d bytes quoted, want at most %d and the length", s, q, len(inner), MaxQuoted)
+		}
+	}
+	if got := quote(`a"b`); got != `"a\"b"` {
+		t.Errorf("quote of a short string = %s", got)
+	}
+}
