@@ -152,12 +152,12 @@ type Server struct {
 	ShutdownTimeout time.Duration
 	Log             logr.Logger
 
-	mux      *http.ServeMux
-	budget   *byteBudget
-	mu       sync.Mutex
-	addr     string // the address listened on, once started
-	started  bool
-	initOnce sync.Once
+	mux       *http.ServeMux
+	budget    *byteBudget
+	mu        sync.Mutex
+	addr      string      // the address listened on, once started
+	tlsConfig *tls.Config // its TLS config, once started
+	initOnce  sync.Once
 }
 
 var _ crwebhook.Server = (*Server)(nil)
@@ -197,20 +197,39 @@ func (s *Server) Addr() string {
 	return s.addr
 }
 
-// StartedChecker passes once the server completes a TLS handshake with
-// itself: its certificate is loaded and it accepts connections.
+// StartedChecker passes once the server listens and completes a TLS
+// handshake with its own config: its certificate is loaded. The handshake
+// is done in memory, not through the port: a connection would need a slot
+// under MaxConnections, and clients holding every slot must not fail
+// readiness while the API server's open HTTP/2 connections still serve.
 func (s *Server) StartedChecker() healthz.Checker {
 	return func(*http.Request) error {
-		addr := s.Addr()
-		if addr == "" {
+		s.mu.Lock()
+		cfg := s.tlsConfig
+		s.mu.Unlock()
+		if cfg == nil {
 			return errors.New("webhook server has not been started yet")
 		}
-		d := &net.Dialer{Timeout: 5 * time.Second}
-		conn, err := tls.DialWithDialer(d, "tcp", addr, &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // a self-check of reachability, not of identity
-		if err != nil {
-			return fmt.Errorf("webhook server is not reachable: %w", err)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srvEnd, cliEnd := net.Pipe()
+		defer srvEnd.Close()
+		defer cliEnd.Close()
+		served := make(chan error, 1)
+		go func() { served <- tls.Server(srvEnd, cfg).HandshakeContext(ctx) }()
+		//nolint:gosec // a self-check that a certificate is served, not of identity
+		if err := tls.Client(cliEnd, &tls.Config{InsecureSkipVerify: true}).HandshakeContext(ctx); err != nil {
+			return fmt.Errorf("webhook server cannot complete a TLS handshake: %w", err)
 		}
-		return conn.Close()
+		select {
+		case err := <-served:
+			if err != nil {
+				return fmt.Errorf("webhook server cannot complete a TLS handshake: %w", err)
+			}
+			return nil
+		case <-ctx.Done():
+			return errors.New("webhook server cannot complete a TLS handshake: timed out")
+		}
 	}
 }
 
@@ -274,7 +293,7 @@ func (s *Server) Start(ctx context.Context) error {
 
 	s.mu.Lock()
 	s.addr = raw.Addr().String()
-	s.started = true
+	s.tlsConfig = cfg
 	s.mu.Unlock()
 	s.Log.Info("serving webhooks", "addr", s.addr, "readHeaderTimeout", l.ReadHeaderTimeout.String(), "readTimeout", l.ReadTimeout.String(),
 		"writeTimeout", l.WriteTimeout.String(), "idleTimeout", l.IdleTimeout.String(), "maxConnections", l.MaxConnections,

@@ -381,3 +381,42 @@ func TestBodyBudget(t *testing.T) {
 		t.Errorf("after the slow body ended: got %d %v, want 200", code, err)
 	}
 }
+
+func TestReadinessWithTheConnectionCapFull(t *testing.T) {
+	ca, err := certs.NewCA("test-ca", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serving, err := ca.IssueServing(nil, []net.IP{net.IPv4(127, 0, 0, 1)}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pair, err := tls.X509KeyPair(serving.CertPEM, serving.KeyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Server{Host: "127.0.0.1", Limits: ServerLimits{MaxConnections: 1}, ShutdownTimeout: time.Second, Log: logr.Discard(),
+		TLSOpts: []func(*tls.Config){ServingTLS, func(c *tls.Config) { c.Certificates = []tls.Certificate{pair} }}}
+	check := s.StartedChecker()
+	if err := check(nil); err == nil {
+		t.Fatal("ready before Start")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Start(ctx) }()
+	defer func() { cancel(); <-done }()
+	for s.Addr() == "" {
+		time.Sleep(10 * time.Millisecond)
+	}
+	// One client holds the only slot.
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.Cert)
+	hog, err := tls.Dial("tcp", s.Addr(), &tls.Config{RootCAs: pool})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hog.Close()
+	if err := check(nil); err != nil {
+		t.Errorf("readiness failed with the connection cap full: %v", err)
+	}
+}
