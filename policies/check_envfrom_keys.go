@@ -89,12 +89,24 @@ func (p *envFromKeys) Validate(in Input) Report {
 	var rep Report
 	cluster := in.World.Cluster()
 	verdicts := map[string]*keyVerdict{}
+	// A World lookup may copy the object's keys (the webhook's cache does):
+	// once per object, not once per reference.
+	objects := map[string]Object{}
+	lookup := func(kind, name string, get func(namespace, name string) Object) Object {
+		id := kind + "\x00" + name
+		obj, ok := objects[id]
+		if !ok {
+			obj = get(in.Pod.Namespace, name)
+			objects[id] = obj
+		}
+		return obj
+	}
 	for _, c := range in.Pod.Containers() {
 		for i, src := range c.Container.EnvFrom {
 			if in.cancelled() {
 				return rep
 			}
-			p.check(&rep, in, cluster, verdicts, c.Path.Child("envFrom").Index(i), src)
+			p.check(&rep, in, cluster, verdicts, lookup, c.Path.Child("envFrom").Index(i), src)
 		}
 	}
 	for i := range in.Pod.Spec.EphemeralContainers {
@@ -103,7 +115,7 @@ func (p *envFromKeys) Validate(in Input) Report {
 			if in.cancelled() {
 				return rep
 			}
-			p.check(&rep, in, cluster, verdicts, path.Child("envFrom").Index(j), src)
+			p.check(&rep, in, cluster, verdicts, lookup, path.Child("envFrom").Index(j), src)
 		}
 	}
 	return rep
@@ -175,17 +187,17 @@ func (p *envFromKeys) verdict(in Input, verdicts map[string]*keyVerdict, skips b
 	return v
 }
 
-func (p *envFromKeys) check(rep *Report, in Input, cluster Cluster, verdicts map[string]*keyVerdict, path *field.Path, src corev1.EnvFromSource) {
+func (p *envFromKeys) check(rep *Report, in Input, cluster Cluster, verdicts map[string]*keyVerdict, lookup func(kind, name string, get func(string, string) Object) Object, path *field.Path, src corev1.EnvFromSource) {
 	var kind, name string
 	var optional bool
 	var obj Object
 	switch {
 	case src.ConfigMapRef != nil:
 		kind, name, optional = "ConfigMap", src.ConfigMapRef.Name, ptr.Deref(src.ConfigMapRef.Optional, false)
-		obj = in.World.ConfigMap(in.Pod.Namespace, name)
+		obj = lookup(kind, name, in.World.ConfigMap)
 	case src.SecretRef != nil && p.secrets:
 		kind, name, optional = "Secret", src.SecretRef.Name, ptr.Deref(src.SecretRef.Optional, false)
-		obj = in.World.Secret(in.Pod.Namespace, name)
+		obj = lookup(kind, name, in.World.Secret)
 	default:
 		return
 	}
@@ -208,20 +220,24 @@ func (p *envFromKeys) check(rep *Report, in Input, cluster Cluster, verdicts map
 
 	v := p.verdict(in, verdicts, cluster.KubeletSkipsInvalidEnvNames(), kind, name, src.Prefix, obj.EnvKeys)
 	if v.nDropped > 0 {
-		rep.Deny(path, "%s %s %s%s %s: %s, so the container starts without them and only an InvalidEnvironmentVariableNames event says so. Fix: %s",
-			kind, quote(name), keyList(v.dropped, v.nDropped), prefixNote(src.Prefix), kubeletDescription(cluster), droppedWhy(cluster), droppedFix(src.Prefix))
+		rep.DenyFunc(path, func() string {
+			return fmt.Sprintf("%s %s %s%s %s: %s, so the container starts without them and only an InvalidEnvironmentVariableNames event says so. Fix: %s",
+				kind, quote(name), keyList(v.dropped, v.nDropped), prefixNote(src.Prefix), kubeletDescription(cluster), droppedWhy(cluster), droppedFix(src.Prefix))
+		})
 	}
 	if v.nNonPOSIX > 0 {
 		what, them := "are not POSIX environment variable names", "them"
 		if v.nNonPOSIX == 1 {
 			what, them = "is not a POSIX environment variable name", "it"
 		}
-		msg := fmt.Sprintf("%s %s %s%s %s: the process receives %s, but sh, ${VAR} expansion and most tools cannot read %s. Fix: rename to letters, digits and \"_\", or mount the %s as a volume and read the files",
-			kind, quote(name), keyList(v.nonPOSIX, v.nNonPOSIX), prefixNote(src.Prefix), what, them, them, kind)
+		msg := func() string {
+			return fmt.Sprintf("%s %s %s%s %s: the process receives %s, but sh, ${VAR} expansion and most tools cannot read %s. Fix: rename to letters, digits and \"_\", or mount the %s as a volume and read the files",
+				kind, quote(name), keyList(v.nonPOSIX, v.nNonPOSIX), prefixNote(src.Prefix), what, them, them, kind)
+		}
 		if p.posixDeny {
-			rep.Deny(path, "%s", msg)
+			rep.DenyFunc(path, msg)
 		} else {
-			rep.Warn(path, "%s", msg)
+			rep.WarnFunc(path, msg)
 		}
 	}
 }

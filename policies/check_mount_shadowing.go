@@ -236,23 +236,30 @@ func (p *mountShadowing) check(rep *Report, volumes map[string]*shadowVolume, fi
 		return
 	}
 	base := path.Base(dir)
-	lead := fmt.Sprintf("mounting %s at %s without subPath", v.desc, m.MountPath)
+	// Messages are built only for the findings that will be listed.
+	lead := func() string { return fmt.Sprintf("mounting %s at %s without subPath", v.desc, m.MountPath) }
 
 	definite := false
 	if f, ok := v.files.find(base); ok {
 		definite = true
-		rep.Deny(fieldPath, "%s creates a directory named %s instead of a file: %s ends up at %s, and if the image already has a file there the container does not start at all (\"not a directory\"). Fix: %s",
-			lead, base, f.describe(), path.Join(dir, f.path), p.fix(v, ephemeral, fmt.Sprintf("add subPath: %s to mount just that file", f.path), dir))
+		rep.DenyFunc(fieldPath, func() string {
+			return fmt.Sprintf("%s creates a directory named %s instead of a file: %s ends up at %s, and if the image already has a file there the container does not start at all (\"not a directory\"). Fix: %s",
+				lead(), base, f.describe(), path.Join(dir, f.path), p.fix(v, ephemeral, fmt.Sprintf("add subPath: %s to mount just that file", f.path), dir))
+		})
 	}
 
 	if slices.Contains(p.protected, dir) {
 		definite = true
-		rep.Deny(fieldPath, "%s replaces the whole directory %s: every file the image ships there becomes invisible and only the volume's files remain. Fix: %s",
-			lead, dir, p.fix(v, ephemeral, v.subPathExample(dir), dir))
+		rep.DenyFunc(fieldPath, func() string {
+			return fmt.Sprintf("%s replaces the whole directory %s: every file the image ships there becomes invisible and only the volume's files remain. Fix: %s",
+				lead(), dir, p.fix(v, ephemeral, v.subPathExample(dir), dir))
+		})
 	} else if below := p.protectedBelow(dir); len(below) > 0 {
 		definite = true
-		rep.Deny(fieldPath, "%s replaces the whole directory %s, which contains %s: every file the image ships there becomes invisible and only the volume's files remain. Fix: %s",
-			lead, dir, shadowDirList(below, 3), p.fix(v, ephemeral, v.subPathExample(dir), dir))
+		rep.DenyFunc(fieldPath, func() string {
+			return fmt.Sprintf("%s replaces the whole directory %s, which contains %s: every file the image ships there becomes invisible and only the volume's files remain. Fix: %s",
+				lead(), dir, shadowDirList(below, 3), p.fix(v, ephemeral, v.subPathExample(dir), dir))
+		})
 	}
 
 	if definite {
@@ -262,12 +269,14 @@ func (p *mountShadowing) check(rep *Report, volumes map[string]*shadowVolume, fi
 	if !fileLike {
 		return
 	}
-	msg := fmt.Sprintf("%s creates a directory named %s, but the path looks like a file (%s): the application finds a directory where it expects a file, and %s. Fix: %s",
-		lead, base, ext, v.filesInside(dir), p.fix(v, ephemeral, v.subPathFor(), dir))
+	msg := func() string {
+		return fmt.Sprintf("%s creates a directory named %s, but the path looks like a file (%s): the application finds a directory where it expects a file, and %s. Fix: %s",
+			lead(), base, ext, v.filesInside(dir), p.fix(v, ephemeral, v.subPathFor(), dir))
+	}
 	if p.fileLikeDeny {
-		rep.Deny(fieldPath, "%s", msg)
+		rep.DenyFunc(fieldPath, msg)
 	} else {
-		rep.Warn(fieldPath, "%s", msg)
+		rep.WarnFunc(fieldPath, msg)
 	}
 }
 

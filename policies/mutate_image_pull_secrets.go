@@ -142,7 +142,7 @@ func (p *imagePullSecrets) Mutate(in Input) (*Pod, Report) {
 		have[s.Name] = true
 	}
 	var add []string
-	warned := map[string]bool{}
+	checked := map[string]bool{}
 	for _, img := range in.Pod.Images() {
 		if img.Ref == "" {
 			continue
@@ -162,11 +162,12 @@ func (p *imagePullSecrets) Mutate(in Input) (*Pod, Report) {
 					have[s] = true
 					add = append(add, s)
 				}
-				if warned[s] || in.World == nil {
+				if checked[s] || in.World == nil {
 					continue
 				}
+				// Each secret is looked up once, however many images need it.
+				checked[s] = true
 				if obj := in.World.Secret(in.Pod.Namespace, s); obj.Presence == NotFound {
-					warned[s] = true
 					where := fmt.Sprintf("does not exist in namespace %q", in.Pod.Namespace)
 					if obj.Where != "" {
 						where = fmt.Sprintf("is not %s (namespace %q)", obj.Where, in.Pod.Namespace)

@@ -116,6 +116,26 @@ func add(list []Finding, listed *int, field string, format string, args []any) [
 	return append(list, Finding{Field: field, Message: truncateMessage(fmt.Sprintf(format, args...))})
 }
 
+// DenyFunc is Deny for a message that costs to build: msg is called only
+// when the finding will be listed, so that a policy that finds thousands of
+// problems formats only the first MaxFindingsPerPolicy.
+func (r *Report) DenyFunc(path *field.Path, msg func() string) {
+	if r.listedViolations >= MaxFindingsPerPolicy {
+		r.Deny(path, "")
+		return
+	}
+	r.Deny(path, "%s", msg())
+}
+
+// WarnFunc is Warn for a message that costs to build (see DenyFunc).
+func (r *Report) WarnFunc(path *field.Path, msg func() string) {
+	if r.listedWarnings >= MaxFindingsPerPolicy {
+		r.Warn(path, "")
+		return
+	}
+	r.Warn(path, "%s", msg())
+}
+
 func (r *Report) fieldOf(path *field.Path) string {
 	if path == nil || path != r.lastPath {
 		r.lastPath, r.lastField = path, pathString(path)
