@@ -10,8 +10,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
@@ -41,7 +39,7 @@ func TestPodAuthorsCannotBypassPodguard(t *testing.T) {
 		createConfigMap(t, n, "abcdocker-configmap", "keyinfo", "abcdockerDir", "1st.key")
 		createConfigMap(t, n, "etc-files", "hosts", "resolv.conf")
 	}
-	author, warnings := userClient(t, "e2e-pod-author", []string{"system:authenticated"}, []string{ns, exempt},
+	author, _, warnings := userClient(t, "e2e-pod-author", []string{"system:authenticated"}, []string{ns, exempt},
 		rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"create", "get"}},
 		rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"pods/ephemeralcontainers"}, Verbs: []string{"update"}})
 	ctx := testContext(t, 3*time.Minute)
@@ -160,7 +158,7 @@ func TestPodAuthorsCannotBypassPodguard(t *testing.T) {
 	})
 
 	t.Run("a kubelet's mirror pod is left alone", func(t *testing.T) {
-		kubelet, _ := userClient(t, "system:node:e2e-node-a", []string{"system:nodes", "system:authenticated"}, []string{ns},
+		kubelet, _, _ := userClient(t, "system:node:e2e-node-a", []string{"system:nodes", "system:authenticated"}, []string{ns},
 			rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"create", "get"}})
 		mirror := pod(ns, "static-web-e2e-node-a", "nginx", "abcdocker-configmap")
 		mirror.Annotations = map[string]string{corev1.MirrorPodAnnotationKey: "5f1c0e4a"}
@@ -177,41 +175,4 @@ func TestPodAuthorsCannotBypassPodguard(t *testing.T) {
 			t.Errorf("a kubelet's mirror pod was mutated: %+v %+v", stored.Spec.SecurityContext, stored.Spec.Containers[0].SecurityContext)
 		}
 	})
-}
-
-// userClient returns a clientset authenticating as user in groups (a client
-// certificate), with a Role of rules bound to it in each namespace, and
-// collects the warnings it receives.
-func userClient(t *testing.T, user string, groups, namespaces []string, rules ...rbacv1.PolicyRule) (kubernetes.Interface, *warningCollector) {
-	t.Helper()
-	ctx := testContext(t, time.Minute)
-	for _, ns := range namespaces {
-		name := "e2e-" + strings.NewReplacer(":", "-", "@", "-").Replace(user)
-		role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Rules: rules}
-		binding := &rbacv1.RoleBinding{
-			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
-			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: name},
-			Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: user}},
-		}
-		for _, obj := range []client.Object{role, binding} {
-			if err := cluster.Client.Create(ctx, obj); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	kubeconfig, err := cluster.KubeconfigFor(user, groups...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := &warningCollector{}
-	cfg.WarningHandler = w
-	cs, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cs, w
 }

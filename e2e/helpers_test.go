@@ -4,12 +4,16 @@ package e2e
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	utilrand "k8s.io/apimachinery/pkg/util/rand"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
@@ -47,4 +51,43 @@ func testContext(t *testing.T, timeout time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(t.Context(), timeout)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+// userClient returns a clientset authenticating as user in groups (a client
+// certificate), with a Role of rules bound to it in each namespace, its
+// kubeconfig, and the warnings it receives. It has only what RBAC grants
+// that user: a developer, a pod author, a kubelet's identity.
+func userClient(t *testing.T, user string, groups, namespaces []string, rules ...rbacv1.PolicyRule) (kubernetes.Interface, string, *warningCollector) {
+	t.Helper()
+	ctx := testContext(t, time.Minute)
+	for _, ns := range namespaces {
+		name := "e2e-" + strings.NewReplacer(":", "-", "@", "-").Replace(user)
+		role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Rules: rules}
+		binding := &rbacv1.RoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: name},
+			Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: user}},
+		}
+		for _, obj := range []client.Object{role, binding} {
+			if err := cluster.Client.Create(ctx, obj); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	kubeconfig, err := cluster.KubeconfigFor(user, groups...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Timeout = time.Minute
+	w := &warningCollector{}
+	cfg.WarningHandler = w
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cs, kubeconfig, w
 }
