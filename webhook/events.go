@@ -77,7 +77,15 @@ type denial struct {
 	findings  []policies.Finding
 }
 
-// ownerEntry is what a ReplicaSet or Job resolved to.
+// ownerKey names a pod's controller fully. The UID alone is not enough: a
+// pod in another namespace can name a UID it learned, and must not be
+// answered from what another namespace's controller resolved to.
+type ownerKey struct {
+	namespace, apiVersion, kind, name string
+	uid                               types.UID
+}
+
+// ownerEntry is what a controller resolved to.
 type ownerEntry struct {
 	workload *corev1.ObjectReference
 	expires  time.Time
@@ -102,7 +110,7 @@ type DenialEvents struct {
 	log    logr.Logger
 	queue  chan denial
 
-	owners   *lru.Cache // ReplicaSet or Job UID → ownerEntry
+	owners   *lru.Cache // ownerKey → ownerEntry
 	limiters *lru.Cache // workload UID and reason → flowcontrol.PassiveRateLimiter
 }
 
@@ -205,7 +213,8 @@ func (e *DenialEvents) workloadOf(ctx context.Context, namespace string, owner m
 	// workload and have podguard write events about it.
 	parent := podOwners[gv.WithKind(owner.Kind).GroupKind()]
 	now := e.clock.Now()
-	if v, ok := e.owners.Get(owner.UID); ok {
+	key := ownerKey{namespace: namespace, apiVersion: owner.APIVersion, kind: owner.Kind, name: owner.Name, uid: owner.UID}
+	if v, ok := e.owners.Get(key); ok {
 		if entry := v.(ownerEntry); now.Before(entry.expires) {
 			return entry.workload, nil
 		}
@@ -226,7 +235,7 @@ func (e *DenialEvents) workloadOf(ctx context.Context, namespace string, owner m
 			workload = &corev1.ObjectReference{APIVersion: c.APIVersion, Kind: c.Kind, Namespace: namespace, Name: c.Name, UID: c.UID}
 		}
 	}
-	e.owners.Add(owner.UID, ownerEntry{workload: workload, expires: now.Add(ownerCacheTTL)})
+	e.owners.Add(key, ownerEntry{workload: workload, expires: now.Add(ownerCacheTTL)})
 	return workload, nil
 }
 

@@ -69,6 +69,16 @@ func (s *fakeSink) about(kind, name string) []*corev1.Event {
 	return out
 }
 
+func (s *fakeSink) all() []*corev1.Event {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*corev1.Event, 0, len(s.events))
+	for _, e := range s.events {
+		out = append(out, e.DeepCopy())
+	}
+	return out
+}
+
 func (s *fakeSink) writeCount() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -451,5 +461,36 @@ func TestDenialEventsNeverCarryValues(t *testing.T) {
 	// The test world's ConfigMap values are "x", "y" and "z".
 	if strings.Contains(ev.Message, secret) || strings.Contains(ev.Message, `"z"`) {
 		t.Errorf("the event carries a value: %s", ev.Message)
+	}
+}
+
+// The owner cache must not answer for a pod in another namespace that names
+// a cached controller's UID: that once let a pod author put text of their
+// choosing into events on another tenant's Deployment.
+func TestDenialEventCacheIsNotSharedAcrossNamespaces(t *testing.T) {
+	reader := fakeWorkloads()
+	e, sink := startDenialEvents(t, reader)
+	rs := controllerRef("apps/v1", "ReplicaSet", "web-6d4cf", "rs-uid")
+	e.Report(deniedPodOf(&rs))
+	waitForEvent(t, sink, "Deployment", "web")
+
+	req, pod, res := deniedPodOf(&rs)
+	req.Namespace, pod.Namespace = "evil", "evil"
+	e.Report(req, pod, res)
+	forged := controllerRef("apps/v1", "ReplicaSet", "whatever", "rs-uid")
+	req, pod, res = deniedPodOf(&forged)
+	e.Report(req, pod, res)
+	// The queue is in order: once this one is written, the others were handled.
+	flush := controllerRef("apps/v1", "StatefulSet", "flush", "flush-uid")
+	e.Report(deniedPodOf(&flush))
+	waitForEvent(t, sink, "StatefulSet", "flush")
+
+	if evs := sink.about("Deployment", "web"); len(evs) != 1 || evs[0].Count > 1 {
+		t.Errorf("the Deployment got %d events %v; want the one real denial", len(evs), evs)
+	}
+	for _, ev := range sink.all() {
+		if ev.Namespace == "evil" || strings.Contains(ev.Message, "whatever") {
+			t.Errorf("an event from a pod naming another workload's UID: %s/%s %q", ev.Namespace, ev.InvolvedObject.Name, ev.Message)
+		}
 	}
 }
