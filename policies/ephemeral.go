@@ -1,6 +1,7 @@
 package policies
 
 import (
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/sets"
 )
 
@@ -14,6 +15,18 @@ import (
 func (e *Engine) ValidateEphemeral(pod *Pod, added sets.Set[string], world World) (*Result, error) {
 	view := *pod
 	view.Spec.InitContainers, view.Spec.Containers = nil, nil
+	// The ephemeral containers the pod already had become stubs with only
+	// their name, at their own index (so that the added ones keep their
+	// field paths): they yield no findings, and so cannot use up a policy's
+	// findings budget before the added ones are judged.
+	view.Spec.EphemeralContainers = make([]corev1.EphemeralContainer, len(pod.Spec.EphemeralContainers))
+	for i, c := range pod.Spec.EphemeralContainers {
+		if added.Has(c.Name) {
+			view.Spec.EphemeralContainers[i] = c
+		} else {
+			view.Spec.EphemeralContainers[i].Name = c.Name
+		}
+	}
 	res, err := e.Validate(&view, world)
 	if err != nil || res.Skipped != "" {
 		return res, err

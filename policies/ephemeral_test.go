@@ -1,6 +1,7 @@
 package policies
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 
@@ -41,6 +42,9 @@ func TestValidateEphemeral(t *testing.T) {
 		{name: "judges only the added one, at its own index",
 			ephemeral: []corev1.EphemeralContainer{debug("old", true, false), debug("new", true, false)}, added: []string{"new"},
 			want: []string{"[envfrom-keys] spec.ephemeralContainers[1].envFrom[0]"}},
+		{name: "denies the added container even when the ones the pod had would fill the findings budget",
+			ephemeral: append(manyDebug(11, func(n string) corev1.EphemeralContainer { return debug(n, true, false) }), debug("new", true, false)), added: []string{"new"},
+			want: []string{"[envfrom-keys] spec.ephemeralContainers[11].envFrom[0]"}},
 		{name: "does not judge the pod's own containers again",
 			ephemeral: []corev1.EphemeralContainer{debug("debugger", false, false)}, added: []string{"debugger"}},
 		{name: "applies an admin's image exemption to the added container",
@@ -83,4 +87,13 @@ func TestValidateEphemeral(t *testing.T) {
 			}
 		})
 	}
+}
+
+// manyDebug makes n ephemeral containers named old-0, old-1, ...
+func manyDebug(n int, mk func(string) corev1.EphemeralContainer) []corev1.EphemeralContainer {
+	out := make([]corev1.EphemeralContainer, n)
+	for i := range out {
+		out[i] = mk("old-" + strconv.Itoa(i))
+	}
+	return out
 }
