@@ -86,7 +86,7 @@ func newEnvFromKeys(c EnvFromKeysConfig) *envFromKeys {
 func (p *envFromKeys) Name() string { return EnvFromKeysName }
 
 func (p *envFromKeys) Validate(in Input) Report {
-	var rep Report
+	rep := in.report()
 	cluster := in.World.Cluster()
 	verdicts := map[string]*keyVerdict{}
 	// A World lookup may copy the object's keys (the webhook's cache does):

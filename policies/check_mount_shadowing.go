@@ -187,7 +187,7 @@ func newMountShadowing(c MountShadowingConfig) *mountShadowing {
 func (p *mountShadowing) Name() string { return MountShadowingName }
 
 func (p *mountShadowing) Validate(in Input) Report {
-	var rep Report
+	rep := in.report()
 	volumes := map[string]*shadowVolume{}
 	objects := map[string]*shadowFiles{}
 	for i := range in.Pod.Spec.Volumes {

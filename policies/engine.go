@@ -117,7 +117,11 @@ func (e *Engine) MutateContext(ctx context.Context, pod *Pod, world World) (*Res
 		}
 		var out *Pod
 		var rep Report
-		err := guard(m.Name(), func() { out, rep = m.Mutate(Input{Pod: res.Pod, World: world, Ctx: ctx}) })
+		in := Input{Pod: res.Pod, World: world, Ctx: ctx}
+		if names := plan.exempt.containers[m.Name()]; names != nil {
+			in.exempt = containerPaths(res.Pod, names)
+		}
+		err := guard(m.Name(), func() { out, rep = m.Mutate(in) })
 		if err == nil {
 			err = ctxErr(ctx)
 		}
@@ -161,7 +165,11 @@ func (e *Engine) ValidateContext(ctx context.Context, pod *Pod, world World) (*R
 			return res, err
 		}
 		var rep Report
-		err := guard(v.Name(), func() { rep = v.Validate(Input{Pod: pod, World: world, Ctx: ctx}) })
+		in := Input{Pod: pod, World: world, Ctx: ctx}
+		if names := plan.exempt.containers[v.Name()]; names != nil {
+			in.exempt = containerPaths(pod, names)
+		}
+		err := guard(v.Name(), func() { rep = v.Validate(in) })
 		if err == nil {
 			err = ctxErr(ctx)
 		}
@@ -169,8 +177,10 @@ func (e *Engine) ValidateContext(ctx context.Context, pod *Pod, world World) (*R
 			res.Outcomes[v.Name()] = OutcomeError
 			return res, err
 		}
-		if names := plan.exempt.containers[v.Name()]; names != nil {
-			rep = dropFindingsUnder(rep, containerPaths(pod, names))
+		if in.exempt != nil {
+			// in.report() dropped them already, before they counted
+			// against the budget; this catches a Report made otherwise.
+			rep = dropFindingsUnder(rep, in.exempt)
 		}
 		res.Outcomes[v.Name()] = res.add(v.Name(), rep, false, false)
 	}

@@ -247,3 +247,56 @@ func TestEngineExemptions(t *testing.T) {
 		})
 	}
 }
+
+// The findings budget applies to the findings left once the containers an
+// image exemption lifts are dropped: an exempt container's findings cannot
+// crowd out the non-exempt ones.
+func TestImageExemptionBeforeFindingsBudget(t *testing.T) {
+	world := NewSnapshot()
+	world.AddConfigMap(&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "bad-keys"}, Data: map[string]string{"1st.key": "v"}})
+	ex := Exemptions{Rules: []ExemptionRule{{Policies: []string{EnvFromKeysName}, Images: []string{"busybox"}}}}
+	ex.Default()
+	engine := NewEngine(defaultSettings(), WithExemptions(&ex))
+	for _, exemptFirst := range []bool{true, false} {
+		pod := testPod("busybox", "nginx")
+		exempt, judged := &pod.Spec.Containers[0], &pod.Spec.Containers[1]
+		judgedPath := "spec.containers[1].envFrom[0]"
+		if !exemptFirst {
+			pod = testPod("nginx", "busybox")
+			exempt, judged = &pod.Spec.Containers[1], &pod.Spec.Containers[0]
+			judgedPath = "spec.containers[0].envFrom[0]"
+		}
+		for range 10 {
+			exempt.EnvFrom = append(exempt.EnvFrom, cmRef("bad-keys", ""))
+		}
+		judged.EnvFrom = []corev1.EnvFromSource{cmRef("bad-keys", "")}
+		res, err := engine.Validate(pod, world)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Violations) != 1 || res.Violations[0].Field != judgedPath || strings.Contains(res.Violations[0].Message, "more violation") {
+			t.Errorf("exempt container first=%v: violations = %v, want the one at %s, with its reason", exemptFirst, res.Violations, judgedPath)
+		}
+	}
+	// Beyond the budget, the count is of the non-exempt findings only.
+	pod := testPod("busybox", "nginx")
+	for range 12 {
+		pod.Spec.Containers[0].EnvFrom = append(pod.Spec.Containers[0].EnvFrom, cmRef("bad-keys", ""))
+		pod.Spec.Containers[1].EnvFrom = append(pod.Spec.Containers[1].EnvFrom, cmRef("bad-keys", ""))
+	}
+	res, err := engine.Validate(pod, world)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Violations) != MaxFindingsPerPolicy+1 {
+		t.Fatalf("got %d violations, want %d: %v", len(res.Violations), MaxFindingsPerPolicy+1, res.Violations)
+	}
+	for _, v := range res.Violations {
+		if strings.HasPrefix(v.Field, "spec.containers[0]") {
+			t.Errorf("a finding in the exempt container: %v", v)
+		}
+	}
+	if last := res.Violations[MaxFindingsPerPolicy]; last.Field != "spec.containers[1].envFrom[10]" || !strings.Contains(last.Message, "and 2 more violations") {
+		t.Errorf("last = %v, want 2 more from spec.containers[1].envFrom[10]", last)
+	}
+}

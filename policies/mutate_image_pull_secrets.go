@@ -133,7 +133,7 @@ func newImagePullSecrets(c ImagePullSecretsConfig) *imagePullSecrets {
 func (p *imagePullSecrets) Name() string { return ImagePullSecretsName }
 
 func (p *imagePullSecrets) Mutate(in Input) (*Pod, Report) {
-	var rep Report
+	rep := in.report()
 	if len(p.rules) == 0 {
 		return in.Pod, rep
 	}

@@ -186,7 +186,7 @@ const MaxLogEntries = 64
 const logsFormat = `a comma-separated list of [container=]/absolute/dir, e.g. "/usr/local/tomcat/logs" or "web=/var/log/app,worker=/var/log/worker" (the container may be omitted when the pod has one container)`
 
 func (p *logSidecar) Mutate(in Input) (*Pod, Report) {
-	var rep Report
+	rep := in.report()
 	raw, ok := in.Pod.Meta.Annotations[LogsAnnotation]
 	if !ok {
 		return in.Pod, rep

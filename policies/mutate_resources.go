@@ -220,7 +220,7 @@ func newResources(c ResourcesConfig) *resources {
 func (p *resources) Name() string { return ResourcesName }
 
 func (p *resources) Mutate(in Input) (*Pod, Report) {
-	var rep Report
+	rep := in.report()
 	d := p.defaultsFor(in, &rep)
 	if d.empty() {
 		return in.Pod, rep

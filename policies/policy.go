@@ -38,7 +38,15 @@ type Input struct {
 	// Ctx, when set, is the request's: a policy stops early once it is
 	// done (see cancelled), and the engine answers with an error.
 	Ctx context.Context
+
+	// exempt are the field paths of the containers an admin's image
+	// exemption lifts from the policy: the Report that report returns
+	// drops their findings before they count against the budget.
+	exempt []string
 }
+
+// report starts a policy's Report for this input.
+func (in Input) report() Report { return Report{exempt: in.exempt} }
 
 // Finding is one thing a policy has to say: a violation or a warning.
 type Finding struct {
@@ -59,17 +67,23 @@ func (f Finding) String() string {
 // MaxMessageBytes. Beyond MaxFindingsPerPolicy violations (or warnings) a
 // finding keeps its field path but no message (nothing is formatted for
 // it): the engine lists the first MaxFindingsPerPolicy findings that are
-// left once exemptions have been applied, and counts the rest.
+// left once exemptions have been applied, and counts the rest. A Report
+// from Input.report drops the findings in the containers exempt from the
+// policy as they are made, so that they use up none of the budget.
 type Report struct {
 	Violations []Finding
 	Warnings   []Finding
+
+	// exempt are the field paths of the exempt containers.
+	exempt []string
 
 	listedViolations, listedWarnings int
 	// lastPath and lastField remember the last path rendered, which a
 	// policy that reports many findings at one field passes again and
 	// again.
-	lastPath  *field.Path
-	lastField string
+	lastPath   *field.Path
+	lastField  string
+	lastExempt bool
 }
 
 // notListed starts the message of a finding beyond the budget. A run of
@@ -91,12 +105,16 @@ func isNotListed(f Finding) (int, bool) {
 // Deny records a violation at path. The message says what would go wrong at
 // run time and how to fix it.
 func (r *Report) Deny(path *field.Path, format string, args ...any) {
-	r.Violations = add(r.Violations, &r.listedViolations, r.fieldOf(path), format, args)
+	if f := r.fieldOf(path); !r.lastExempt {
+		r.Violations = add(r.Violations, &r.listedViolations, f, format, args)
+	}
 }
 
 // Warn records a warning at path.
 func (r *Report) Warn(path *field.Path, format string, args ...any) {
-	r.Warnings = add(r.Warnings, &r.listedWarnings, r.fieldOf(path), format, args)
+	if f := r.fieldOf(path); !r.lastExempt {
+		r.Warnings = add(r.Warnings, &r.listedWarnings, f, format, args)
+	}
 }
 
 // add records a finding, or, beyond the budget, its field path only: a run
@@ -120,7 +138,7 @@ func add(list []Finding, listed *int, field string, format string, args []any) [
 // when the finding will be listed, so that a policy that finds thousands of
 // problems formats only the first MaxFindingsPerPolicy.
 func (r *Report) DenyFunc(path *field.Path, msg func() string) {
-	if r.listedViolations >= MaxFindingsPerPolicy {
+	if r.fieldOf(path); r.lastExempt || r.listedViolations >= MaxFindingsPerPolicy {
 		r.Deny(path, "")
 		return
 	}
@@ -129,16 +147,19 @@ func (r *Report) DenyFunc(path *field.Path, msg func() string) {
 
 // WarnFunc is Warn for a message that costs to build (see DenyFunc).
 func (r *Report) WarnFunc(path *field.Path, msg func() string) {
-	if r.listedWarnings >= MaxFindingsPerPolicy {
+	if r.fieldOf(path); r.lastExempt || r.listedWarnings >= MaxFindingsPerPolicy {
 		r.Warn(path, "")
 		return
 	}
 	r.Warn(path, "%s", msg())
 }
 
+// fieldOf renders path, and sets lastExempt to whether it lies in an
+// exempt container.
 func (r *Report) fieldOf(path *field.Path) string {
 	if path == nil || path != r.lastPath {
 		r.lastPath, r.lastField = path, pathString(path)
+		r.lastExempt = len(r.exempt) > 0 && underAny(r.lastField, r.exempt)
 	}
 	return r.lastField
 }
