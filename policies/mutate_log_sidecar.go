@@ -163,7 +163,8 @@ func (c *LogSidecarConfig) validate(p *field.Path) field.ErrorList {
 // Security admission.
 //
 // A malformed annotation, an unknown container or a relative path denies the
-// pod: the user asked for logs and must not silently get none.
+// pod: the user asked for logs and must not silently get none. So does the
+// annotation on a Windows pod: the sidecar is Linux-only.
 type logSidecar struct {
 	cfg LogSidecarConfig
 }
@@ -192,6 +193,12 @@ func (p *logSidecar) Mutate(in Input) (*Pod, Report) {
 		return in.Pod, rep
 	}
 	annPath := in.Pod.MetaPath.Child("annotations").Key(LogsAnnotation)
+	if isWindows(in.Pod) {
+		// The sidecar's image is Linux-only, and the API server rejects the
+		// Linux security settings it runs with on a Windows pod.
+		rep.Deny(annPath, "the log sidecar is Linux-only, and this is a Windows pod (spec.os.name: windows): no log sidecar was added. Remove the annotation and collect the logs another way (a node-level log agent, or a Windows sidecar of your own)")
+		return in.Pod, rep
+	}
 	problems := 0
 	entries := parseLogsAnnotation(in, raw, func(format string, args ...any) {
 		problems++

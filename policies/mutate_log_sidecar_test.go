@@ -337,3 +337,24 @@ func TestLogSidecarKeepsARestrictedPodRestricted(t *testing.T) {
 		}
 	}
 }
+
+// A Windows pod gets no sidecar (its image is Linux-only, and the API
+// server rejects its Linux security settings on a Windows pod): the
+// annotation denies it, at the annotation, saying why.
+func TestLogSidecarDeniesAWindowsPod(t *testing.T) {
+	pod := tomcatPod("/usr/local/tomcat/logs")
+	pod.Spec.OS = &corev1.PodOS{Name: corev1.Windows}
+	out, rep := logSidecarPolicy(nil).Mutate(Input{Pod: pod, World: nativeWorld("v1.31.0", "")})
+	if out != pod {
+		t.Error("a Windows pod was mutated")
+	}
+	assertFindings(t, "violation", rep.Violations, []string{`metadata.annotations[podguard.io/logs]: the log sidecar is Linux-only, and this is a Windows pod`})
+	// Through the engine too: the pod is denied, not admitted without logs.
+	res, err := NewEngine(defaultSettings()).Check(pod, nativeWorld("v1.31.0", ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Denied() || res.Outcomes[LogSidecarName] != OutcomeDenied {
+		t.Errorf("not denied: %+v", res)
+	}
+}
