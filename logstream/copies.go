@@ -58,7 +58,10 @@ func (s *streamer) classify(final bool) {
 		case r != nil:
 			s.adopt(t, r)
 		default:
-			t.state, t.src = linked, c
+			t.state, t.src, t.verified = linked, c, 0
+			if !s.verifyLink(t, final || t.gone) {
+				s.unlink(t)
+			}
 		}
 	}
 }
@@ -147,6 +150,12 @@ func matchHeads(newHead, head []byte) verdict {
 
 // adopt makes t continue a retired stream where it was read up to.
 func (s *streamer) adopt(t *file, r *retired) {
+	t.from, t.own, t.verified = r, t.label, 0
+	if _, ok := s.verifyAdopted(t); !ok {
+		// Not expected: match compared these bytes. Not a copy then.
+		t.from, t.state = nil, active
+		return
+	}
 	t.state, t.label = active, r.label
 	t.off, t.tail, t.partial, t.shortOK, t.continues = r.off, r.tail, r.partial, true, true
 	s.retired = slices.DeleteFunc(s.retired, func(x *retired) bool { return x == r })

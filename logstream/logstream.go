@@ -28,7 +28,14 @@
 //     bytes at the end of what it shares with the original, equal the
 //     original's. It continues the original's stream where the original was
 //     read up to, so the copied lines are printed once and the lines written
-//     between the last read and the truncation are not lost.
+//     between the last read and the truncation are not lost. What a file
+//     taken for a copy gains is compared with the original's bytes at the
+//     same offsets (or, for the copy of a truncated or closed file, with the
+//     first bytes and the bytes before the read offset that were kept of
+//     it): a file whose bytes differ (a new CSV file that shared only its
+//     header line with another) is a file of its own, read from the start
+//     of the line where they differ; the bytes before were printed as the
+//     other file's.
 //
 // Compressed rotations (.gz, .bz2, .xz, .zst, .zip, .lz4, or such a magic
 // number) are skipped, with one note. A partial last line is held until its

@@ -3,7 +3,9 @@ package logstream
 import (
 	"bytes"
 	"cmp"
+	"errors"
 	"io"
+	"io/fs"
 	"os"
 	"slices"
 	"syscall"
@@ -77,6 +79,15 @@ type file struct {
 	shortOK bool
 	// continues: it took over another file's stream in this pass.
 	continues bool
+	// verified: while linked, how many of its first bytes were found equal
+	// to src's at the same offsets; while it continues a retired stream
+	// (from, shortOK), how far its bytes were checked against the record.
+	verified int64
+	// from: the retired record it continues while shortOK, and own, the
+	// label it had before: if its bytes turn out to differ from what the
+	// record knows, the record is restored and the file is its own.
+	from *retired
+	own  string
 
 	size  int64 // at the last check
 	mtime syscall.Timespec
@@ -166,6 +177,7 @@ func (s *streamer) pass(final bool) error {
 	for _, t := range s.files {
 		s.check(t)
 	}
+	s.verifyCopies(final)
 	s.classify(final)
 	// Streams continued by a copy first: their lines were written before
 	// those of the file that replaced them.
@@ -214,6 +226,9 @@ func (s *streamer) discover(e entry) {
 		return
 	}
 	f, err := s.open(e.abs)
+	if errors.Is(err, fs.ErrNotExist) {
+		return // deleted (or renamed) since the listing: rotation
+	}
 	if err != nil {
 		s.reportFile(e, err)
 		return
@@ -423,7 +438,9 @@ func (s *streamer) flushPartial(label string, partial *[]byte) {
 }
 
 // relinkOutgrown ends the link of a copy that holds bytes its source does
-// not: it was the original, and is read on from where the source was read.
+// not: it was the original, and is read on from where the source was read,
+// once all the bytes they share are found equal (else it is read from where
+// they differ).
 func (s *streamer) relinkOutgrown() {
 	for _, t := range s.files {
 		if t.state != linked {
@@ -433,10 +450,135 @@ func (s *streamer) relinkOutgrown() {
 		if t.size <= max(src.size, src.off) {
 			continue
 		}
+		if !s.verifyLink(t, true) {
+			s.unlink(t)
+			continue
+		}
 		t.state, t.src = active, nil
 		t.off, t.tail, t.partial, t.shortOK, t.continues = src.off, slices.Clone(src.tail), src.partial, true, true
 		src.partial = nil
 	}
+}
+
+// verifyCopies compares what linked copies, and files that continue a
+// retired stream, gained with what they are taken to be a copy of. One
+// whose bytes differ is a file of its own, read from the line where they
+// differ: the bytes before were printed as the other file's.
+func (s *streamer) verifyCopies(final bool) {
+	for _, t := range s.files {
+		switch {
+		case t.state == linked:
+			if !s.verifyLink(t, final || t.gone) {
+				s.unlink(t)
+			}
+		case t.state == active && t.from != nil:
+			if !t.shortOK {
+				t.from = nil // reached where the record was read up to
+			} else if at, ok := s.verifyAdopted(t); !ok {
+				s.unadopt(t, at)
+			}
+		}
+	}
+}
+
+// verifyLink compares linked t's bytes with its source's at the same
+// offsets, from t.verified as far as both reach (at most passBudget bytes
+// unless unlimited). It reports false at the first difference, with
+// t.verified there.
+func (s *streamer) verifyLink(t *file, unlimited bool) bool {
+	end := min(t.size, t.src.size)
+	budget := int64(passBudget)
+	half := int64(len(s.buf) / 2)
+	for t.verified < end {
+		if !unlimited && budget <= 0 {
+			s.busy = true
+			return true
+		}
+		n := min(end-t.verified, half)
+		a, b := s.buf[:n], s.buf[n:2*n]
+		ka, _ := t.f.ReadAt(a, t.verified)
+		kb, _ := t.src.f.ReadAt(b, t.verified)
+		k := min(ka, kb)
+		for i := range k {
+			if a[i] != b[i] {
+				t.verified += int64(i)
+				return false
+			}
+		}
+		if k == 0 {
+			return true
+		}
+		t.verified += int64(k)
+		budget -= int64(k)
+	}
+	return true
+}
+
+// unlink makes a linked file whose bytes differ from its source's at
+// t.verified a file of its own, read from the start of that line.
+func (s *streamer) unlink(t *file) {
+	t.state, t.src = active, nil
+	s.readFromLineAt(t, t.verified)
+}
+
+// readFromLineAt sets t to be read from the start of the line that holds
+// offset at (or from at, if that line started more than tailMax bytes
+// before).
+func (s *streamer) readFromLineAt(t *file, at int64) {
+	lo := max(0, at-tailMax)
+	b := s.buf[:at-lo]
+	if n, _ := t.f.ReadAt(b, lo); n == len(b) {
+		if i := bytes.LastIndexByte(b, '\n'); i >= 0 || lo == 0 {
+			at = lo + int64(i+1)
+			b = b[:i+1]
+		}
+		t.tail = appendTail(nil, b)
+	} else {
+		at, t.tail = 0, nil
+	}
+	t.off, t.partial, t.shortOK, t.continues = at, nil, false, false
+}
+
+// verifyAdopted compares what t, which continues retired stream t.from and
+// is still shorter than where it was read up to, gained with the bytes the
+// record knows: its first bytes and those before its offset. It reports
+// false, with the offset of the first difference, if they differ.
+func (s *streamer) verifyAdopted(t *file) (int64, bool) {
+	r := t.from
+	lo := r.off - int64(len(r.tail))
+	for _, k := range []struct {
+		start int64
+		want  []byte
+	}{{0, r.head}, {lo, r.tail}} {
+		from := max(t.verified, k.start)
+		to := min(t.size, k.start+int64(len(k.want)))
+		if from >= to {
+			continue
+		}
+		got := s.buf[:to-from]
+		n, _ := t.f.ReadAt(got, from)
+		for i := range n {
+			if got[i] != k.want[from-k.start+int64(i)] {
+				return from + int64(i), false
+			}
+		}
+		if n < len(got) {
+			return 0, true // shorter than it was: check sees to it
+		}
+	}
+	t.verified = max(t.verified, min(t.size, r.off))
+	return 0, true
+}
+
+// unadopt makes t, whose bytes at offset at differ from those of the
+// retired stream it continued, a file of its own, read from the start of
+// that line; the record is restored for a real copy found later.
+func (s *streamer) unadopt(t *file, at int64) {
+	r := t.from
+	r.partial, r.pass = t.partial, s.passes
+	s.retired = append(s.retired, r)
+	t.label, t.from = t.own, nil
+	s.readFromLineAt(t, at)
 }
 
 // closeGone closes the files that were deleted or left the directory, which
