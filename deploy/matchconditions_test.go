@@ -25,6 +25,7 @@ type matchCase struct {
 	validating bool // only the validating webhook sees this kind of request
 	request    admissionv1.AdmissionRequest
 	object     runtime.Object
+	oldObject  runtime.Object // for an UPDATE
 	wantSent   bool
 }
 
@@ -40,6 +41,16 @@ func podRequest(op admissionv1.Operation, subresource string, user authenticatio
 		Resource:    metav1.GroupVersionResource{Version: "v1", Resource: "pods"},
 		SubResource: subresource, Operation: op, Namespace: "team-a", UserInfo: user,
 	}
+}
+
+// podRunning is a pod with an app and an init container of the given
+// images, and a label.
+func podRunning(app, init, label string) *corev1.Pod {
+	p := podWith(nil)
+	p.Labels = map[string]string{"rev": label}
+	p.Spec.InitContainers = []corev1.Container{{Name: "init", Image: init}}
+	p.Spec.Containers = []corev1.Container{{Name: "app", Image: app}}
+	return p
 }
 
 func podWith(annotations map[string]string) *corev1.Pod {
@@ -59,6 +70,14 @@ var matchCases = []matchCase{
 		object: podWith(mirrorNote), wantSent: true},
 	{what: "a pod a kubelet creates without the mirror annotation", request: podRequest(admissionv1.Create, "", kubeletUser), object: podWith(nil), wantSent: true},
 	{what: "a pod without annotations", request: podRequest(admissionv1.Create, "", podAuthor), object: podWith(nil), wantSent: true},
+	{what: "a pod update that changes a container's image", validating: true, request: podRequest(admissionv1.Update, "", podAuthor),
+		oldObject: podRunning("debug/tomcat:10", "busybox", "1"), object: podRunning("tomcat:10", "busybox", "1"), wantSent: true},
+	{what: "a pod update that changes an init container's image", validating: true, request: podRequest(admissionv1.Update, "", podAuthor),
+		oldObject: podRunning("tomcat:10", "busybox", "1"), object: podRunning("tomcat:10", "alpine", "1"), wantSent: true},
+	{what: "a pod update that changes only a label", validating: true, request: podRequest(admissionv1.Update, "", podAuthor),
+		oldObject: podRunning("tomcat:10", "busybox", "1"), object: podRunning("tomcat:10", "busybox", "2"), wantSent: false},
+	{what: "a pod update of a pod without init containers that changes only a label", validating: true, request: podRequest(admissionv1.Update, "", podAuthor),
+		oldObject: podWith(nil), object: podWith(map[string]string{"a": "b"}), wantSent: false},
 	{what: "ephemeral containers added to a pod that set the mirror annotation itself", validating: true,
 		request: podRequest(admissionv1.Update, "ephemeralcontainers", podAuthor), object: podWith(mirrorNote), wantSent: true},
 	{what: "a Deployment a node identity writes", validating: true, request: admissionv1.AdmissionRequest{
@@ -125,9 +144,16 @@ func checkMatchConditions(r *render, _ overlay, p *problems) {
 				p.add("render", "", "%s: %v", mc.what, err)
 				continue
 			}
+			var oldObject any
+			if mc.oldObject != nil {
+				if oldObject, err = runtime.DefaultUnstructuredConverter.ToUnstructured(mc.oldObject); err != nil {
+					p.add("render", "", "%s: %v", mc.what, err)
+					continue
+				}
+			}
 			sent := true
 			for i, prg := range programs {
-				out, _, err := prg.Eval(map[string]any{"object": object, "oldObject": nil, "request": request})
+				out, _, err := prg.Eval(map[string]any{"object": object, "oldObject": oldObject, "request": request})
 				if err != nil {
 					// The API server applies the failurePolicy to an error:
 					// an Ignore webhook is skipped, a Fail one refuses.

@@ -623,10 +623,12 @@ var (
 	createUpdate = []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update}
 
 	mutatingRules = []ruleWant{{"", "v1", []string{"pods"}, create}}
-	// Pods are checked on CREATE; workload templates on CREATE and UPDATE,
-	// when they are applied rather than when their pods fail to start.
+	// Pods are checked on CREATE, and on an UPDATE that changes an image
+	// (a match condition sends no other); workload templates on CREATE and
+	// UPDATE, when they are applied rather than when their pods fail to
+	// start.
 	validatingRules = []ruleWant{
-		{"", "v1", []string{"pods"}, create},
+		{"", "v1", []string{"pods"}, createUpdate},
 		{"apps", "v1", []string{"deployments", "statefulsets", "daemonsets", "replicasets"}, createUpdate},
 		{"batch", "v1", []string{"jobs", "cronjobs"}, createUpdate},
 		// kubectl debug: the ephemeral containers it adds are validated.

@@ -28,6 +28,7 @@ import (
 	"fmt"
 	"net/http"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -215,11 +216,14 @@ func (a *Admission) Validate(ctx context.Context, req admission.Request) (resp a
 	if !ok || req.SubResource != "" {
 		return admission.Allowed("")
 	}
-	// A Pod's spec is checked once, on CREATE: it is almost entirely
-	// immutable afterwards. Workloads are checked whenever they are written.
+	// A Pod's spec is checked on CREATE, and again when an UPDATE changes a
+	// container's image, the only part of its containers that can change:
+	// an image exemption must not carry over to the next image. Workloads
+	// are checked whenever they are written.
 	switch {
 	case req.Operation == admissionv1.Create:
 	case req.Operation == admissionv1.Update && gvk != podGVK:
+	case req.Operation == admissionv1.Update && a.imagesChanged(req):
 	default:
 		return admission.Allowed("")
 	}
@@ -340,6 +344,25 @@ func (a *Admission) validateScale(ctx context.Context, req admission.Request) ad
 	warnOfExisting(res)
 	a.logDecision(req, "allowed", res)
 	return admission.Allowed("").WithWarnings(warnings(res)...)
+}
+
+// imagesChanged reports whether a Pod UPDATE changes the image of a
+// container or init container. An undecodable request counts as changed, so
+// that it is judged (and refused) rather than let through.
+func (a *Admission) imagesChanged(req admission.Request) bool {
+	var old, cur corev1.Pod
+	if a.decoder.DecodeRaw(req.OldObject, &old) != nil || a.decoder.DecodeRaw(req.Object, &cur) != nil {
+		return true
+	}
+	images := func(cs []corev1.Container) []string {
+		out := make([]string, len(cs))
+		for i := range cs {
+			out[i] = cs[i].Image
+		}
+		return out
+	}
+	return !slices.Equal(images(old.Spec.Containers), images(cur.Spec.Containers)) ||
+		!slices.Equal(images(old.Spec.InitContainers), images(cur.Spec.InitContainers))
 }
 
 // templateUnchanged reports whether an UPDATE leaves the pod template as it was.
