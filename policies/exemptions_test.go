@@ -7,6 +7,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/utils/ptr"
 )
 
 func TestExemptionsValidate(t *testing.T) {
@@ -190,7 +191,8 @@ func TestEngineExemptions(t *testing.T) {
 		{name: "leaves a pod whose every container is exempt by image unchanged",
 			ex:     Exemptions{Rules: []ExemptionRule{{Policies: []string{SecurityContextName}, Images: []string{"registry.example.com/debug/*"}}}},
 			images: []string{"registry.example.com/debug/netshoot:v1"}, wantDenied: []string{"spec.containers[0].envFrom[0]"},
-			wantOutcome: map[string]Outcome{SecurityContextName: OutcomeMutated}},
+			// Not even the pod-level seccompProfile, which the container would inherit.
+			wantOutcome: map[string]Outcome{SecurityContextName: OutcomeUnchanged}},
 		{name: "exempts an image only in the namespaces the same rule names",
 			ex:        Exemptions{Rules: []ExemptionRule{{Policies: []string{EnvFromKeysName}, Namespaces: []string{"team-b"}, Images: []string{"busybox"}}}},
 			namespace: "team-c", images: []string{"busybox"}, wantHarden: "c0", wantDenied: []string{"spec.containers[0].envFrom[0]"}},
@@ -298,5 +300,61 @@ func TestImageExemptionBeforeFindingsBudget(t *testing.T) {
 	}
 	if last := res.Violations[MaxFindingsPerPolicy]; last.Field != "spec.containers[1].envFrom[10]" || !strings.Contains(last.Message, "and 2 more violations") {
 		t.Errorf("last = %v, want 2 more from spec.containers[1].envFrom[10]", last)
+	}
+}
+
+// An image exemption from security-context keeps the exempt container's
+// effective security context as it was: podguard sets no pod-level field
+// that it would inherit, and sets it on the other containers instead.
+func TestImageExemptionFromSecurityContextCoversPodLevelFields(t *testing.T) {
+	ex := Exemptions{Rules: []ExemptionRule{{Policies: []string{SecurityContextName}, Images: []string{"busybox"}}}}
+	ex.Default()
+	for _, profile := range []string{ProfileBaseline, ProfileRestricted} {
+		s := defaultSettings()
+		s.SecurityContext.Profile = profile
+		engine := NewEngine(s, WithExemptions(&ex))
+		pod := testPod("busybox", "nginx")
+		res, err := engine.Mutate(pod, NewSnapshot())
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := res.Pod
+		if psc := out.Spec.SecurityContext; psc != nil && (psc.SeccompProfile != nil || psc.RunAsNonRoot != nil) {
+			t.Errorf("%s: pod-level fields the exempt container inherits: %+v", profile, psc)
+		}
+		if sc := out.Spec.Containers[0].SecurityContext; sc != nil {
+			t.Errorf("%s: the exempt container was changed: %+v", profile, sc)
+		}
+		sc := out.Spec.Containers[1].SecurityContext
+		if sc == nil || sc.SeccompProfile == nil || sc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault || sc.AllowPrivilegeEscalation == nil {
+			t.Fatalf("%s: the other container is not hardened: %+v", profile, sc)
+		}
+		if (profile == ProfileRestricted) != (sc.RunAsNonRoot != nil && *sc.RunAsNonRoot) {
+			t.Errorf("%s: runAsNonRoot = %v", profile, sc.RunAsNonRoot)
+		}
+		again, err := engine.Mutate(out, NewSnapshot())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if again.Pod != out {
+			t.Errorf("%s: a second pass changed the pod", profile)
+		}
+		// An exempt container that runs as root does not keep the others
+		// from getting runAsNonRoot.
+		root := testPod("busybox", "nginx")
+		root.Spec.Containers[0].SecurityContext = &corev1.SecurityContext{RunAsUser: ptr.To[int64](0)}
+		if res, _ := engine.Mutate(root, NewSnapshot()); profile == ProfileRestricted {
+			if sc := res.Pod.Spec.Containers[1].SecurityContext; sc == nil || !ptr.Deref(sc.RunAsNonRoot, false) {
+				t.Errorf("%s: the non-exempt container did not get runAsNonRoot next to an exempt root container: %+v", profile, sc)
+			}
+			if sc := res.Pod.Spec.Containers[0].SecurityContext; sc.RunAsNonRoot != nil || sc.SeccompProfile != nil {
+				t.Errorf("%s: the exempt root container was changed: %+v", profile, sc)
+			}
+		}
+		// A pod whose only container is exempt is returned as it came.
+		only := testPod("busybox")
+		if res, _ := engine.Mutate(only, NewSnapshot()); res.Pod != only {
+			t.Errorf("%s: a pod with only an exempt container was changed: %+v", profile, res.Pod.Spec)
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/utils/ptr"
 )
@@ -114,6 +115,11 @@ const legacySeccompPodAnnotation = "seccomp.security.alpha.kubernetes.io/pod"
 // explicit runAsUser. The same applies to ephemeral debug containers added
 // later, which inherit the pod-level runAsNonRoot and seccompProfile.
 //
+// A container an admin's image exemption lifts from this policy keeps the
+// security context it would have had without podguard: when it would inherit
+// a pod-level field podguard adds, that field is set on each other
+// inheriting container instead of the pod.
+//
 // Init containers and native sidecars are treated like containers.
 // Ephemeral containers are left alone: they are added through a subresource
 // that podguard does not mutate. Windows pods (spec.os.name: windows) get
@@ -132,32 +138,57 @@ func (p *securityContext) Name() string { return SecurityContextName }
 
 func (p *securityContext) Mutate(in Input) (*Pod, Report) {
 	out := in.Pod.DeepCopy()
-	if !p.harden(out) {
+	exempt := func(Container) bool { return false }
+	if len(in.exempt) > 0 {
+		paths := sets.New(in.exempt...)
+		exempt = func(c Container) bool { return paths.Has(c.Path.String()) }
+	}
+	if !p.harden(out, exempt) {
 		return in.Pod, Report{}
 	}
 	return out, Report{}
 }
 
 // harden fills in pod's unset fields in place and reports whether it changed
-// anything.
-func (p *securityContext) harden(pod *Pod) bool {
+// anything. The containers an admin's image exemption lifts from the policy
+// (exempt) keep their effective security context: a pod-level field that
+// one of them would inherit is not set, and each other container that would
+// inherit it gets it at container level instead.
+func (p *securityContext) harden(pod *Pod, exempt func(Container) bool) bool {
 	spec := &pod.Spec
 	linux := spec.OS == nil || spec.OS.Name != corev1.Windows
 	containers := pod.Containers()
 	changed := false
 
-	if linux && podSeccompWanted(pod, containers) {
-		podSecurityContext(spec).SeccompProfile = &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}
-		changed = true
+	if inheritors := podSeccompInheritors(pod, containers); linux && len(inheritors) > 0 {
+		if others, ok := withoutExempt(inheritors, exempt); ok {
+			podSecurityContext(spec).SeccompProfile = &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}
+			changed = true
+		} else {
+			for _, c := range others {
+				containerSecurityContext(c.Container).SeccompProfile = &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}
+				changed = true
+			}
+		}
 	}
-	if p.restricted && runAsNonRootWanted(spec, containers) {
-		podSecurityContext(spec).RunAsNonRoot = ptr.To(true)
-		changed = true
+	if inheritors := runAsNonRootInheritors(spec, containers, exempt); p.restricted && len(inheritors) > 0 {
+		if others, ok := withoutExempt(inheritors, exempt); ok {
+			podSecurityContext(spec).RunAsNonRoot = ptr.To(true)
+			changed = true
+		} else {
+			for _, c := range others {
+				containerSecurityContext(c.Container).RunAsNonRoot = ptr.To(true)
+				changed = true
+			}
+		}
 	}
 	if !linux {
 		return changed
 	}
 	for _, c := range containers {
+		if exempt(c) {
+			continue
+		}
 		sc := c.Container.SecurityContext
 		privileged := sc != nil && ptr.Deref(sc.Privileged, false)
 		if !privileged && !addsSysAdmin(sc) && (sc == nil || sc.AllowPrivilegeEscalation == nil) {
@@ -176,34 +207,48 @@ func (p *securityContext) harden(pod *Pod) bool {
 	return changed
 }
 
-// podSeccompWanted reports whether the pod-level seccomp profile is unset,
-// would reach at least one container, and may be set without contradicting
-// the legacy annotation.
-func podSeccompWanted(pod *Pod, containers []Container) bool {
-	if sc := pod.Spec.SecurityContext; sc != nil && sc.SeccompProfile != nil {
-		return false
-	}
-	if legacy, ok := pod.Meta.Annotations[legacySeccompPodAnnotation]; ok && legacy != "runtime/default" && legacy != "docker/default" {
-		return false
-	}
-	for _, c := range containers {
-		if sc := c.Container.SecurityContext; sc == nil || sc.SeccompProfile == nil {
-			return true
+// withoutExempt returns the containers that are not exempt, and whether
+// none was.
+func withoutExempt(cs []Container, exempt func(Container) bool) ([]Container, bool) {
+	var out []Container
+	for _, c := range cs {
+		if !exempt(c) {
+			out = append(out, c)
 		}
 	}
-	return false
+	return out, len(out) == len(cs)
 }
 
-// runAsNonRootWanted reports whether the pod-level runAsNonRoot is unset,
-// would reach at least one container, and would not contradict an explicit
-// root user.
-func runAsNonRootWanted(spec *corev1.PodSpec, containers []Container) bool {
+// podSeccompInheritors returns the containers a pod-level seccomp profile
+// would reach, when it is unset and may be set without contradicting the
+// legacy annotation; else none.
+func podSeccompInheritors(pod *Pod, containers []Container) []Container {
+	if sc := pod.Spec.SecurityContext; sc != nil && sc.SeccompProfile != nil {
+		return nil
+	}
+	if legacy, ok := pod.Meta.Annotations[legacySeccompPodAnnotation]; ok && legacy != "runtime/default" && legacy != "docker/default" {
+		return nil
+	}
+	var out []Container
+	for _, c := range containers {
+		if sc := c.Container.SecurityContext; sc == nil || sc.SeccompProfile == nil {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// runAsNonRootInheritors returns the containers a pod-level runAsNonRoot
+// would reach, when it is unset and would not contradict an explicit root
+// user of a container that is not exempt (an exempt one does not get it);
+// else none.
+func runAsNonRootInheritors(spec *corev1.PodSpec, containers []Container, exempt func(Container) bool) []Container {
 	psc := spec.SecurityContext
 	if psc != nil && psc.RunAsNonRoot != nil {
-		return false
+		return nil
 	}
 	if spec.HostUsers != nil && !*spec.HostUsers {
-		return false
+		return nil
 	}
 	var podUser *int64
 	var podUserName *string
@@ -213,7 +258,7 @@ func runAsNonRootWanted(spec *corev1.PodSpec, containers []Container) bool {
 			podUserName = psc.WindowsOptions.RunAsUserName
 		}
 	}
-	inherits := false
+	var inherits []Container
 	for _, c := range containers {
 		user, userName := podUser, podUserName
 		if sc := c.Container.SecurityContext; sc != nil {
@@ -227,10 +272,10 @@ func runAsNonRootWanted(spec *corev1.PodSpec, containers []Container) bool {
 				userName = sc.WindowsOptions.RunAsUserName
 			}
 		}
-		if ptr.Deref(user, -1) == 0 || strings.EqualFold(ptr.Deref(userName, ""), "ContainerAdministrator") {
-			return false
+		if !exempt(c) && (ptr.Deref(user, -1) == 0 || strings.EqualFold(ptr.Deref(userName, ""), "ContainerAdministrator")) {
+			return nil
 		}
-		inherits = true
+		inherits = append(inherits, c)
 	}
 	return inherits
 }
