@@ -153,7 +153,7 @@ func (a *Admission) Mutate(ctx context.Context, req admission.Request) (resp adm
 	view.Namespace = req.Namespace
 	view.CreatedByNode = createdByNode(req.UserInfo)
 	res, err := st.Engine.MutateContext(ctx, view, a.worldFor(st))
-	countOutcomes("mutate", res)
+	defer func() { countOutcomesOf("mutate", res, &resp) }()
 	if err != nil && ctx.Err() != nil {
 		return a.timedOut(ctx, req)
 	}
@@ -251,7 +251,7 @@ func (a *Admission) Validate(ctx context.Context, req admission.Request) (resp a
 		pod.CreatedByNode = createdByNode(req.UserInfo)
 	}
 	res, err := verdict(ctx, pod, a.worldFor(st))
-	countOutcomes("validate", res)
+	defer func() { countOutcomesOf("validate", res, &resp) }()
 	if err != nil && ctx.Err() != nil {
 		return a.timedOut(ctx, req)
 	}
@@ -478,6 +478,16 @@ func objectName(req admission.Request) string {
 		return m.Metadata.GenerateName + "*"
 	}
 	return ""
+}
+
+// countOutcomesOf counts what the policies did once the answer is known. A
+// request that timed out counts nothing here: none of what the policies did
+// took effect (podguard_admission_duration_seconds counts it as a timeout).
+func countOutcomesOf(webhook string, res *policies.Result, resp *admission.Response) {
+	if resp.Result != nil && resp.Result.Code == http.StatusGatewayTimeout {
+		return
+	}
+	countOutcomes(webhook, res)
 }
 
 func countOutcomes(webhook string, res *policies.Result) {

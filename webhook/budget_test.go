@@ -176,9 +176,16 @@ func TestAMutationPastTheDeadlineIsTimedOutNotPatched(t *testing.T) {
 		Annotations: map[string]string{policies.LogsAnnotation: "/logs"}}, Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "web", Image: "nginx"}}}})
 	req := admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{UID: "u1", Kind: podKind, Operation: admissionv1.Create, Namespace: "team-a", Object: runtime.RawExtension{Raw: obj}}}
 
+	mutatedCount := func() float64 {
+		return testutil.ToFloat64(policyOutcomes.WithLabelValues("mutate", policies.LogSidecarName, string(policies.OutcomeMutated)))
+	}
+	before := mutatedCount()
 	ctx, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
 	defer cancel()
 	resp := adm.Mutate(ctx, req)
+	if got := mutatedCount() - before; got != 0 {
+		t.Errorf("a timed-out mutation counted log-sidecar as mutated %v times", got)
+	}
 	if resp.Allowed || resp.Result == nil || resp.Result.Code != http.StatusGatewayTimeout || len(resp.Patches) > 0 {
 		t.Fatalf("response %+v, want a 504 error without a patch", resp)
 	}
@@ -189,10 +196,13 @@ func TestAMutationPastTheDeadlineIsTimedOutNotPatched(t *testing.T) {
 		t.Errorf("logs %s: want a timeout decision and no patched one", logs.String())
 	}
 
-	// The same request in time is patched.
+	// The same request in time is patched, and counted.
 	resp = adm.Mutate(context.Background(), req)
 	if !resp.Allowed || len(resp.Patches) == 0 {
 		t.Fatalf("in time: %+v, want a patch", resp.Result)
+	}
+	if got := mutatedCount() - before; got != 1 {
+		t.Errorf("a mutation in time counted log-sidecar as mutated %v times, want 1", got)
 	}
 }
 
