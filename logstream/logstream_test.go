@@ -540,11 +540,11 @@ func TestUnreadableFileIsReportedOncePerStateAndRetried(t *testing.T) {
 		t.Fatal(err)
 	}
 	denied := true
-	h.s.open = func(name string) (*os.File, error) {
+	h.s.open = func(dirFd int, name, abs string) (*os.File, error) {
 		if denied {
-			return nil, &fs.PathError{Op: "open", Path: name, Err: syscall.EACCES}
+			return nil, &fs.PathError{Op: "open", Path: abs, Err: syscall.EACCES}
 		}
-		return openNoFollow(name)
+		return openAt(dirFd, name, abs)
 	}
 	h.s.ident = identity{uid: 65534, gid: 65534, groups: []int{2000}}
 	h.pass()

@@ -119,11 +119,41 @@ func TestLinkedCopyThatDivergesIsRead(t *testing.T) {
 // A file deleted between the listing and its opening is not reported.
 func TestFileDeletedBeforeItsOpeningIsNotReported(t *testing.T) {
 	h := newHarness(t, Options{})
-	h.s.open = func(name string) (*os.File, error) {
-		os.Remove(name)
-		return openNoFollow(name)
+	h.s.open = func(dirFd int, name, abs string) (*os.File, error) {
+		os.Remove(abs)
+		return openAt(dirFd, name, abs)
 	}
 	h.write("app.log.1", "A1\n")
 	h.pass()
+	h.wantNotes()
+}
+
+// A subdirectory swapped for a symlink between the listing of its parent and
+// its own listing is not followed.
+func TestDirectorySwappedForASymlinkIsNotFollowed(t *testing.T) {
+	outside := t.TempDir()
+	if err := os.WriteFile(outside+"/secret", []byte("not printed\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h := newHarness(t, Options{})
+	h.write("a.log", "a\n")
+	h.write("sub/b.log", "b\n")
+	swapped := false
+	h.s.open = func(dirFd int, name, abs string) (*os.File, error) {
+		if name == "a.log" && !swapped { // after the listing of Dir, before sub's
+			swapped = true
+			h.rename("sub", "sub.old")
+			if err := os.Symlink(outside, h.path("sub")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return openAt(dirFd, name, abs)
+	}
+	h.pass()
+	if !swapped {
+		t.Fatal("a.log was not opened")
+	}
+	h.final()
+	h.wantOut("[a.log] a", "[sub.old/b.log] b")
 	h.wantNotes()
 }

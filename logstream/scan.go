@@ -5,46 +5,62 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 )
 
 // entry is a regular file found by a listing.
 type entry struct {
-	rel string          // path relative to Dir, with slashes
-	abs string          // path to open
-	st  *syscall.Stat_t // from lstat
-	dir *syscall.Stat_t // of the directory that holds it
+	rel   string          // path relative to Dir, with slashes
+	abs   string          // its path, for messages
+	name  string          // its name in its directory
+	dirFd int             // its directory, open while the entry is visited
+	st    *syscall.Stat_t // from lstat
+	dir   *syscall.Stat_t // of the directory that holds it
 }
+
+// dirFlags open a directory to list it, without blocking.
+const dirFlags = syscall.O_RDONLY | syscall.O_DIRECTORY | syscall.O_CLOEXEC | syscall.O_NONBLOCK
 
 // scan lists Dir and its subdirectories, down to MaxDepth levels, and
-// returns the regular files. Symlinks are not followed (Dir itself may be
-// one). A directory that cannot be listed is reported.
-func (s *streamer) scan() []entry {
+// visits the regular files. Symlinks are not followed (Dir itself may be
+// one): each subdirectory is opened relative to its parent's descriptor with
+// O_NOFOLLOW, and visited files are opened relative to their directory's
+// (entry.dirFd), so a directory swapped for a symlink between two listings
+// is not followed either. A directory that cannot be listed is reported.
+func (s *streamer) scan(visit func(entry)) {
 	s.scanFailed = false
-	fi, err := os.Stat(s.opts.Dir)
-	if err == nil && !fi.IsDir() {
-		err = &fs.PathError{Op: "open", Path: s.opts.Dir, Err: syscall.ENOTDIR}
-	}
+	fd, err := syscall.Open(s.opts.Dir, dirFlags, 0)
 	if err != nil {
 		s.scanFailed = true
-		s.reportDir("", nil, err)
-		return nil
+		s.reportDir("", nil, &fs.PathError{Op: "open", Path: s.opts.Dir, Err: err})
+		return
 	}
-	var out []entry
-	s.walk(s.opts.Dir, "", 0, fi.Sys().(*syscall.Stat_t), &out)
-	return out
+	var st syscall.Stat_t
+	if err := syscall.Fstat(fd, &st); err != nil {
+		syscall.Close(fd)
+		s.scanFailed = true
+		s.reportDir("", nil, &fs.PathError{Op: "stat", Path: s.opts.Dir, Err: err})
+		return
+	}
+	s.walk(fd, s.opts.Dir, "", 0, &st, visit)
 }
 
-func (s *streamer) walk(abs, rel string, depth int, dirSt *syscall.Stat_t, out *[]entry) {
-	des, err := os.ReadDir(abs)
+// walk lists directory fd (which it closes), at abs and rel.
+func (s *streamer) walk(fd int, abs, rel string, depth int, dirSt *syscall.Stat_t, visit func(entry)) {
+	d := os.NewFile(uintptr(fd), abs)
+	defer d.Close()
+	des, err := d.ReadDir(-1)
 	if err != nil {
-		// os.ReadDir returns what it read before the error.
+		// ReadDir returns what it read before the error.
 		s.scanFailed = true
 		s.reportDir(rel, dirSt, err)
 	} else {
 		s.resolved(dirKey(rel), "list directory")
 	}
+	// In name order, as os.ReadDir lists.
+	slices.SortFunc(des, func(a, b fs.DirEntry) int { return strings.Compare(a.Name(), b.Name()) })
 	for _, de := range des {
 		r, a := path.Join(rel, de.Name()), filepath.Join(abs, de.Name())
 		switch typ := de.Type(); {
@@ -53,14 +69,30 @@ func (s *streamer) walk(abs, rel string, depth int, dirSt *syscall.Stat_t, out *
 			if depth >= s.opts.MaxDepth {
 				continue
 			}
-			if info, err := de.Info(); err == nil {
-				s.walk(a, r, depth+1, info.Sys().(*syscall.Stat_t), out)
+			info, err := de.Info()
+			if err != nil {
+				continue
 			}
+			sub, err := syscall.Openat(fd, de.Name(), dirFlags|syscall.O_NOFOLLOW, 0)
+			if err != nil {
+				if err != syscall.ENOENT && err != syscall.ELOOP && err != syscall.ENOTDIR {
+					// Not removed or replaced since the listing: unreadable.
+					s.scanFailed = true
+					s.reportDir(r, info.Sys().(*syscall.Stat_t), &fs.PathError{Op: "open", Path: a, Err: err})
+				}
+				continue
+			}
+			var st syscall.Stat_t
+			if err := syscall.Fstat(sub, &st); err != nil {
+				syscall.Close(sub)
+				continue
+			}
+			s.walk(sub, a, r, depth+1, &st, visit)
 		case typ.IsRegular():
 			// A file renamed since the directory was read is not found;
 			// it is found under its new name in the next pass.
 			if info, err := de.Info(); err == nil && info.Mode().IsRegular() {
-				*out = append(*out, entry{rel: r, abs: a, st: info.Sys().(*syscall.Stat_t), dir: dirSt})
+				visit(entry{rel: r, abs: a, name: de.Name(), dirFd: fd, st: info.Sys().(*syscall.Stat_t), dir: dirSt})
 			}
 		}
 	}

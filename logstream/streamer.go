@@ -121,8 +121,9 @@ type streamer struct {
 	out   lineWriter
 	notes io.Writer
 	ident identity
-	// open opens a file to follow; tests replace it.
-	open func(name string) (*os.File, error)
+	// open opens a file to follow, name in directory dirFd, at abs; tests
+	// replace it.
+	open func(dirFd int, name, abs string) (*os.File, error)
 
 	passes     int
 	busy       bool // a file had more to read than passBudget
@@ -143,7 +144,7 @@ func newStreamer(opts Options, out, notes io.Writer) *streamer {
 		out:      lineWriter{w: out},
 		notes:    notes,
 		ident:    currentIdentity(),
-		open:     openNoFollow,
+		open:     openAt,
 		byKey:    map[fileKey]*file{},
 		problems: map[string]*problem{},
 		skipped:  map[fileKey]int{},
@@ -151,10 +152,14 @@ func newStreamer(opts Options, out, notes io.Writer) *streamer {
 	}
 }
 
-// openNoFollow opens a file for reading without following a symlink put in
-// its place since it was listed, and without blocking on a FIFO.
-func openNoFollow(name string) (*os.File, error) {
-	return os.OpenFile(name, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+// openAt opens a file for reading without following a symlink put in its
+// place since it was listed, and without blocking on a FIFO.
+func openAt(dirFd int, name, abs string) (*os.File, error) {
+	fd, err := syscall.Openat(dirFd, name, syscall.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: abs, Err: err}
+	}
+	return os.NewFile(uintptr(fd), abs), nil
 }
 
 // pass lists the directory once and reads what every file gained. The final
@@ -163,9 +168,7 @@ func openNoFollow(name string) (*os.File, error) {
 func (s *streamer) pass(final bool) error {
 	s.passes++
 	s.busy = false
-	for _, e := range s.scan() {
-		s.discover(e)
-	}
+	s.scan(s.discover)
 	// Of the files found in this pass, the oldest are read first: after
 	// rotations between two passes, catalina.log.2 before catalina.log.1.
 	slices.SortStableFunc(s.added, func(a, b *file) int { return compareTimespec(a.mtime, b.mtime) })
@@ -225,7 +228,7 @@ func (s *streamer) discover(e entry) {
 		}
 		return
 	}
-	f, err := s.open(e.abs)
+	f, err := s.open(e.dirFd, e.name, e.abs)
 	if errors.Is(err, fs.ErrNotExist) {
 		return // deleted (or renamed) since the listing: rotation
 	}
