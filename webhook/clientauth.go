@@ -82,8 +82,11 @@ func (a *ClientAuth) TLS(c *tls.Config) {
 	// VerifyConnection, unlike VerifyPeerCertificate, also runs on resumed
 	// sessions.
 	c.VerifyConnection = func(cs tls.ConnectionState) error {
+		// Refused at the handshake, not with a 403 later: a connection
+		// kept open for its 403s would hold one of the port's connection
+		// slots, which the API server's new connections then wait for.
 		if len(cs.PeerCertificates) == 0 {
-			return nil
+			return errNoClientCert
 		}
 		pool, err := a.current()
 		if err != nil {
@@ -109,8 +112,9 @@ func (a *ClientAuth) TLS(c *tls.Config) {
 var errNoClientCert = errors.New("podguard's webhook port requires a client certificate signed by its --client-ca-file: only the API server may call it")
 
 // Require refuses, with 403, a request on a connection that presented no
-// client certificate. One that presented a bad one never gets this far: its
-// handshake failed.
+// client certificate. With TLS's VerifyConnection such a connection never
+// gets this far, nor does one with a bad certificate: their handshakes
+// fail. It stays as a second line.
 func (a *ClientAuth) Require(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {

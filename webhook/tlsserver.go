@@ -210,6 +210,10 @@ func (s *Server) StartedChecker() healthz.Checker {
 		if cfg == nil {
 			return errors.New("webhook server has not been started yet")
 		}
+		// The check is of the serving certificate, not of who may call:
+		// client authentication (--client-ca-file) is left out of it.
+		cfg = cfg.Clone()
+		cfg.ClientAuth, cfg.VerifyConnection = tls.NoClientCert, nil
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		srvEnd, cliEnd := net.Pipe()
