@@ -16,12 +16,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-
-	"github.com/podguard/podguard/e2e/framework"
 )
 
 // eventBurst is how many PodDenied events podguard writes about one workload
@@ -252,40 +249,6 @@ func describeEvents(evs []corev1.Event) string {
 		fmt.Fprintf(&b, "\n  %s %s/%s count %d: %s", ev.Reason, ev.InvolvedObject.Kind, ev.InvolvedObject.Name, ev.Count, ev.Message)
 	}
 	return b.String()
-}
-
-// shippedRBAC applies the ServiceAccount and RBAC of the opt-in overlay, as
-// shipped, removes them when the test ends, and returns a kubeconfig that
-// authenticates as that ServiceAccount.
-func shippedRBAC(t *testing.T) string {
-	t.Helper()
-	ctx := testContext(t, time.Minute)
-	rendered, err := framework.RenderOverlay(filepath.Join(repoRoot, "deploy", "overlays", "opt-in"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rbac []*unstructured.Unstructured
-	for _, o := range rendered {
-		switch o.GetKind() {
-		case "Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding":
-			rbac = append(rbac, o)
-		}
-	}
-	t.Cleanup(func() {
-		ctx, cancel := cleanupContext()
-		defer cancel()
-		if err := framework.DeleteObjects(ctx, cluster.Client, rbac); err != nil {
-			t.Errorf("removing the RBAC: %v", err)
-		}
-	})
-	if err := framework.ApplyObjects(ctx, cluster.Client, rbac); err != nil {
-		t.Fatal(err)
-	}
-	kubeconfig, err := cluster.ServiceAccountKubeconfig("podguard-system", "podguard")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return kubeconfig
 }
 
 // developer returns a client, and its kubeconfig, for a user who may, in

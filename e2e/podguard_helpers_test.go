@@ -17,6 +17,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
@@ -291,4 +292,38 @@ func lastLines(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// shippedRBAC applies the ServiceAccount and RBAC of the opt-in overlay, as
+// shipped, removes them when the test ends, and returns a kubeconfig that
+// authenticates as that ServiceAccount.
+func shippedRBAC(t *testing.T) string {
+	t.Helper()
+	ctx := testContext(t, time.Minute)
+	rendered, err := framework.RenderOverlay(filepath.Join(repoRoot, "deploy", "overlays", "opt-in"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rbac []*unstructured.Unstructured
+	for _, o := range rendered {
+		switch o.GetKind() {
+		case "Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding":
+			rbac = append(rbac, o)
+		}
+	}
+	t.Cleanup(func() {
+		ctx, cancel := cleanupContext()
+		defer cancel()
+		if err := framework.DeleteObjects(ctx, cluster.Client, rbac); err != nil {
+			t.Errorf("removing the RBAC: %v", err)
+		}
+	})
+	if err := framework.ApplyObjects(ctx, cluster.Client, rbac); err != nil {
+		t.Fatal(err)
+	}
+	kubeconfig, err := cluster.ServiceAccountKubeconfig("podguard-system", "podguard")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kubeconfig
 }

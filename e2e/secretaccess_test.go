@@ -9,7 +9,6 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/podguard/podguard/e2e/framework"
 )
@@ -22,17 +21,7 @@ import (
 // caches Secret metadata and warns of the missing pull secret.
 func TestSecretAccess(t *testing.T) {
 	ctx := testContext(t, 3*time.Minute)
-	rendered, err := framework.RenderOverlay(filepath.Join(repoRoot, "deploy", "overlays", "opt-in"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rbac []*unstructured.Unstructured
-	for _, o := range rendered {
-		switch o.GetKind() {
-		case "Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding":
-			rbac = append(rbac, o)
-		}
-	}
+	kubeconfig := shippedRBAC(t)
 	secretAccess, err := framework.ReadManifests(filepath.Join(repoRoot, "deploy", "components", "secret-access", "rbac.yaml"))
 	if err != nil {
 		t.Fatal(err)
@@ -40,17 +29,10 @@ func TestSecretAccess(t *testing.T) {
 	t.Cleanup(func() {
 		ctx, cancel := cleanupContext()
 		defer cancel()
-		if err := framework.DeleteObjects(ctx, cluster.Client, append(rbac, secretAccess...)); err != nil {
-			t.Errorf("removing the RBAC: %v", err)
+		if err := framework.DeleteObjects(ctx, cluster.Client, secretAccess); err != nil {
+			t.Errorf("removing the secret-access RBAC: %v", err)
 		}
 	})
-	if err := framework.ApplyObjects(ctx, cluster.Client, rbac); err != nil {
-		t.Fatal(err)
-	}
-	kubeconfig, err := cluster.ServiceAccountKubeconfig("podguard-system", "podguard")
-	if err != nil {
-		t.Fatal(err)
-	}
 
 	pg := runPodguardAs(t, kubeconfig, "opt-in", registryRule)
 	if got := metricInt(t, pg.MetricsURL, "podguard_secret_access_denied"); got != 1 {
