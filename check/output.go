@@ -522,25 +522,22 @@ func sarifResults(rep *Report) []sarifResult {
 			add("warning", warningFinding(w))
 		}
 	}
-	for _, w := range rep.InputWarnings {
-		uri := artifactURI(w.File)
+	// What podguard says about reading the input itself, not about a pod.
+	input := func(level, file string, line int, msg string) {
+		uri := artifactURI(file)
 		out = append(out, sarifResult{
 			RuleID:              inputRule,
-			Level:               "warning",
-			Message:             sarifMessage{Text: w.Message},
-			Locations:           sarifLocations(uri, w.Line),
-			PartialFingerprints: fp.next(uri, "", "", "", inputRule, w.Message),
+			Level:               level,
+			Message:             sarifMessage{Text: msg},
+			Locations:           sarifLocations(uri, line),
+			PartialFingerprints: fp.next(uri, "", "", "", inputRule, msg),
 		})
 	}
+	for _, w := range rep.InputWarnings {
+		input("warning", w.File, w.Line, w.Message)
+	}
 	for _, e := range rep.Errors {
-		uri := artifactURI(e.File)
-		out = append(out, sarifResult{
-			RuleID:              inputRule,
-			Level:               "error",
-			Message:             sarifMessage{Text: e.Message},
-			Locations:           sarifLocations(uri, e.Line),
-			PartialFingerprints: fp.next(uri, "", "", "", inputRule, e.Message),
-		})
+		input("error", e.File, e.Line, e.Message)
 	}
 	return out
 }
