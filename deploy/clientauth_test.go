@@ -1,12 +1,9 @@
 package deploy_test
 
 import (
-	"path"
 	"slices"
 	"strings"
 	"testing"
-
-	corev1 "k8s.io/api/core/v1"
 )
 
 const (
@@ -18,47 +15,20 @@ const (
 // the file must be on a volume of the ConfigMap podguard-client-ca, not
 // through subPath (which would stop a rotated CA from reaching podguard).
 func checkClientAuth(r *render, p *problems) {
-	d := r.deployment(p)
-	if d == nil {
-		return
-	}
-	c, cpath := podguardContainer(d, p)
-	if c == nil {
-		return
-	}
-	ref := deploymentRef(d)
-	file, ok := argValue(c.Args, "client-ca-file")
+	f, ok := followFlagFile(r, p, "client-ca-file", "no --client-ca-file; any pod that reaches the webhook port can call it", "a rotated CA")
 	if !ok {
-		p.add(ref, cpath+".args", "no --client-ca-file; any pod that reaches the webhook port can call it")
 		return
 	}
-	file = path.Clean(file)
-	mountIdx := -1
-	for i, m := range c.VolumeMounts {
-		if strings.HasPrefix(file, strings.TrimSuffix(m.MountPath, "/")+"/") && (mountIdx < 0 || len(m.MountPath) > len(c.VolumeMounts[mountIdx].MountPath)) {
-			mountIdx = i
-		}
-	}
-	if mountIdx < 0 {
-		p.add(ref, cpath+".args", "--client-ca-file=%s is not under any of the container's volumeMounts", file)
+	if f.vol == nil {
+		p.add(f.ref, "spec.template.spec.volumes", "no volume %s, which --client-ca-file=%s is on", f.mount.Name, f.file)
 		return
 	}
-	m := c.VolumeMounts[mountIdx]
-	if m.SubPath != "" || m.SubPathExpr != "" {
-		p.add(ref, cpath+".volumeMounts["+m.Name+"]", "uses subPath, which stops a rotated CA from reaching podguard")
-	}
-	vi := slices.IndexFunc(d.Spec.Template.Spec.Volumes, func(v corev1.Volume) bool { return v.Name == m.Name })
-	if vi < 0 {
-		p.add(ref, "spec.template.spec.volumes", "no volume %s, which --client-ca-file=%s is on", m.Name, file)
+	if f.vol.ConfigMap == nil || f.vol.ConfigMap.Name != clientCAConfigMap {
+		p.add(f.ref, "spec.template.spec.volumes["+f.vol.Name+"]", "--client-ca-file=%s is not on a volume of the ConfigMap %s", f.file, clientCAConfigMap)
 		return
 	}
-	v := d.Spec.Template.Spec.Volumes[vi]
-	if v.ConfigMap == nil || v.ConfigMap.Name != clientCAConfigMap {
-		p.add(ref, "spec.template.spec.volumes["+v.Name+"]", "--client-ca-file=%s is not on a volume of the ConfigMap %s", file, clientCAConfigMap)
-		return
-	}
-	if rel := strings.TrimPrefix(file, strings.TrimSuffix(m.MountPath, "/")+"/"); rel != "ca.crt" && len(v.ConfigMap.Items) == 0 {
-		p.add(ref, cpath+".args", "--client-ca-file=%s reads key %s of ConfigMap %s; the README says ca.crt", file, rel, clientCAConfigMap)
+	if f.rel != "ca.crt" && len(f.vol.ConfigMap.Items) == 0 {
+		p.add(f.ref, f.cpath+".args", "--client-ca-file=%s reads key %s of ConfigMap %s; the README says ca.crt", f.file, f.rel, clientCAConfigMap)
 	}
 }
 

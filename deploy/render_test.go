@@ -788,48 +788,71 @@ func checkPodSecurity(r *render, _ overlay, p *problems) {
 	}
 }
 
-// checkConfig follows --config to the ConfigMap key it reads and parses it
-// as podguard would.
-func checkConfig(r *render, _ overlay, p *problems) {
+// flagFile is a file that a flag of podguard's container names, followed to
+// the volume it is read from.
+type flagFile struct {
+	d          *appsv1.Deployment
+	ref, cpath string
+	flag, file string
+	mount      corev1.VolumeMount // the deepest mount above the file
+	vol        *corev1.Volume     // the mount's volume; nil if there is none
+	rel        string             // the file's path within the volume
+}
+
+// followFlagFile follows --flag of podguard's container to the mount and
+// volume it is read from. It reports a missing flag (with missing), a file
+// under no mount, and a subPath mount (which stops updates of the file from
+// reaching podguard: subPathStops says which), and returns false when there
+// is nothing more to check.
+func followFlagFile(r *render, p *problems, flag, missing, subPathStops string) (flagFile, bool) {
 	d := r.deployment(p)
 	if d == nil {
-		return
+		return flagFile{}, false
 	}
 	c, cpath := podguardContainer(d, p)
 	if c == nil {
-		return
+		return flagFile{}, false
 	}
-	ref := deploymentRef(d)
-	file, ok := argValue(c.Args, "config")
+	f := flagFile{d: d, ref: deploymentRef(d), cpath: cpath, flag: flag}
+	file, ok := argValue(c.Args, flag)
 	if !ok {
-		p.add(ref, cpath+".args", "no --config flag; podguard would run on built-in defaults")
-		return
+		p.add(f.ref, cpath+".args", "%s", missing)
+		return f, false
 	}
-	file = path.Clean(file)
-	var mount *corev1.VolumeMount
+	f.file = path.Clean(file)
+	mountIdx := -1
 	for i, m := range c.VolumeMounts {
-		if strings.HasPrefix(file, strings.TrimSuffix(m.MountPath, "/")+"/") && (mount == nil || len(m.MountPath) > len(mount.MountPath)) {
-			mount = &c.VolumeMounts[i]
+		if strings.HasPrefix(f.file, strings.TrimSuffix(m.MountPath, "/")+"/") && (mountIdx < 0 || len(m.MountPath) > len(c.VolumeMounts[mountIdx].MountPath)) {
+			mountIdx = i
 		}
 	}
-	if mount == nil {
-		p.add(ref, cpath+".args", "--config=%s is not under any of the container's volumeMounts", file)
+	if mountIdx < 0 {
+		p.add(f.ref, cpath+".args", "--%s=%s is not under any of the container's volumeMounts", flag, f.file)
+		return f, false
+	}
+	f.mount = c.VolumeMounts[mountIdx]
+	if f.mount.SubPath != "" || f.mount.SubPathExpr != "" {
+		p.add(f.ref, cpath+".volumeMounts["+f.mount.Name+"]", "uses subPath, which stops %s from reaching podguard", subPathStops)
+	}
+	if vi := slices.IndexFunc(d.Spec.Template.Spec.Volumes, func(v corev1.Volume) bool { return v.Name == f.mount.Name }); vi >= 0 {
+		f.vol = &d.Spec.Template.Spec.Volumes[vi]
+	}
+	f.rel = strings.TrimPrefix(f.file, strings.TrimSuffix(f.mount.MountPath, "/")+"/")
+	return f, true
+}
+
+// checkConfig follows --config to the ConfigMap key it reads and parses it
+// as podguard would.
+func checkConfig(r *render, _ overlay, p *problems) {
+	f, ok := followFlagFile(r, p, "config", "no --config flag; podguard would run on built-in defaults", "ConfigMap updates")
+	if !ok {
 		return
 	}
-	if mount.SubPath != "" || mount.SubPathExpr != "" {
-		p.add(ref, cpath+".volumeMounts["+mount.Name+"]", "uses subPath, which stops ConfigMap updates from reaching podguard")
-	}
-	var vol *corev1.Volume
-	for i := range d.Spec.Template.Spec.Volumes {
-		if v := &d.Spec.Template.Spec.Volumes[i]; v.Name == mount.Name {
-			vol = v
-		}
-	}
+	d, ref, file, vol, rel := f.d, f.ref, f.file, f.vol, f.rel
 	if vol == nil || vol.ConfigMap == nil {
-		p.add(ref, "spec.template.spec.volumes["+mount.Name+"]", "--config=%s is on volume %s, which is not a ConfigMap volume", file, mount.Name)
+		p.add(ref, "spec.template.spec.volumes["+f.mount.Name+"]", "--config=%s is on volume %s, which is not a ConfigMap volume", file, f.mount.Name)
 		return
 	}
-	rel := strings.TrimPrefix(file, strings.TrimSuffix(mount.MountPath, "/")+"/")
 	key := rel
 	if len(vol.ConfigMap.Items) > 0 {
 		key = ""
