@@ -222,8 +222,7 @@ func (a *Admission) Validate(ctx context.Context, req admission.Request) (resp a
 	// are checked whenever they are written.
 	switch {
 	case req.Operation == admissionv1.Create:
-	case req.Operation == admissionv1.Update && gvk != podGVK:
-	case req.Operation == admissionv1.Update && a.imagesChanged(req):
+	case req.Operation == admissionv1.Update: // a Pod's only if an image changed: see below
 	default:
 		return admission.Allowed("")
 	}
@@ -237,6 +236,9 @@ func (a *Admission) Validate(ctx context.Context, req admission.Request) (resp a
 	}
 	if m, err := meta.Accessor(obj); err == nil {
 		m.SetNamespace(req.Namespace)
+	}
+	if p, ok := obj.(*corev1.Pod); ok && req.Operation == admissionv1.Update && !a.imagesChanged(req, p) {
+		return admission.Allowed("")
 	}
 	pod := policies.PodOf(obj)
 	if pod == nil {
@@ -347,11 +349,12 @@ func (a *Admission) validateScale(ctx context.Context, req admission.Request) ad
 }
 
 // imagesChanged reports whether a Pod UPDATE changes the image of a
-// container or init container. An undecodable request counts as changed, so
-// that it is judged (and refused) rather than let through.
-func (a *Admission) imagesChanged(req admission.Request) bool {
-	var old, cur corev1.Pod
-	if a.decoder.DecodeRaw(req.OldObject, &old) != nil || a.decoder.DecodeRaw(req.Object, &cur) != nil {
+// container or init container of cur, the decoded new pod. An undecodable
+// old object counts as changed, so that the pod is judged (and refused)
+// rather than let through.
+func (a *Admission) imagesChanged(req admission.Request, cur *corev1.Pod) bool {
+	var old corev1.Pod
+	if a.decoder.DecodeRaw(req.OldObject, &old) != nil {
 		return true
 	}
 	images := func(cs []corev1.Container) []string {
