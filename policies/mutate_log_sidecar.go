@@ -14,6 +14,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/utils/ptr"
+
+	"github.com/podguard/podguard/logstream"
 )
 
 // LogSidecarName is the name of the log-sidecar policy.
@@ -27,7 +29,7 @@ const LogsAnnotation = "podguard.io/logs"
 // which the kubelet expands.
 const (
 	sidecarLogDir    = "/podguard/logs"
-	envLogDir        = "PODGUARD_LOG_DIR"
+	envLogDir        = logstream.DirEnv // what podguard stream-logs reads
 	envSidecarMarker = "PODGUARD_LOG_SIDECAR"
 )
 
