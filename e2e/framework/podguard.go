@@ -38,6 +38,11 @@ type PodguardOptions struct {
 	LogPath string
 	// Args are extra command-line arguments, appended after the others.
 	Args []string
+	// Wrap, when set, is a command that runs podguard, with the binary and
+	// its arguments appended to it, such as []string{"taskset", "-c", "1"}.
+	// It must exec podguard (as taskset, nice or chrt do), so that Pid is
+	// podguard's and Stop signals podguard itself.
+	Wrap []string
 	// ReadyTimeout bounds the wait for /readyz. Default: 60s.
 	ReadyTimeout time.Duration
 }
@@ -117,6 +122,10 @@ func StartPodguard(ctx context.Context, opts PodguardOptions) (*Podguard, error)
 	}
 	args = append(args, opts.Args...)
 
+	if len(opts.Wrap) > 0 {
+		args = append(append(opts.Wrap[1:len(opts.Wrap):len(opts.Wrap)], bin), args...)
+		bin = opts.Wrap[0]
+	}
 	p, err := startProc("podguard", logPath, bin, args...)
 	if err != nil {
 		return nil, err
