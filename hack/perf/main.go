@@ -40,6 +40,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"k8s.io/client-go/rest"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/podguard/podguard/e2e/framework"
@@ -96,6 +97,9 @@ func main() {
 
 func run(o options) (retErr error) {
 	ctrllog.SetLogger(logr.Discard())
+	// podguard warns about every pod it mutates; thousands of creates would
+	// bury the progress lines.
+	rest.SetDefaultWarningHandler(rest.NoWarnings{})
 	ctx, stopSignals := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stopSignals()
 

@@ -1,0 +1,241 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/podguard/podguard/e2e/framework"
+)
+
+// The modes of phase B.
+const (
+	modeClosed = "closed"
+	modePaced  = "paced"
+)
+
+// createRun is one run of phase B.
+type createRun struct {
+	Config   string  `json:"config"`
+	Mode     string  `json:"mode"`
+	Round    int     `json:"round"`
+	Creates  int     `json:"creates"` // succeeded
+	Errors   int     `json:"errors"`
+	FirstErr string  `json:"firstError,omitempty"`
+	Seconds  float64 `json:"seconds"` // from the first start to the last end
+	PerSec   float64 `json:"createsPerSec"`
+	P50Ms    float64 `json:"p50Ms"`
+	P90Ms    float64 `json:"p90Ms"`
+	P99Ms    float64 `json:"p99Ms"`
+}
+
+// createSummary is the median over rounds of one configuration and mode.
+type createSummary struct {
+	Config   string  `json:"config"`
+	Mode     string  `json:"mode"`
+	PerSec   float64 `json:"createsPerSec"`
+	P50Ms    float64 `json:"p50Ms"`
+	P90Ms    float64 `json:"p90Ms"`
+	P99Ms    float64 `json:"p99Ms"`
+	Errors   int     `json:"errors"` // over all rounds
+	FirstErr string  `json:"firstError,omitempty"`
+	Rounds   int     `json:"rounds"`
+}
+
+var configs = []string{configNone, configNull, configPodguard}
+
+// phaseB creates pods through kube-apiserver for every configuration,
+// rotating their order round by round.
+func (e *env) phaseB(ctx context.Context, o options) ([]createRun, error) {
+	cfg := rest.CopyConfig(e.cluster.Config)
+	cfg.QPS, cfg.Burst = 5000, 5000
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	var runs []createRun
+	for round := range o.createRounds {
+		for i := range configs {
+			config := configs[(i+round)%len(configs)]
+			if err := e.switchTo(ctx, config); err != nil {
+				return runs, err
+			}
+			for _, mode := range []string{modeClosed, modePaced} {
+				if err := deleteAllPods(ctx, cs); err != nil {
+					return runs, err
+				}
+				prefix := fmt.Sprintf("%s-%s-%d", config, mode, round)
+				var lat []time.Duration
+				var r createRun
+				if mode == modeClosed {
+					lat, r = closedLoop(ctx, cs, prefix, o.creators, o.createDuration)
+				} else {
+					lat, r = paced(ctx, cs, prefix, o.pace, o.createDuration)
+				}
+				if err := ctx.Err(); err != nil {
+					return runs, err
+				}
+				r.Config, r.Mode, r.Round = config, mode, round
+				sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+				r.Creates = len(lat)
+				if r.Seconds > 0 {
+					r.PerSec = float64(r.Creates) / r.Seconds
+				}
+				r.P50Ms, r.P90Ms, r.P99Ms = ms(percentile(lat, 50)), ms(percentile(lat, 90)), ms(percentile(lat, 99))
+				runs = append(runs, r)
+				logf("B %-8s %-6s round %d: %6.1f creates/s, p50 %.1f ms, p90 %.1f ms, p99 %.1f ms, %d errors",
+					config, mode, round+1, r.PerSec, r.P50Ms, r.P90Ms, r.P99Ms, r.Errors)
+			}
+		}
+	}
+	return runs, deleteAllPods(ctx, cs)
+}
+
+func createPod(ctx context.Context, cs kubernetes.Interface, name string) error {
+	_, err := cs.CoreV1().Pods(namespace).Create(ctx, nginxPod(namespace, name), metav1.CreateOptions{})
+	return err
+}
+
+// closedLoop runs creators that each create pods back to back for d.
+func closedLoop(ctx context.Context, cs kubernetes.Interface, prefix string, creators int, d time.Duration) ([]time.Duration, createRun) {
+	var (
+		mu  sync.Mutex
+		lat []time.Duration
+		r   createRun
+		wg  sync.WaitGroup
+	)
+	start := time.Now()
+	deadline := start.Add(d)
+	for w := range creators {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var mine []time.Duration
+			var errs int
+			var firstErr string
+			for n := 0; time.Now().Before(deadline) && ctx.Err() == nil; n++ {
+				t0 := time.Now()
+				err := createPod(ctx, cs, fmt.Sprintf("%s-%d-%d", prefix, w, n))
+				if err != nil {
+					errs++
+					if firstErr == "" {
+						firstErr = err.Error()
+					}
+					continue
+				}
+				mine = append(mine, time.Since(t0))
+			}
+			mu.Lock()
+			lat = append(lat, mine...)
+			r.Errors += errs
+			if r.FirstErr == "" {
+				r.FirstErr = firstErr
+			}
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	r.Seconds = time.Since(start).Seconds()
+	return lat, r
+}
+
+// paced starts pace creates per second for d, each on schedule whether or
+// not the earlier ones have finished (open loop); a latency runs from the
+// scheduled start.
+func paced(ctx context.Context, cs kubernetes.Interface, prefix string, pace int, d time.Duration) ([]time.Duration, createRun) {
+	var (
+		mu  sync.Mutex
+		lat []time.Duration
+		r   createRun
+		wg  sync.WaitGroup
+	)
+	start := time.Now()
+	total := int(d.Seconds() * float64(pace))
+	interval := time.Second / time.Duration(pace)
+	for i := range total {
+		at := start.Add(time.Duration(i) * interval)
+		time.Sleep(time.Until(at))
+		if ctx.Err() != nil {
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := createPod(ctx, cs, fmt.Sprintf("%s-%d", prefix, i))
+			took := time.Since(at)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				r.Errors++
+				if r.FirstErr == "" {
+					r.FirstErr = err.Error()
+				}
+				return
+			}
+			lat = append(lat, took)
+		}()
+	}
+	wg.Wait()
+	r.Seconds = time.Since(start).Seconds()
+	return lat, r
+}
+
+// deleteAllPods deletes every pod of the namespace and waits until the
+// list is empty, so that each run starts from the same etcd contents.
+func deleteAllPods(ctx context.Context, cs kubernetes.Interface) error {
+	pods := cs.CoreV1().Pods(namespace)
+	if err := pods.DeleteCollection(ctx, metav1.DeleteOptions{GracePeriodSeconds: new(int64)}, metav1.ListOptions{}); err != nil {
+		return fmt.Errorf("deleting the pods: %w", err)
+	}
+	var left int
+	err := framework.Eventually(ctx, 2*time.Minute, 100*time.Millisecond, func() (bool, error) {
+		list, err := pods.List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, err
+		}
+		left = len(list.Items)
+		return left == 0, nil
+	})
+	if err != nil {
+		return fmt.Errorf("waiting for the pods to be gone (%d left): %w", left, err)
+	}
+	return nil
+}
+
+// summarizeCreates takes the medians over rounds per configuration and
+// mode.
+func summarizeCreates(runs []createRun) []createSummary {
+	var out []createSummary
+	for _, mode := range []string{modeClosed, modePaced} {
+		for _, config := range configs {
+			s := createSummary{Config: config, Mode: mode}
+			var rate, p50, p90, p99 []float64
+			for _, r := range runs {
+				if r.Config != config || r.Mode != mode {
+					continue
+				}
+				s.Rounds++
+				rate = append(rate, r.PerSec)
+				p50 = append(p50, r.P50Ms)
+				p90 = append(p90, r.P90Ms)
+				p99 = append(p99, r.P99Ms)
+				s.Errors += r.Errors
+				if s.FirstErr == "" {
+					s.FirstErr = r.FirstErr
+				}
+			}
+			if s.Rounds == 0 {
+				continue
+			}
+			s.PerSec, s.P50Ms, s.P90Ms, s.P99Ms = median(rate), median(p50), median(p90), median(p99)
+			out = append(out, s)
+		}
+	}
+	return out
+}
