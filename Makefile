@@ -68,6 +68,16 @@ soak: build tools ## Run every adversarial e2e case against the budgets and prin
 bench: ## Run the benchmarks and print their figures.
 	go test -run '^$$' -bench . -benchmem ./...
 
+# PERF_FLAGS passes flags to the perf harness, e.g. a quick run:
+# PERF_FLAGS="-rounds 1 -duration 1s -create-duration 3s". `bin/perf -h` lists them.
+PERF_FLAGS ?=
+
+.PHONY: perf
+perf: build tools ## Measure podguard against a null webhook, loopback and through kube-apiserver (issue 12); prints a table, writes .perf/results.json.
+	go build -o $(BIN)/nullwebhook ./hack/nullwebhook
+	go build -o $(BIN)/perf ./hack/perf
+	$(BIN)/perf $(PERF_FLAGS)
+
 ##@ Build
 
 .PHONY: build
