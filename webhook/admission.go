@@ -3,7 +3,8 @@
 // server.
 //
 // /mutate admits Pods on CREATE: it runs the mutating policies and answers
-// with a JSON patch computed by diffing the original against the mutated pod.
+// with a JSON patch computed by diffing the original against the mutated pod
+// (internal/typedpatch: only the fields the policies changed are encoded).
 // /validate admits Pods on CREATE and the pod-bearing workloads (Deployment,
 // ReplicaSet, StatefulSet, DaemonSet, Job, CronJob, ReplicationController,
 // PodTemplate) on CREATE and UPDATE. A Pod is validated as it is (/mutate has
@@ -46,11 +47,11 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/apimachinery/pkg/util/version"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/podguard/podguard/config"
+	"github.com/podguard/podguard/internal/typedpatch"
 	"github.com/podguard/podguard/policies"
 )
 
@@ -88,10 +89,9 @@ func NewState(cfg *config.Config) (*State, error) {
 
 // Admission answers admission requests with the policy engine.
 type Admission struct {
-	state   atomic.Pointer[State]
-	world   policies.World
-	decoder admission.Decoder
-	log     logr.Logger
+	state atomic.Pointer[State]
+	world policies.World
+	log   logr.Logger
 	// events, when set, reports the denials of controllers' pods on their
 	// workloads.
 	events *DenialEvents
@@ -102,7 +102,7 @@ type Admission struct {
 
 // NewAdmission returns the admission logic for the given world and initial state.
 func NewAdmission(world policies.World, st *State, log logr.Logger) *Admission {
-	a := &Admission{world: world, decoder: admission.NewDecoder(clientgoscheme.Scheme), log: log}
+	a := &Admission{world: world, log: log}
 	a.state.Store(st)
 	return a
 }
@@ -146,7 +146,7 @@ func (a *Admission) Mutate(ctx context.Context, req admission.Request) (resp adm
 		return admission.Allowed("")
 	}
 	pod := &corev1.Pod{}
-	if err := a.decoder.DecodeRaw(req.Object, pod); err != nil {
+	if err := decodeObject(req.Object, pod); err != nil {
 		return admission.Errored(http.StatusBadRequest, errors.New(truncateBytes(fmt.Sprintf("podguard could not decode the object as a Pod: %v", err), maxErrorBytes)))
 	}
 	view := policies.NewPod(pod)
@@ -169,21 +169,19 @@ func (a *Admission) Mutate(ctx context.Context, req admission.Request) (resp adm
 		return admission.Allowed("").WithWarnings(warnings(res)...)
 	}
 
-	// Both sides of the diff go through the same typed round trip, so the
-	// patch holds only what the policies changed. Diffing against the raw
-	// request instead would also "remove" any field newer than podguard's
-	// API types.
-	mutated := pod.DeepCopy()
-	policies.SetPod(mutated, res.Pod)
-	before, err := json.Marshal(pod)
+	// The patch is diffed between typed values, so it holds only what the
+	// policies changed. Diffing against the raw request instead would also
+	// "remove" any field newer than podguard's API types.
+	// Policies change metadata and spec only.
+	ops, err := typedpatch.DiffAt("/metadata", &pod.ObjectMeta, &res.Pod.Meta)
 	if err != nil {
-		return admission.Errored(http.StatusInternalServerError, fmt.Errorf("encoding pod: %w", err))
+		return admission.Errored(http.StatusInternalServerError, fmt.Errorf("computing the patch: %w", err))
 	}
-	after, err := json.Marshal(mutated)
+	specOps, err := typedpatch.DiffAt("/spec", &pod.Spec, &res.Pod.Spec)
 	if err != nil {
-		return admission.Errored(http.StatusInternalServerError, fmt.Errorf("encoding mutated pod: %w", err))
+		return admission.Errored(http.StatusInternalServerError, fmt.Errorf("computing the patch: %w", err))
 	}
-	resp = admission.PatchResponseFromRaw(before, after)
+	resp = admission.Patched("", append(ops, specOps...)...)
 	if len(resp.Patches) == 0 {
 		// A policy returned a copy that changes nothing: not a mutation.
 		a.logDecision(req, "allowed", res)
@@ -231,7 +229,7 @@ func (a *Admission) Validate(ctx context.Context, req admission.Request) (resp a
 		return admission.Allowed("")
 	}
 	obj := newObject()
-	if err := a.decoder.DecodeRaw(req.Object, obj); err != nil {
+	if err := decodeObject(req.Object, obj); err != nil {
 		return admission.Errored(http.StatusBadRequest, errors.New(truncateBytes(fmt.Sprintf("podguard could not decode the object as a %s: %v", gvk.Kind, err), maxErrorBytes)))
 	}
 	if m, err := meta.Accessor(obj); err == nil {
@@ -311,7 +309,7 @@ func (a *Admission) validateScale(ctx context.Context, req admission.Request) ad
 	}
 	log := a.log.WithValues("uid", req.UID, "kind", gvk.Kind, "namespace", req.Namespace, "name", req.Name)
 	scale := &autoscalingv1.Scale{}
-	if err := a.decoder.DecodeRaw(req.Object, scale); err != nil {
+	if err := decodeObject(req.Object, scale); err != nil {
 		log.Error(err, "decoding a scale request; allowed without checking")
 		return admission.Allowed("")
 	}
@@ -354,7 +352,7 @@ func (a *Admission) validateScale(ctx context.Context, req admission.Request) ad
 // rather than let through.
 func (a *Admission) imagesChanged(req admission.Request, cur *corev1.Pod) bool {
 	var old corev1.Pod
-	if a.decoder.DecodeRaw(req.OldObject, &old) != nil {
+	if decodeObject(req.OldObject, &old) != nil {
 		return true
 	}
 	images := func(cs []corev1.Container) []string {
@@ -371,7 +369,7 @@ func (a *Admission) imagesChanged(req admission.Request, cur *corev1.Pod) bool {
 // templateUnchanged reports whether an UPDATE leaves the pod template as it was.
 func (a *Admission) templateUnchanged(req admission.Request, newObject func() runtime.Object, pod *policies.Pod) bool {
 	old := newObject()
-	if err := a.decoder.DecodeRaw(req.OldObject, old); err != nil {
+	if err := decodeObject(req.OldObject, old); err != nil {
 		return false
 	}
 	oldPod := policies.PodOf(old)

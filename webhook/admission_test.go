@@ -57,8 +57,8 @@ func newTestServer(t *testing.T, cfgYAML string) *testServer {
 	world.AddSecret(&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "myregistrykey"}})
 	adm := NewAdmission(world, st, logr.Discard())
 	mux := http.NewServeMux()
-	mux.Handle("/mutate", &reviewServer{name: "mutate", webhook: &admission.Webhook{Handler: admission.HandlerFunc(adm.Mutate)}, maxBytes: 64 << 10, log: logr.Discard()})
-	mux.Handle("/validate", &reviewServer{name: "validate", webhook: &admission.Webhook{Handler: admission.HandlerFunc(adm.Validate)}, maxBytes: 64 << 10, log: logr.Discard()})
+	mux.Handle("/mutate", &reviewServer{name: "mutate", handler: admission.HandlerFunc(adm.Mutate), maxBytes: 64 << 10, log: logr.Discard()})
+	mux.Handle("/validate", &reviewServer{name: "validate", handler: admission.HandlerFunc(adm.Validate), maxBytes: 64 << 10, log: logr.Discard()})
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return &testServer{Server: srv, adm: adm, world: world}

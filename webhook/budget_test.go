@@ -104,7 +104,7 @@ func TestTheWorstPodsGetBoundedAnswers(t *testing.T) {
 		if name == "validate" {
 			handle = s.adm.Validate
 		}
-		mux.Handle("/"+name, &reviewServer{name: name, webhook: &admission.Webhook{Handler: handle}, maxBytes: DefaultMaxRequestBytes, log: logr.Discard()})
+		mux.Handle("/"+name, &reviewServer{name: name, handler: handle, maxBytes: DefaultMaxRequestBytes, log: logr.Discard()})
 	}
 	s.Server = httptest.NewServer(mux)
 	t.Cleanup(s.Server.Close)
@@ -334,8 +334,8 @@ func newFuzzServer(f *testing.F) http.Handler {
 		Data: map[string]string{"keyinfo": "x", "abcdockerDir": "y", "1st.key": "z"}})
 	adm := NewAdmission(world, st, logr.Discard())
 	mux := http.NewServeMux()
-	mux.Handle("/mutate", &reviewServer{name: "mutate", webhook: &admission.Webhook{Handler: admission.HandlerFunc(adm.Mutate)}, maxBytes: DefaultMaxRequestBytes, log: logr.Discard()})
-	mux.Handle("/validate", &reviewServer{name: "validate", webhook: &admission.Webhook{Handler: admission.HandlerFunc(adm.Validate)}, maxBytes: DefaultMaxRequestBytes, log: logr.Discard()})
+	mux.Handle("/mutate", &reviewServer{name: "mutate", handler: admission.HandlerFunc(adm.Mutate), maxBytes: DefaultMaxRequestBytes, log: logr.Discard()})
+	mux.Handle("/validate", &reviewServer{name: "validate", handler: admission.HandlerFunc(adm.Validate), maxBytes: DefaultMaxRequestBytes, log: logr.Discard()})
 	return mux
 }
 

@@ -42,10 +42,10 @@ func (a *Admission) validateEphemeral(_ context.Context, req admission.Request) 
 		return admission.Allowed("")
 	}
 	pod, old := &corev1.Pod{}, &corev1.Pod{}
-	if err := a.decoder.DecodeRaw(req.Object, pod); err != nil {
+	if err := decodeObject(req.Object, pod); err != nil {
 		return admission.Errored(http.StatusBadRequest, fmt.Errorf("podguard could not decode the object as a Pod: %w", err))
 	}
-	if err := a.decoder.DecodeRaw(req.OldObject, old); err != nil {
+	if err := decodeObject(req.OldObject, old); err != nil {
 		return admission.Errored(http.StatusBadRequest, fmt.Errorf("podguard could not decode the old object as a Pod: %w", err))
 	}
 	had := sets.New[string]()

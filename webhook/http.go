@@ -1,6 +1,8 @@
 package webhook
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -8,6 +10,9 @@ import (
 	"mime"
 	"net/http"
 	"os"
+	"runtime/debug"
+	"strconv"
+	"sync"
 
 	"github.com/go-logr/logr"
 	admissionv1 "k8s.io/api/admission/v1"
@@ -21,11 +26,12 @@ const DefaultMaxRequestBytes = 7 << 20
 
 // reviewServer is the HTTP front end of one webhook. It answers malformed
 // requests with a real HTTP error status (400, 405, 413, 415) and a plain
-// message, then hands well-formed requests to controller-runtime's
-// admission.Webhook, which sets the response UID and completes patches.
+// message, hands well-formed requests to the handler, and completes its
+// response (the request's UID, the patch encoded) as controller-runtime's
+// admission.Webhook does, without the per-request logger that one builds.
 type reviewServer struct {
 	name     string
-	webhook  *admission.Webhook
+	handler  admission.Handler
 	maxBytes int64
 	// budget bounds the memory of all bodies being read at once; nil
 	// means no bound.
@@ -42,8 +48,10 @@ func (s *reviewServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.reject(w, http.StatusUnsupportedMediaType, "content_type", fmt.Errorf("content type %q not supported: expected application/json", r.Header.Get("Content-Type")))
 		return
 	}
-	body, release, err := readBody(w, r, s.maxBytes, s.budget)
-	defer release()
+	body, err := readBody(w, r, s.maxBytes, s.budget)
+	// The decoded review points into the body: it is released, and may be
+	// reused by another request, only once the response is written.
+	defer body.release()
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		switch {
@@ -58,7 +66,7 @@ func (s *reviewServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	review, err := decodeReview(body)
+	review, err := decodeReview(body.data)
 	if err != nil {
 		s.reject(w, http.StatusBadRequest, "malformed", err)
 		return
@@ -66,7 +74,7 @@ func (s *reviewServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// The policies work to the API server's deadline for this call.
 	ctx, cancel, apiDeadline := requestContext(r)
 	defer cancel()
-	resp := s.webhook.Handle(ctx, admission.Request{AdmissionRequest: *review.Request})
+	resp := s.handle(ctx, admission.Request{AdmissionRequest: *review.Request})
 	if !resp.Allowed && resp.Result != nil && resp.Result.Code >= http.StatusInternalServerError {
 		// podguard failed, not the request: answer as a failed call, so the
 		// API server applies the webhook's failurePolicy.
@@ -74,28 +82,87 @@ func (s *reviewServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out := admissionv1.AdmissionReview{TypeMeta: review.TypeMeta, Response: &resp.AdmissionResponse}
+	buf := responsePool.Get().(*bytes.Buffer)
+	defer putResponseBuffer(buf)
+	buf.Reset()
+	if err = json.NewEncoder(buf).Encode(out); err != nil {
+		s.log.Error(err, "encoding admission response", "webhook", s.name, "uid", review.Request.UID)
+		http.Error(w, "podguard could not encode its response", http.StatusInternalServerError)
+		return
+	}
 	w.Header().Set("Content-Type", "application/json")
-	err = json.NewEncoder(w).Encode(out)
+	w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
+	_, err = w.Write(buf.Bytes())
 	if err != nil {
 		s.log.Error(err, "writing admission response", "webhook", s.name, "uid", review.Request.UID)
 	}
 	s.delivered(r, apiDeadline, review.Request.UID, &resp, err)
 }
 
+// handle runs the handler and completes its response. A panic that gets
+// past the handler's own recovery is answered as an error.
+func (s *reviewServer) handle(ctx context.Context, req admission.Request) (resp admission.Response) {
+	defer func() {
+		if v := recover(); v != nil {
+			s.log.Error(fmt.Errorf("%v", v), "panic answering an admission request", "webhook", s.name, "uid", req.UID, "stack", string(debug.Stack()))
+			resp = admission.Errored(http.StatusInternalServerError, fmt.Errorf("podguard: panic: %v", v))
+			resp.UID = req.UID
+		}
+	}()
+	resp = s.handler.Handle(ctx, req)
+	if err := resp.Complete(req); err != nil {
+		s.log.Error(err, "encoding the patch", "webhook", s.name, "uid", req.UID)
+		resp = admission.Errored(http.StatusInternalServerError, errors.New("podguard could not encode its patch"))
+		resp.UID = req.UID
+	}
+	return resp
+}
+
 // bodyChunk is how much of the body budget a request takes at a time: a
-// slow client holds about what it has sent, not what it announced.
+// slow client holds about what it has sent, not what it announced. A body
+// that fits in one chunk (nearly all of them: a pod is a few KiB) is read
+// into a pooled buffer.
 const bodyChunk = 32 << 10
 
 var errBodyBudget = errors.New("podguard is reading too many request bodies at once; retry")
 
+var (
+	bodyPool     = sync.Pool{New: func() any { b := make([]byte, bodyChunk); return &b }}
+	responsePool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+)
+
+// putResponseBuffer pools a response buffer, unless a large response grew it.
+func putResponseBuffer(b *bytes.Buffer) {
+	if b.Cap() <= 4*bodyChunk {
+		responsePool.Put(b)
+	}
+}
+
+// requestBody is a request body read by readBody.
+type requestBody struct {
+	data   []byte
+	taken  int64 // of the budget
+	budget *byteBudget
+	pooled *[]byte // the pooled buffer, if one was taken
+}
+
+// release gives back the budget and the pooled buffer. Nothing may use
+// data afterwards.
+func (b *requestBody) release() {
+	b.budget.give(b.taken)
+	if b.pooled != nil {
+		bodyPool.Put(b.pooled)
+	}
+	*b = requestBody{}
+}
+
 // readBody reads the request body, up to maxBytes, taking what it holds
-// from budget as it grows. release gives it back; call it once the body is
-// no longer needed.
-func readBody(w http.ResponseWriter, r *http.Request, maxBytes int64, budget *byteBudget) (body []byte, release func(), err error) {
-	var taken int64
-	release = func() { budget.give(taken) }
+// from budget as it grows. Call release once the body is no longer needed,
+// whatever the error.
+func readBody(w http.ResponseWriter, r *http.Request, maxBytes int64, budget *byteBudget) (body requestBody, err error) {
+	body.budget = budget
 	in := http.MaxBytesReader(w, r.Body, maxBytes)
-	buf := make([]byte, 0, 512)
+	var buf []byte
 	for {
 		if len(buf) == cap(buf) {
 			grow := min(max(int64(cap(buf)), bodyChunk), maxBytes+1-int64(cap(buf)))
@@ -103,42 +170,26 @@ func readBody(w http.ResponseWriter, r *http.Request, maxBytes int64, budget *by
 				grow = 1
 			}
 			if !budget.tryTake(grow) {
-				return nil, release, errBodyBudget
+				return body, errBodyBudget
 			}
-			taken += grow
-			buf = append(buf, make([]byte, grow)...)[:len(buf)]
+			body.taken += grow
+			if buf == nil && grow <= bodyChunk {
+				body.pooled = bodyPool.Get().(*[]byte)
+				buf = (*body.pooled)[:0:grow]
+			} else {
+				buf = append(buf, make([]byte, grow)...)[:len(buf)]
+			}
 		}
 		n, err := in.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]
 		if errors.Is(err, io.EOF) {
-			return buf, release, nil
+			body.data = buf
+			return body, nil
 		}
 		if err != nil {
-			return nil, release, err
+			return body, err
 		}
 	}
-}
-
-// decodeReview parses an admission.k8s.io/v1 AdmissionReview and checks that
-// it carries a request podguard can answer.
-func decodeReview(body []byte) (*admissionv1.AdmissionReview, error) {
-	if len(body) == 0 {
-		return nil, errors.New("malformed AdmissionReview: the request body is empty")
-	}
-	var review admissionv1.AdmissionReview
-	if err := json.Unmarshal(body, &review); err != nil {
-		return nil, fmt.Errorf("malformed AdmissionReview: %w", err)
-	}
-	if gvk := review.GroupVersionKind(); gvk != admissionv1.SchemeGroupVersion.WithKind("AdmissionReview") {
-		return nil, fmt.Errorf("malformed AdmissionReview: apiVersion %q kind %q, expected admission.k8s.io/v1 AdmissionReview", review.APIVersion, review.Kind)
-	}
-	if review.Request == nil {
-		return nil, errors.New("malformed AdmissionReview: request is missing")
-	}
-	if review.Request.UID == "" {
-		return nil, errors.New("malformed AdmissionReview: request.uid is missing")
-	}
-	return &review, nil
 }
 
 func (s *reviewServer) reject(w http.ResponseWriter, code int, reason string, err error) {

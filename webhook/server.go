@@ -208,7 +208,7 @@ func Run(ctx context.Context, o Options) error {
 	for path, handle := range map[string]admission.HandlerFunc{"/mutate": adm.Mutate, "/validate": adm.Validate} {
 		var h http.Handler = &reviewServer{
 			name:     path[1:],
-			webhook:  &admission.Webhook{Handler: handle},
+			handler:  handle,
 			maxBytes: o.MaxRequestBytes,
 			budget:   webhookServer.bodyBudget(),
 			log:      log.WithName("http"),

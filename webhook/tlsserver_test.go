@@ -56,13 +56,13 @@ func startTLSServer(t *testing.T, limits ServerLimits, shutdownTimeout, delay ti
 	}
 	s.Register("/validate", &reviewServer{
 		name: "validate",
-		webhook: &admission.Webhook{Handler: admission.HandlerFunc(func(ctx context.Context, _ admission.Request) admission.Response {
+		handler: admission.HandlerFunc(func(ctx context.Context, _ admission.Request) admission.Response {
 			select {
 			case <-time.After(delay):
 			case <-ctx.Done():
 			}
 			return admission.Allowed("")
-		})},
+		}),
 		maxBytes: 1 << 20,
 		budget:   s.bodyBudget(),
 		log:      logr.Discard(),
