@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 
@@ -22,17 +24,20 @@ const (
 
 // createRun is one run of phase B.
 type createRun struct {
-	Config   string  `json:"config"`
-	Mode     string  `json:"mode"`
-	Round    int     `json:"round"`
-	Creates  int     `json:"creates"` // succeeded
-	Errors   int     `json:"errors"`
-	FirstErr string  `json:"firstError,omitempty"`
-	Seconds  float64 `json:"seconds"` // from the first start to the last end
-	PerSec   float64 `json:"createsPerSec"`
-	P50Ms    float64 `json:"p50Ms"`
-	P90Ms    float64 `json:"p90Ms"`
-	P99Ms    float64 `json:"p99Ms"`
+	Config   string    `json:"config"`
+	Mode     string    `json:"mode"`
+	Round    int       `json:"round"`
+	Start    time.Time `json:"start"`
+	Loadavg  string    `json:"loadavgAtStart"`
+	ClearSec float64   `json:"clearSeconds"` // deleting the previous run's pods
+	Creates  int       `json:"creates"`      // succeeded
+	Errors   int       `json:"errors"`
+	FirstErr string    `json:"firstError,omitempty"`
+	Seconds  float64   `json:"seconds"` // from the first start to the last end
+	PerSec   float64   `json:"createsPerSec"`
+	P50Ms    float64   `json:"p50Ms"`
+	P90Ms    float64   `json:"p90Ms"`
+	P99Ms    float64   `json:"p99Ms"`
 }
 
 // createSummary is the median over rounds of one configuration and mode.
@@ -67,9 +72,12 @@ func (e *env) phaseB(ctx context.Context, o options) ([]createRun, error) {
 				return runs, err
 			}
 			for _, mode := range []string{modeClosed, modePaced} {
+				t0 := time.Now()
 				if err := deleteAllPods(ctx, cs); err != nil {
 					return runs, err
 				}
+				clear := time.Since(t0)
+				start, load := time.Now(), loadavg()
 				prefix := fmt.Sprintf("%s-%s-%d", config, mode, round)
 				var lat []time.Duration
 				var r createRun
@@ -82,6 +90,7 @@ func (e *env) phaseB(ctx context.Context, o options) ([]createRun, error) {
 					return runs, err
 				}
 				r.Config, r.Mode, r.Round = config, mode, round
+				r.Start, r.Loadavg, r.ClearSec = start, load, clear.Seconds()
 				sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 				r.Creates = len(lat)
 				if r.Seconds > 0 {
@@ -89,16 +98,28 @@ func (e *env) phaseB(ctx context.Context, o options) ([]createRun, error) {
 				}
 				r.P50Ms, r.P90Ms, r.P99Ms = ms(percentile(lat, 50)), ms(percentile(lat, 90)), ms(percentile(lat, 99))
 				runs = append(runs, r)
-				logf("B %-8s %-6s round %d: %6.1f creates/s, p50 %.1f ms, p90 %.1f ms, p99 %.1f ms, %d errors",
-					config, mode, round+1, r.PerSec, r.P50Ms, r.P90Ms, r.P99Ms, r.Errors)
+				logf("B %-8s %-6s round %d: %6.1f creates/s, p50 %.1f ms, p90 %.1f ms, p99 %.1f ms, %d errors (load %s; pods cleared in %.1fs)",
+					config, mode, round+1, r.PerSec, r.P50Ms, r.P90Ms, r.P99Ms, r.Errors, load, clear.Seconds())
 			}
 		}
 	}
 	return runs, deleteAllPods(ctx, cs)
 }
 
-func createPod(ctx context.Context, cs kubernetes.Interface, name string) error {
-	_, err := cs.CoreV1().Pods(namespace).Create(ctx, nginxPod(namespace, name), metav1.CreateOptions{})
+// shardLabel spreads the created pods over deleteShards, so that
+// deleteAllPods can delete them with parallel DeleteCollection calls:
+// kube-apiserver deletes the items of one call one by one
+// (--delete-collection-workers defaults to 1), which took longer than the
+// runs themselves.
+const (
+	shardLabel   = "perf.podguard.io/shard"
+	deleteShards = 8
+)
+
+func createPod(ctx context.Context, cs kubernetes.Interface, name string, n int) error {
+	pod := nginxPod(namespace, name)
+	pod.Labels = map[string]string{shardLabel: strconv.Itoa(n % deleteShards)}
+	_, err := cs.CoreV1().Pods(namespace).Create(ctx, pod, metav1.CreateOptions{})
 	return err
 }
 
@@ -121,7 +142,7 @@ func closedLoop(ctx context.Context, cs kubernetes.Interface, prefix string, cre
 			var firstErr string
 			for n := 0; time.Now().Before(deadline) && ctx.Err() == nil; n++ {
 				t0 := time.Now()
-				err := createPod(ctx, cs, fmt.Sprintf("%s-%d-%d", prefix, w, n))
+				err := createPod(ctx, cs, fmt.Sprintf("%s-%d-%d", prefix, w, n), w+n)
 				if err != nil {
 					errs++
 					if firstErr == "" {
@@ -167,7 +188,7 @@ func paced(ctx context.Context, cs kubernetes.Interface, prefix string, pace int
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			err := createPod(ctx, cs, fmt.Sprintf("%s-%d", prefix, i))
+			err := createPod(ctx, cs, fmt.Sprintf("%s-%d", prefix, i), i)
 			took := time.Since(at)
 			mu.Lock()
 			defer mu.Unlock()
@@ -186,16 +207,35 @@ func paced(ctx context.Context, cs kubernetes.Interface, prefix string, pace int
 	return lat, r
 }
 
-// deleteAllPods deletes every pod of the namespace and waits until the
-// list is empty, so that each run starts from the same etcd contents.
+// deleteAllPods deletes every pod of the namespace, one DeleteCollection
+// per shard in parallel and one for the rest (the probe pods), and waits
+// until the list is empty, so that each run starts from the same etcd
+// contents.
 func deleteAllPods(ctx context.Context, cs kubernetes.Interface) error {
 	pods := cs.CoreV1().Pods(namespace)
-	if err := pods.DeleteCollection(ctx, metav1.DeleteOptions{GracePeriodSeconds: new(int64)}, metav1.ListOptions{}); err != nil {
+	selectors := []string{""}
+	for i := range deleteShards {
+		selectors = append(selectors, fmt.Sprintf("%s=%d", shardLabel, i))
+	}
+	errs := make([]error, len(selectors))
+	var wg sync.WaitGroup
+	for i, sel := range selectors[1:] {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i+1] = pods.DeleteCollection(ctx, metav1.DeleteOptions{GracePeriodSeconds: new(int64)}, metav1.ListOptions{LabelSelector: sel})
+		}()
+	}
+	wg.Wait()
+	errs[0] = pods.DeleteCollection(ctx, metav1.DeleteOptions{GracePeriodSeconds: new(int64)}, metav1.ListOptions{})
+	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("deleting the pods: %w", err)
 	}
-	var left int
+	var left int // 0 or 1: whether a pod was left
 	err := framework.Eventually(ctx, 2*time.Minute, 100*time.Millisecond, func() (bool, error) {
-		list, err := pods.List(ctx, metav1.ListOptions{})
+		// One item is enough to tell; listing thousands would load the
+		// API server that is about to be measured.
+		list, err := pods.List(ctx, metav1.ListOptions{Limit: 1})
 		if err != nil {
 			return false, err
 		}
@@ -203,7 +243,7 @@ func deleteAllPods(ctx context.Context, cs kubernetes.Interface) error {
 		return left == 0, nil
 	})
 	if err != nil {
-		return fmt.Errorf("waiting for the pods to be gone (%d left): %w", left, err)
+		return fmt.Errorf("waiting for the pods to be gone (some left: %t): %w", left > 0, err)
 	}
 	return nil
 }

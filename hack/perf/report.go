@@ -30,6 +30,8 @@ type machine struct {
 type results struct {
 	Started       time.Time       `json:"started"`
 	WallSeconds   float64         `json:"wallSeconds"`
+	PhaseASeconds float64         `json:"phaseASeconds"`
+	PhaseBSeconds float64         `json:"phaseBSeconds"`
 	Machine       machine         `json:"machine"`
 	Options       map[string]any  `json:"options"`
 	PodguardConf  string          `json:"podguardConfig"`
@@ -90,15 +92,23 @@ func measure(ctx context.Context, e *env, o options, started time.Time) error {
 	var err error
 	if !o.skipA {
 		logf("phase A: loopback reviews, %d rounds of %s (after %s warm-up), %d in flight", o.rounds, o.duration, o.warmup, o.concurrency)
-		if res.ReviewRuns, err = e.phaseA(ctx, o, bodyDir); err != nil {
+		t0 := time.Now()
+		res.ReviewRuns, err = e.phaseA(ctx, o, bodyDir)
+		res.PhaseASeconds = time.Since(t0).Seconds()
+		if err != nil {
 			return err
 		}
+		logf("phase A took %s", time.Since(t0).Round(time.Second))
 	}
 	if !o.skipB {
 		logf("phase B: pod creates through kube-apiserver, %d rounds of %s per configuration and mode", o.createRounds, o.createDuration)
-		if res.CreateRuns, err = e.phaseB(ctx, o); err != nil {
+		t0 := time.Now()
+		res.CreateRuns, err = e.phaseB(ctx, o)
+		res.PhaseBSeconds = time.Since(t0).Seconds()
+		if err != nil {
 			return err
 		}
+		logf("phase B took %s", time.Since(t0).Round(time.Second))
 	}
 	return nil
 }
@@ -203,7 +213,8 @@ func printReport(w io.Writer, res *results) {
 	fmt.Fprintf(w, "- CPU: %s, %d CPUs (nproc); load average %s at the start, %s at the end\n", m.CPU, m.CPUs, m.LoadStart, m.LoadEnd)
 	fmt.Fprintf(w, "- %s; Go %s; podguard built from %s; config: %s\n", m.APIServer, m.GoVersion, m.Commit, res.PodguardConf)
 	fmt.Fprintf(w, "- %s; etcd data on %s\n", m.Pinning, orDefault(m.EtcdDataDir, "a temporary directory (no /dev/shm)"))
-	fmt.Fprintf(w, "- wall time %s\n\n", time.Duration(res.WallSeconds*float64(time.Second)).Round(time.Second))
+	fmt.Fprintf(w, "- wall time %s (phase A %s, phase B %s); the load averages of every run are in the JSON\n\n",
+		secs(res.WallSeconds), secs(res.PhaseASeconds), secs(res.PhaseBSeconds))
 }
 
 // compareCreates states the differences of a configuration from the ones
@@ -228,6 +239,10 @@ func compareCreates(all []createSummary, c createSummary) string {
 		return strings.Join(parts, "; ")
 	}
 	return ""
+}
+
+func secs(s float64) time.Duration {
+	return time.Duration(s * float64(time.Second)).Round(time.Second)
 }
 
 func orDefault(s, def string) string {

@@ -24,6 +24,9 @@ type reviewRun struct {
 	Path   string `json:"path"`
 	Server string `json:"server"`
 	Round  int    `json:"round"`
+	// Loadavg is /proc/loadavg when the run started: the machine may be
+	// busy with more than this harness.
+	Loadavg string `json:"loadavgAtStart"`
 	loadResult
 }
 
@@ -80,6 +83,7 @@ func (e *env) phaseA(ctx context.Context, o options, bodyDir string) ([]reviewRu
 					"-concurrency", strconv.Itoa(o.concurrency),
 					"-warmup", o.warmup.String(),
 					"-duration", o.duration.String())
+				load := loadavg()
 				var stdout, stderr bytes.Buffer
 				cmd := exec.CommandContext(ctx, args[0], args[1:]...)
 				cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -90,10 +94,10 @@ func (e *env) phaseA(ctx context.Context, o options, bodyDir string) ([]reviewRu
 				if err := json.Unmarshal(stdout.Bytes(), &res); err != nil {
 					return runs, fmt.Errorf("loadgen %s %s: decoding %q: %w", s, b.name, stdout.String(), err)
 				}
-				run := reviewRun{Body: b.name, Path: b.path, Server: s, Round: round, loadResult: res}
+				run := reviewRun{Body: b.name, Path: b.path, Server: s, Round: round, Loadavg: load, loadResult: res}
 				runs = append(runs, run)
-				logf("A %-19s %-8s round %d: %6.0f reviews/s, p50 %.2f ms, p99 %.2f ms, CPU %.3f ms/review, %d errors",
-					b.name, s, round+1, float64(res.Reviews)/res.Seconds, res.P50Ms, res.P99Ms, cpuPerReview(res), res.Errors)
+				logf("A %-19s %-8s round %d: %6.0f reviews/s, p50 %.2f ms, p99 %.2f ms, CPU %.3f ms/review, %d errors (load %s)",
+					b.name, s, round+1, float64(res.Reviews)/res.Seconds, res.P50Ms, res.P99Ms, cpuPerReview(res), res.Errors, load)
 			}
 		}
 	}
