@@ -24,7 +24,6 @@ package webhook
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -34,6 +33,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/go-logr/logr"
 	"gomodules.xyz/jsonpatch/v2"
 	admissionv1 "k8s.io/api/admission/v1"
@@ -445,23 +445,26 @@ func resultOf(resp *admission.Response) string {
 }
 
 // logDecision logs what was decided about an object, never its contents.
+// Every decision is logged, at info level, plain allows included: the logs
+// are the record of what podguard did to each object, and podguard's logger
+// does not sample (see cmd/podguard).
 func (a *Admission) logDecision(req admission.Request, decision string, res *policies.Result) {
-	log := a.log.WithValues("uid", req.UID, "kind", req.Kind.Kind, "namespace", req.Namespace,
+	kv := make([]any, 0, 22)
+	kv = append(kv, "uid", req.UID, "kind", req.Kind.Kind, "namespace", req.Namespace,
 		"name", objectName(req), "operation", req.Operation, "dryRun", req.DryRun != nil && *req.DryRun, "decision", decision)
 	if len(res.Mutated) > 0 {
-		log = log.WithValues("mutatedBy", res.Mutated)
+		kv = append(kv, "mutatedBy", res.Mutated)
 	}
 	if len(res.Violations) > 0 {
-		log = log.WithValues("violations", len(res.Violations))
+		kv = append(kv, "violations", len(res.Violations))
+	}
+	if len(res.Warnings) > 0 {
+		kv = append(kv, "warnings", len(res.Warnings))
 	}
 	if res.Skipped != "" {
-		log = log.WithValues("skipped", res.Skipped)
+		kv = append(kv, "skipped", res.Skipped)
 	}
-	if decision == "allowed" && len(res.Warnings) == 0 {
-		log.V(1).Info("admission")
-		return
-	}
-	log.Info("admission", "warnings", len(res.Warnings))
+	a.log.Info("admission", kv...)
 }
 
 // objectName is the name of the admitted object, or its generateName prefix
@@ -475,7 +478,7 @@ func objectName(req admission.Request) string {
 			GenerateName string `json:"generateName"`
 		} `json:"metadata"`
 	}
-	if json.Unmarshal(req.Object.Raw, &m) == nil && m.Metadata.GenerateName != "" {
+	if jsonv2.Unmarshal(req.Object.Raw, &m, objectOptions) == nil && m.Metadata.GenerateName != "" {
 		return m.Metadata.GenerateName + "*"
 	}
 	return ""

@@ -514,3 +514,33 @@ func TestScaleIsNeverDeniedAndWarnsOfPodsThatWouldBe(t *testing.T) {
 		}
 	})
 }
+
+// TestEveryDecisionIsLogged checks that each answer leaves exactly one
+// "admission" line at info level (funcr's verbosity 0), with its decision,
+// plain allows included.
+func TestEveryDecisionIsLogged(t *testing.T) {
+	s := newTestServer(t, registryConfig)
+	var lines []string
+	s.adm.log = funcr.New(func(prefix, args string) { lines = append(lines, args) }, funcr.Options{Verbosity: 0})
+	plain := podJSON(t, func(p *corev1.Pod) { p.Spec.Containers[0].Image = "nginx" })
+	private := podJSON(t, nil)
+	denied := podJSON(t, func(p *corev1.Pod) {
+		p.Spec.Containers[0].EnvFrom = []corev1.EnvFromSource{{ConfigMapRef: &corev1.ConfigMapEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "abcdocker-configmap"}}}}
+	})
+	for _, tt := range []struct {
+		path, decision string
+		obj            []byte
+	}{
+		{"/validate", "allowed", plain},
+		{"/mutate", "patched", private},
+		{"/validate", "denied", denied},
+		{"/validate", "allowed", plain},
+	} {
+		before := len(lines)
+		s.post(t, tt.path, review(t, podKind, admissionv1.Create, tt.obj))
+		got := lines[before:]
+		if len(got) != 1 || !strings.Contains(got[0], `"decision"="`+tt.decision+`"`) {
+			t.Errorf("%s: logged %q, want one line with decision %s", tt.path, got, tt.decision)
+		}
+	}
+}

@@ -94,7 +94,7 @@ func serve(args []string, stderr io.Writer) error {
 		return usageError("--cert-mode must be \"files\" or \"self-managed\", got %q", *certMode)
 	}
 
-	log := zap.New(zap.UseFlagOptions(&zapOpts))
+	log := newLogger(&zapOpts)
 	ctrl.SetLogger(log)
 	restConfig, err := loadRestConfig(kubeconfig)
 	if err != nil {

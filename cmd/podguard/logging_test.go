@@ -1,0 +1,52 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"strings"
+	"testing"
+
+	"go.uber.org/zap/zapcore"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+)
+
+// TestTheLoggerDoesNotSample logs the same message far more often than
+// controller-runtime's production sampler lets through in a second (100,
+// then 1 in 100), and counts the lines.
+func TestTheLoggerDoesNotSample(t *testing.T) {
+	for _, args := range [][]string{nil, {"--zap-log-level=debug"}, {"--zap-encoder=console"}} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			var out bytes.Buffer
+			o := zap.Options{StacktraceLevel: zapcore.DPanicLevel, DestWriter: &out}
+			fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+			o.BindFlags(fs)
+			if err := fs.Parse(args); err != nil {
+				t.Fatal(err)
+			}
+			log := newLogger(&o)
+			const n = 1000
+			for i := range n {
+				log.Info("admission", "uid", i, "decision", "allowed")
+			}
+			log.V(1).Info("debug line")
+			lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+			want := n
+			if len(args) > 0 && args[0] == "--zap-log-level=debug" {
+				want++
+			}
+			if len(lines) != want {
+				t.Fatalf("%d lines logged, want %d", len(lines), want)
+			}
+			if len(args) == 0 {
+				var entry map[string]any
+				if err := json.Unmarshal([]byte(lines[n-1]), &entry); err != nil {
+					t.Fatalf("not the production JSON encoder: %v: %s", err, lines[n-1])
+				}
+				if entry["msg"] != "admission" || entry["uid"] != float64(n-1) || entry["level"] != "info" {
+					t.Errorf("last line %s", lines[n-1])
+				}
+			}
+		})
+	}
+}
