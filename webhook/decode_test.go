@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/go-json-experiment/json/jsontext"
 	admissionv1 "k8s.io/api/admission/v1"
@@ -266,4 +267,29 @@ func typeKeysInAnotherCase(raw []byte) bool {
 		return true
 	}
 	return folded != exact
+}
+
+// TestDecodeReviewKeepsTheObjectInTheBody checks that object and oldObject
+// are slices of the request body, not copies: the handler decodes them
+// from there, and reviewServer releases the body only after answering.
+func TestDecodeReviewKeepsTheObjectInTheBody(t *testing.T) {
+	body, err := os.ReadFile("testdata/reviews/nginx-mutate.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	review, err := decodeReview(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := review.Request.Object.Raw
+	if len(raw) == 0 || !bytes.Contains(body, raw) {
+		t.Fatalf("object not decoded: %.100s", raw)
+	}
+	start := uintptr(unsafe.Pointer(&body[0]))
+	if p := uintptr(unsafe.Pointer(&raw[0])); p < start || p >= start+uintptr(len(body)) {
+		t.Errorf("the object was copied out of the body")
+	}
+	if review.Request.OldObject.Raw != nil {
+		t.Errorf("a CREATE has no oldObject, got %.100s", review.Request.OldObject.Raw)
+	}
 }
