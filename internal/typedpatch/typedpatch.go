@@ -94,7 +94,18 @@ type jsonField struct {
 	omitEmpty bool
 	omitZero  bool
 	leaf      bool // the walk does not descend into it
+	// isZero is how omitzero tests the field: its own IsZero method, on
+	// the value or on a pointer to it, or else reflect's zero test.
+	isZero zeroTest
 }
+
+type zeroTest uint8
+
+const (
+	zeroByReflect zeroTest = iota
+	zeroByValueMethod
+	zeroByPointerMethod
+)
 
 var (
 	fieldCache     sync.Map // reflect.Type -> []jsonField
@@ -139,6 +150,12 @@ func fieldsOf(t reflect.Type) []jsonField {
 		}
 		if !sf.IsExported() {
 			continue
+		}
+		switch {
+		case sf.Type.Implements(isZeroerType):
+			f.isZero = zeroByValueMethod
+		case reflect.PointerTo(sf.Type).Implements(isZeroerType):
+			f.isZero = zeroByPointerMethod
 		}
 		if f.name == "" {
 			f.name = sf.Name
@@ -377,14 +394,16 @@ func present(v reflect.Value, f jsonField) bool {
 		return false
 	}
 	if f.omitZero {
-		if v.Type().Implements(isZeroerType) {
+		switch f.isZero {
+		case zeroByValueMethod:
 			if v.Kind() == reflect.Pointer && v.IsNil() {
 				return false
 			}
 			return !v.Interface().(interface{ IsZero() bool }).IsZero()
-		}
-		if reflect.PointerTo(v.Type()).Implements(isZeroerType) && v.CanAddr() {
-			return !v.Addr().Interface().(interface{ IsZero() bool }).IsZero()
+		case zeroByPointerMethod:
+			if v.CanAddr() {
+				return !v.Addr().Interface().(interface{ IsZero() bool }).IsZero()
+			}
 		}
 		return !v.IsZero()
 	}
