@@ -52,6 +52,10 @@ type Options struct {
 	// (TokenReview) and authorises (SubjectAccessReview: get on the
 	// non-resource URL /metrics).
 	MetricsInsecure bool
+	// PprofAddr, when set, serves Go's net/http/pprof profiles there, over
+	// plain HTTP without authentication: serve accepts only a loopback
+	// address (kubectl port-forward, or the perf harness).
+	PprofAddr string
 	// Limits are the webhook port's timeouts and limits; zero fields take
 	// the defaults.
 	Limits ServerLimits
@@ -156,6 +160,7 @@ func Run(ctx context.Context, o Options) error {
 		Cache:                   CacheOptions(),
 		Metrics:                 metricsOpts,
 		HealthProbeBindAddress:  o.HealthAddr,
+		PprofBindAddress:        o.PprofAddr,
 		GracefulShutdownTimeout: &gracePeriod,
 		Logger:                  log,
 		WebhookServer:           webhookServer,

@@ -50,3 +50,14 @@ func TestTheLoggerDoesNotSample(t *testing.T) {
 		})
 	}
 }
+
+// TestServeRefusesProfilesOffLoopback: pprof has no authentication.
+func TestServeRefusesProfilesOffLoopback(t *testing.T) {
+	for _, addr := range []string{"0.0.0.0:6060", ":6060", "10.0.0.1:6060"} {
+		var stderr bytes.Buffer
+		code := run([]string{"serve", "--pprof-addr", addr}, strings.NewReader(""), &bytes.Buffer{}, &stderr)
+		if code != 2 || !strings.Contains(stderr.String(), "--pprof-addr") {
+			t.Errorf("--pprof-addr %s: exit %d, %q", addr, code, stderr.String())
+		}
+	}
+}

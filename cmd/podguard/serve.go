@@ -33,6 +33,7 @@ func serve(args []string, stderr io.Writer) error {
 	fs.IntVar(&o.Port, "port", 9443, "port to serve the webhook on")
 	fs.StringVar(&o.HealthAddr, "health-addr", ":8081", "address for /healthz and /readyz")
 	fs.StringVar(&o.MetricsAddr, "metrics-addr", ":8443", "address for Prometheus /metrics over HTTPS, for clients the API server authenticates and authorises (get on /metrics) (\"0\" disables)")
+	fs.StringVar(&o.PprofAddr, "pprof-addr", "", "serve Go's pprof profiles (/debug/pprof/) over plain HTTP at this loopback address, e.g. 127.0.0.1:6060; off when empty")
 	fs.BoolVar(&o.MetricsInsecure, "metrics-insecure-loopback", false, "serve /metrics over plain HTTP without authentication; only with a loopback --metrics-addr (tests, a local scraper)")
 	fs.StringVar(&o.ClientCAFile, "client-ca-file", "", "admit to the webhook port only clients with a certificate signed by a CA in this PEM bundle (the API server's webhook client certificate); re-read when it changes. Default: any client")
 	fs.IntVar(&o.Limits.MaxConnections, "max-connections", webhook.DefaultMaxConnections, "most connections open at once on the webhook port; more wait in the accept queue")
@@ -69,6 +70,9 @@ func serve(args []string, stderr io.Writer) error {
 	}
 	if fs.NArg() > 0 {
 		return usageError("serve takes no arguments, got %q", fs.Args())
+	}
+	if o.PprofAddr != "" && !isLoopback(o.PprofAddr) {
+		return usageError("--pprof-addr serves profiles without authentication: it needs a loopback address (127.0.0.1:PORT, [::1]:PORT or localhost:PORT), got %q", o.PprofAddr)
 	}
 	if o.MetricsInsecure && !isLoopback(o.MetricsAddr) {
 		return usageError("--metrics-insecure-loopback needs a loopback --metrics-addr (127.0.0.1:PORT, [::1]:PORT or localhost:PORT), got %q", o.MetricsAddr)
