@@ -145,8 +145,9 @@ func (a *Admission) Mutate(ctx context.Context, req admission.Request) (resp adm
 	if st.excluded.Has(req.Namespace) {
 		return admission.Allowed("")
 	}
-	pod := &corev1.Pod{}
-	if err := decodeObject(req.Object, pod); err != nil {
+	obj, err := objectOf(ctx, req)
+	pod, _ := obj.(*corev1.Pod)
+	if err != nil || pod == nil {
 		return admission.Errored(http.StatusBadRequest, errors.New(truncateBytes(fmt.Sprintf("podguard could not decode the object as a Pod: %v", err), maxErrorBytes)))
 	}
 	view := policies.NewPod(pod)
@@ -228,8 +229,8 @@ func (a *Admission) Validate(ctx context.Context, req admission.Request) (resp a
 	if st.excluded.Has(req.Namespace) {
 		return admission.Allowed("")
 	}
-	obj := newObject()
-	if err := decodeObject(req.Object, obj); err != nil {
+	obj, err := objectOf(ctx, req)
+	if err != nil {
 		return admission.Errored(http.StatusBadRequest, errors.New(truncateBytes(fmt.Sprintf("podguard could not decode the object as a %s: %v", gvk.Kind, err), maxErrorBytes)))
 	}
 	if m, err := meta.Accessor(obj); err == nil {

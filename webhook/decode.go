@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 
@@ -12,6 +13,9 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/podguard/podguard/policies"
 )
 
 // Decoding is on the hot path of every admission request, so each object is
@@ -97,24 +101,142 @@ func skipManagedFields(dec *jsontext.Decoder, _ *[]metav1.ManagedFieldsEntry) er
 // it carries a request podguard can answer. The request's object and
 // oldObject point into body: body must not be reused before the request has
 // been answered.
-func decodeReview(body []byte) (*admissionv1.AdmissionReview, error) {
+//
+// When the object is a Pod or a pod-bearing workload (the request's kind,
+// which the API server writes before the object, says so), it is decoded
+// into its type in the same pass and returned as obj; handlers get it with
+// objectOf. Any error on that path, or an object of another kind, falls
+// back to decoding the review alone, so that errors are reported exactly as
+// decodeObject reports them.
+func decodeReview(body []byte) (review *admissionv1.AdmissionReview, obj runtime.Object, err error) {
 	if len(bytes.TrimSpace(body)) == 0 {
-		return nil, errors.New("malformed AdmissionReview: the request body is empty")
+		return nil, nil, errors.New("malformed AdmissionReview: the request body is empty")
 	}
-	var review admissionv1.AdmissionReview
-	if err := jsonv2.Unmarshal(body, &review, reviewOptions); err != nil {
-		return nil, fmt.Errorf("malformed AdmissionReview: %w", err)
+	if review, obj, ok := decodeReviewAndObject(body); ok {
+		return review, obj, nil
 	}
+	review = &admissionv1.AdmissionReview{}
+	if err := jsonv2.Unmarshal(body, review, reviewOptions); err != nil {
+		return nil, nil, fmt.Errorf("malformed AdmissionReview: %w", err)
+	}
+	if err := checkReview(review); err != nil {
+		return nil, nil, err
+	}
+	return review, nil, nil
+}
+
+func checkReview(review *admissionv1.AdmissionReview) error {
 	if gvk := review.GroupVersionKind(); gvk != admissionv1.SchemeGroupVersion.WithKind("AdmissionReview") {
-		return nil, fmt.Errorf("malformed AdmissionReview: apiVersion %q kind %q, expected admission.k8s.io/v1 AdmissionReview", review.APIVersion, review.Kind)
+		return fmt.Errorf("malformed AdmissionReview: apiVersion %q kind %q, expected admission.k8s.io/v1 AdmissionReview", review.APIVersion, review.Kind)
 	}
 	if review.Request == nil {
-		return nil, errors.New("malformed AdmissionReview: request is missing")
+		return errors.New("malformed AdmissionReview: request is missing")
 	}
 	if review.Request.UID == "" {
-		return nil, errors.New("malformed AdmissionReview: request.uid is missing")
+		return errors.New("malformed AdmissionReview: request.uid is missing")
 	}
-	return &review, nil
+	return nil
+}
+
+// reviewIn and requestIn are an AdmissionReview as decodeReviewAndObject
+// reads it: requestIn's object and oldObject shadow the AdmissionRequest's.
+type reviewIn struct {
+	metav1.TypeMeta `json:",inline"`
+	Request         *requestIn `json:"request"`
+}
+
+type requestIn struct {
+	*admissionv1.AdmissionRequest `json:",inline"`
+	Object                        objectIn             `json:"object"`
+	OldObject                     runtime.RawExtension `json:"oldObject"`
+}
+
+// objectIn decodes the request's object into the type its kind names, and
+// keeps where it is in the body.
+type objectIn struct {
+	req  *admissionv1.AdmissionRequest
+	body []byte
+	obj  runtime.Object
+	raw  []byte
+}
+
+func (o *objectIn) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	o.obj, o.raw = nil, nil
+	newObject := policies.PodBearingKinds[schema.GroupVersionKind(o.req.Kind)]
+	if newObject == nil || dec.PeekKind() != '{' {
+		v, err := dec.ReadValue()
+		if err == nil && v.Kind() != 'n' {
+			o.raw = v
+		}
+		return err
+	}
+	start := dec.InputOffset()
+	obj := newObject()
+	if err := jsonv2.UnmarshalDecode(dec, obj, objectOptions); err != nil {
+		return err
+	}
+	end := dec.InputOffset()
+	if start < 0 || end > int64(len(o.body)) || start > end {
+		return errors.New("object outside the body")
+	}
+	// Between the name and the value: white space and the colon.
+	o.raw = bytes.TrimLeft(o.body[start:end], " \t\r\n:")
+	o.obj = obj
+	return nil
+}
+
+// decodeReviewAndObject is decodeReview's one pass: ok is false on any
+// error, which the caller then finds and reports the usual way.
+func decodeReviewAndObject(body []byte) (*admissionv1.AdmissionReview, runtime.Object, bool) {
+	req := &requestIn{AdmissionRequest: &admissionv1.AdmissionRequest{}}
+	req.Object.req, req.Object.body = req.AdmissionRequest, body
+	in := reviewIn{Request: req}
+	if jsonv2.Unmarshal(body, &in, reviewOptions) != nil || in.Request != req {
+		return nil, nil, false
+	}
+	req.AdmissionRequest.Object.Raw = req.Object.raw
+	req.AdmissionRequest.OldObject.Raw = req.OldObject.Raw
+	review := &admissionv1.AdmissionReview{TypeMeta: in.TypeMeta, Request: req.AdmissionRequest}
+	if checkReview(review) != nil {
+		return nil, nil, false
+	}
+	obj := req.Object.obj
+	if obj != nil && checkKind(obj) != nil {
+		return nil, nil, false
+	}
+	return review, obj, true
+}
+
+// decodedKey is the context key of the object decodeReview decoded.
+type decodedKey struct{}
+
+type decoded struct {
+	kind metav1.GroupVersionKind
+	obj  runtime.Object
+}
+
+// withObject returns ctx carrying the object decodeReview decoded for a
+// request of the given kind, if it decoded one.
+func withObject(ctx context.Context, kind metav1.GroupVersionKind, obj runtime.Object) context.Context {
+	if obj == nil {
+		return ctx
+	}
+	return context.WithValue(ctx, decodedKey{}, decoded{kind, obj})
+}
+
+// objectOf returns the request's object as the type its kind names
+// (policies.PodBearingKinds): the one decodeReview decoded in the same
+// pass, or else decoded from the request now.
+func objectOf(ctx context.Context, req admission.Request) (runtime.Object, error) {
+	if d, ok := ctx.Value(decodedKey{}).(decoded); ok && d.kind == req.Kind {
+		return d.obj, nil
+	}
+	newObject := policies.PodBearingKinds[schema.GroupVersionKind(req.Kind)]
+	if newObject == nil {
+		return nil, fmt.Errorf("podguard does not decode a %s", req.Kind.Kind)
+	}
+	obj := newObject()
+	return obj, decodeObject(req.Object, obj)
 }
 
 // decodeObject decodes an admitted object into obj, whose type is the one
@@ -127,6 +249,11 @@ func decodeObject(raw runtime.RawExtension, obj runtime.Object) error {
 	if err := jsonv2.Unmarshal(raw.Raw, obj, objectOptions); err != nil {
 		return err
 	}
+	return checkKind(obj)
+}
+
+// checkKind refuses an object that says it is of another kind than its type.
+func checkKind(obj runtime.Object) error {
 	want, err := kindOf(obj)
 	if err != nil {
 		return err

@@ -13,8 +13,10 @@ import (
 	"testing"
 	"unsafe"
 
+	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
 	admissionv1 "k8s.io/api/admission/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -277,9 +279,12 @@ func TestDecodeReviewKeepsTheObjectInTheBody(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	review, err := decodeReview(body)
+	review, obj, err := decodeReview(body)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if _, ok := obj.(*corev1.Pod); !ok {
+		t.Errorf("the pod was not decoded in the same pass: %T", obj)
 	}
 	raw := review.Request.Object.Raw
 	if len(raw) == 0 || !bytes.Contains(body, raw) {
@@ -292,4 +297,106 @@ func TestDecodeReviewKeepsTheObjectInTheBody(t *testing.T) {
 	if review.Request.OldObject.Raw != nil {
 		t.Errorf("a CREATE has no oldObject, got %.100s", review.Request.OldObject.Raw)
 	}
+}
+
+// TestDecodeReviewInOnePassMatchesTwo compares decodeReview's one pass
+// (review and object together) with the review decoded alone and the
+// object then decoded with decodeObject, on the captured reviews and the
+// review fuzz corpus: the same request, the same raw object, and the same
+// decoded object exactly when decodeObject succeeds.
+func TestDecodeReviewInOnePassMatchesTwo(t *testing.T) {
+	bodies, _ := filepath.Glob("testdata/reviews/*.json")
+	fuzz, _ := filepath.Glob("testdata/fuzz/FuzzAdmissionReview/*")
+	onePass := 0
+	for _, path := range append(bodies, fuzz...) {
+		body, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasPrefix(string(body), "go test fuzz v1") {
+			var ok bool
+			if body, ok = fuzzBytes(body); !ok {
+				continue
+			}
+		}
+		if compareReviewDecoding(t, path, body) {
+			onePass++
+		}
+	}
+	if onePass < 20 {
+		t.Errorf("only %d reviews were decoded in one pass", onePass)
+	}
+}
+
+// compareReviewDecoding checks one body and reports whether its object was
+// decoded in the same pass.
+func compareReviewDecoding(t *testing.T, name string, body []byte) bool {
+	t.Helper()
+	review, obj, err := decodeReview(body)
+	slow := &admissionv1.AdmissionReview{}
+	slowErr := jsonv2.Unmarshal(body, slow, reviewOptions)
+	if slowErr == nil && len(bytes.TrimSpace(body)) > 0 {
+		slowErr = checkReview(slow)
+	} else if slowErr == nil {
+		slowErr = errors.New("empty")
+	}
+	if (err == nil) != (slowErr == nil) {
+		t.Fatalf("%s: one pass says %v, two passes %v", name, err, slowErr)
+	}
+	if err != nil {
+		return false
+	}
+	if !reflect.DeepEqual(review, slow) {
+		t.Fatalf("%s: the requests differ\none pass:  %+v\ntwo passes: %+v", name, review.Request, slow.Request)
+	}
+	newObject := policies.PodBearingKinds[schema.GroupVersionKind(slow.Request.Kind)]
+	if newObject == nil {
+		if obj != nil {
+			t.Fatalf("%s: a %s was decoded as a %T", name, slow.Request.Kind.Kind, obj)
+		}
+		return false
+	}
+	want := newObject()
+	if decodeObject(slow.Request.Object, want) != nil {
+		if obj != nil {
+			t.Fatalf("%s: decodeObject fails on the object, the one pass gave %T", name, obj)
+		}
+		return false
+	}
+	if obj == nil {
+		// The one pass gave up (the object came before the kind, say): the
+		// handler decodes it, which is not wrong, only slower.
+		return false
+	}
+	if !reflect.DeepEqual(obj, want) {
+		t.Fatalf("%s: the objects differ", name)
+	}
+	return true
+}
+
+// FuzzDecodeReview compares the one pass with two on arbitrary bodies.
+func FuzzDecodeReview(f *testing.F) {
+	for _, path := range append(mustGlob(f, "testdata/reviews/*.json"), mustGlob(f, "testdata/fuzz/FuzzAdmissionReview/*")...) {
+		body, err := os.ReadFile(path)
+		if err != nil {
+			f.Fatal(err)
+		}
+		if strings.HasPrefix(string(body), "go test fuzz v1") {
+			var ok bool
+			if body, ok = fuzzBytes(body); !ok {
+				continue
+			}
+		}
+		f.Add(body)
+	}
+	f.Fuzz(func(t *testing.T, body []byte) { compareReviewDecoding(t, "fuzz", body) })
+}
+
+func mustGlob(t testing.TB, pattern string) []string {
+	t.Helper()
+	m, err := filepath.Glob(pattern)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
 }

@@ -36,15 +36,17 @@ func createdByNode(u authenticationv1.UserInfo) bool {
 // how kubectl debug adds a container to a running pod. The ephemeral
 // containers the update adds are validated as a new pod's containers are;
 // those the pod already had were judged when they were added.
-func (a *Admission) validateEphemeral(_ context.Context, req admission.Request) admission.Response {
+func (a *Admission) validateEphemeral(ctx context.Context, req admission.Request) admission.Response {
 	st := a.state.Load()
 	if schema.GroupVersionKind(req.Kind) != podGVK || req.Operation != admissionv1.Update || st.excluded.Has(req.Namespace) {
 		return admission.Allowed("")
 	}
-	pod, old := &corev1.Pod{}, &corev1.Pod{}
-	if err := decodeObject(req.Object, pod); err != nil {
+	obj, err := objectOf(ctx, req)
+	pod, _ := obj.(*corev1.Pod)
+	if err != nil || pod == nil {
 		return admission.Errored(http.StatusBadRequest, fmt.Errorf("podguard could not decode the object as a Pod: %w", err))
 	}
+	old := &corev1.Pod{}
 	if err := decodeObject(req.OldObject, old); err != nil {
 		return admission.Errored(http.StatusBadRequest, fmt.Errorf("podguard could not decode the old object as a Pod: %w", err))
 	}
