@@ -41,6 +41,10 @@ type env struct {
 	// loadgenPin that of the load generator.
 	pin, loadgenPin []string
 	pinNote         string
+
+	// pprofAddr is podguard's --pprof-addr; profiles are those taken.
+	pprofAddr string
+	profiles  []profile
 }
 
 // planPinning pins the servers to the last CPU and the load generator to
@@ -94,11 +98,17 @@ func (e *env) startCluster(ctx context.Context) error {
 // startPodguard runs bin/podguard serve with its default configuration
 // (no --config), pinned as planned.
 func (e *env) startPodguard(ctx context.Context) error {
+	port, err := framework.FreePort()
+	if err != nil {
+		return err
+	}
+	e.pprofAddr = "127.0.0.1:" + strconv.Itoa(port)
 	pg, err := framework.StartPodguard(ctx, framework.PodguardOptions{
 		Kubeconfig: e.cluster.KubeconfigPath,
 		CertDir:    e.certDir,
 		LogPath:    filepath.Join(e.workDir, "podguard.log"),
 		Wrap:       e.pin,
+		Args:       []string{"--pprof-addr", e.pprofAddr},
 	})
 	if err != nil {
 		return err

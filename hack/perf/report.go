@@ -41,6 +41,7 @@ type results struct {
 	CreateRuns    []createRun     `json:"createRuns"`
 	Creates       []createSummary `json:"creates"`
 	Goals         []goal          `json:"goals"`
+	Profiles      []profile       `json:"profiles,omitempty"`
 	BodiesCapture string          `json:"bodies"`
 }
 
@@ -81,6 +82,7 @@ func measure(ctx context.Context, e *env, o options, started time.Time) error {
 		res.Reviews = summarizeReviews(res.ReviewRuns)
 		res.Creates = summarizeCreates(res.CreateRuns)
 		res.Goals = evaluateGoals(res.Reviews, res.Creates)
+		res.Profiles = e.profiles
 		printReport(os.Stdout, res)
 		if err := writeJSON(o.out, res); err != nil {
 			logf("writing %s: %v", o.out, err)
@@ -206,6 +208,13 @@ func printReport(w io.Writer, res *results) {
 	fmt.Fprintf(w, "\n### Goals (issue 12)\n\n| goal | status | measured |\n|---|---|---|\n")
 	for _, g := range res.Goals {
 		fmt.Fprintf(w, "| %s | %s | %s |\n", g.Goal, g.Status, g.Measured)
+	}
+
+	if len(res.Profiles) > 0 {
+		fmt.Fprintf(w, "\n### Where podguard's CPU goes\n\nCPU profiles of podguard's request path (`go tool pprof -top -cum -focus=reviewServer`), each from an extra, unmeasured run after the measured rounds of its body.\n")
+		for _, p := range res.Profiles {
+			fmt.Fprintf(w, "\n%s (%s):\n\n```\n%s```\n", p.Body, p.Path, p.Top)
+		}
 	}
 
 	m := res.Machine

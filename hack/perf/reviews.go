@@ -65,6 +65,16 @@ func (e *env) phaseA(ctx context.Context, o options, bodyDir string) ([]reviewRu
 	}
 	var runs []reviewRun
 	for _, b := range bodyFiles {
+		loadgen := func(url string, pid int) []string {
+			return append(append([]string(nil), e.loadgenPin...), self, "loadgen",
+				"-url", url+b.path,
+				"-body", filepath.Join(bodyDir, b.name+".json"),
+				"-ca", caFile,
+				"-pid", strconv.Itoa(pid),
+				"-concurrency", strconv.Itoa(o.concurrency),
+				"-warmup", o.warmup.String(),
+				"-duration", o.duration.String())
+		}
 		for round := range o.rounds {
 			order := []string{serverPodguard, serverNull}
 			if round%2 == 1 {
@@ -75,14 +85,7 @@ func (e *env) phaseA(ctx context.Context, o options, bodyDir string) ([]reviewRu
 					return runs, err
 				}
 				srv := servers[s]
-				args := append(append([]string(nil), e.loadgenPin...), self, "loadgen",
-					"-url", srv.url+b.path,
-					"-body", filepath.Join(bodyDir, b.name+".json"),
-					"-ca", caFile,
-					"-pid", strconv.Itoa(srv.pid),
-					"-concurrency", strconv.Itoa(o.concurrency),
-					"-warmup", o.warmup.String(),
-					"-duration", o.duration.String())
+				args := loadgen(srv.url, srv.pid)
 				load := loadavg()
 				var stdout, stderr bytes.Buffer
 				cmd := exec.CommandContext(ctx, args[0], args[1:]...)
@@ -99,6 +102,15 @@ func (e *env) phaseA(ctx context.Context, o options, bodyDir string) ([]reviewRu
 				logf("A %-19s %-8s round %d: %6.0f reviews/s, p50 %.2f ms, p99 %.2f ms, CPU %.3f ms/review, %d errors (load %s)",
 					b.name, s, round+1, float64(res.Reviews)/res.Seconds, res.P50Ms, res.P99Ms, cpuPerReview(res), res.Errors, load)
 			}
+		}
+		if o.profile {
+			p, err := e.profileRun(ctx, o, loadgen(e.podguard.URL, e.podguard.Pid()), b.name)
+			if err != nil {
+				logf("A %-19s profiling podguard: %v", b.name, err)
+				continue
+			}
+			e.profiles = append(e.profiles, p)
+			logf("A %-19s podguard CPU profile (an extra, unmeasured run): %s", b.name, p.Path)
 		}
 	}
 	return runs, nil
