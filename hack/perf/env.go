@@ -42,6 +42,8 @@ type env struct {
 	pin, loadgenPin []string
 	pinNote         string
 
+	// config is podguard's --config, if any.
+	config string
 	// pprofAddr is podguard's --pprof-addr; profiles are those taken.
 	pprofAddr string
 	profiles  []profile
@@ -109,6 +111,7 @@ func (e *env) startPodguard(ctx context.Context) error {
 		LogPath:    filepath.Join(e.workDir, "podguard.log"),
 		Wrap:       e.pin,
 		Args:       []string{"--pprof-addr", e.pprofAddr},
+		ConfigPath: e.config,
 	})
 	if err != nil {
 		return err

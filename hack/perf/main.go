@@ -61,6 +61,7 @@ type options struct {
 	pace           int
 	skipA, skipB   bool
 	profile        bool
+	config         string
 }
 
 func main() {
@@ -83,6 +84,7 @@ func main() {
 	flag.DurationVar(&o.createDuration, "create-duration", 10*time.Second, "phase B: duration of each closed-loop and paced run")
 	flag.IntVar(&o.creators, "creators", 50, "phase B: concurrent creators of the closed-loop runs")
 	flag.IntVar(&o.pace, "pace", 100, "phase B: pods per second of the paced runs")
+	flag.StringVar(&o.config, "config", "", "podguard's --config (default: none, podguard's defaults); e.g. one with the mutating policies off, to tell the API server's cost of applying patches from podguard's own")
 	flag.BoolVar(&o.profile, "profile", true, "phase A: after each body's rounds, profile podguard's CPU during one extra, unmeasured run (go tool pprof -top is in the report)")
 	flag.BoolVar(&o.skipA, "skip-reviews", false, "skip phase A (loopback reviews)")
 	flag.BoolVar(&o.skipB, "skip-creates", false, "skip phase B (pod creates through kube-apiserver)")
@@ -131,7 +133,7 @@ func run(o options) (retErr error) {
 	}
 
 	started := time.Now()
-	e := &env{root: root, workDir: o.workDir}
+	e := &env{root: root, workDir: o.workDir, config: o.config}
 	defer func() {
 		if err := e.stop(); err != nil {
 			retErr = errors.Join(retErr, err)

@@ -50,7 +50,7 @@ type results struct {
 func measure(ctx context.Context, e *env, o options, started time.Time) error {
 	res := &results{
 		Started:      started,
-		PodguardConf: "podguard's defaults (serve with no --config)",
+		PodguardConf: podguardConfig(o.config),
 		Overlay:      "deploy/overlays/opt-in, pointed at loopback URLs; namespace perf has podguard.io/enabled=true",
 		Options: map[string]any{
 			"rounds": o.rounds, "duration": o.duration.String(), "warmup": o.warmup.String(), "concurrency": o.concurrency,
@@ -259,4 +259,12 @@ func orDefault(s, def string) string {
 		return def
 	}
 	return s
+}
+
+// podguardConfig describes the config podguard runs with.
+func podguardConfig(path string) string {
+	if path == "" {
+		return "podguard's defaults (serve with no --config)"
+	}
+	return "--config " + path
 }
