@@ -450,7 +450,7 @@ func resultOf(resp *admission.Response) string {
 // are the record of what podguard did to each object, and podguard's logger
 // does not sample (see cmd/podguard).
 func (a *Admission) logDecision(req admission.Request, decision string, res *policies.Result) {
-	kv := make([]any, 0, 22)
+	kv := make([]any, 0, 16) // the fields every decision has, and one more
 	kv = append(kv, "uid", req.UID, "kind", req.Kind.Kind, "namespace", req.Namespace,
 		"name", objectName(req), "operation", req.Operation, "dryRun", req.DryRun != nil && *req.DryRun, "decision", decision)
 	if len(res.Mutated) > 0 {
