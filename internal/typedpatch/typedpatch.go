@@ -5,7 +5,6 @@ package typedpatch
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"reflect"
 	"strconv"
@@ -32,9 +31,11 @@ import (
 //     differs.
 //
 // Only the values that differ are encoded; the operations are
-// gomodules.xyz/jsonpatch/v2's. An embedded struct that is not a plain
-// struct is not modelled: the struct around it is then diffed whole by
-// jsonpatch.CreatePatch. policies.TestTypedPatchMatchesAFullDiff checks the
+// gomodules.xyz/jsonpatch/v2's. A struct whose JSON names repeat (where
+// encoding/json's dominance rules decide), with a ",string" field, or that
+// embeds a pointer, an unexported struct or a type with its own encoding,
+// is not walked: it is diffed whole by jsonpatch.CreatePatch. None of the
+// pod types is such a struct. policies.TestTypedPatchMatchesAFullDiff checks the
 // result, applied, against the full diff on every mutation golden and on
 // generated pods; TestDiffGivesTheOtherValue does so for every shape above.
 //
@@ -114,12 +115,25 @@ var (
 	textMarshalerT = reflect.TypeFor[interface{ MarshalText() ([]byte, error) }]()
 )
 
+// typeInfo is what the walk knows of a struct type.
+type typeInfo struct {
+	fields []jsonField
+	// names are the JSON names of the fields, inlined ones included.
+	names []string
+	// modelled is false for a struct the walk does not compare field by
+	// field: one whose JSON names repeat (encoding/json's dominance rules
+	// then apply), with a ",string" field, or that embeds a pointer, an
+	// unexported struct or a type with its own encoding. It is diffed
+	// whole instead.
+	modelled bool
+}
+
 // fieldsOf lists the fields encoding/json encodes for a struct type.
-func fieldsOf(t reflect.Type) []jsonField {
-	if f, ok := fieldCache.Load(t); ok {
-		return f.([]jsonField)
+func fieldsOf(t reflect.Type) *typeInfo {
+	if ti, ok := fieldCache.Load(t); ok {
+		return ti.(*typeInfo)
 	}
-	var out []jsonField
+	ti := &typeInfo{modelled: true}
 	for i := range t.NumField() {
 		sf := t.Field(i)
 		tag := sf.Tag.Get("json")
@@ -134,18 +148,24 @@ func fieldsOf(t reflect.Type) []jsonField {
 				f.omitEmpty = true
 			case "omitzero":
 				f.omitZero = true
+			case "string":
+				ti.modelled = false
 			}
 		}
 		if sf.Anonymous && name == "" {
 			ft := sf.Type
-			if ft.Kind() != reflect.Struct || hasOwnEncoding(ft) {
-				// An embedded pointer or non-struct: not worth modelling
-				// here. The caller diffs the whole struct instead.
-				f.inline, f.leaf = true, true
-			} else {
+			switch {
+			case ft.Kind() == reflect.Struct && sf.IsExported() && !hasOwnEncoding(ft):
 				f.inline = true
+				inner := fieldsOf(ft)
+				ti.names = append(ti.names, inner.names...)
+				ti.modelled = ti.modelled && inner.modelled
+				ti.fields = append(ti.fields, f)
+			case !sf.IsExported() && ft.Kind() != reflect.Struct && !(ft.Kind() == reflect.Pointer && ft.Elem().Kind() == reflect.Struct):
+				// encoding/json ignores it.
+			default:
+				ti.modelled = false
 			}
-			out = append(out, f)
 			continue
 		}
 		if !sf.IsExported() {
@@ -161,10 +181,18 @@ func fieldsOf(t reflect.Type) []jsonField {
 			f.name = sf.Name
 		}
 		f.leaf = !descendable(sf.Type)
-		out = append(out, f)
+		ti.names = append(ti.names, f.name)
+		ti.fields = append(ti.fields, f)
 	}
-	fieldCache.Store(t, out)
-	return out
+	seen := make(map[string]bool, len(ti.names))
+	for _, n := range ti.names {
+		if seen[n] {
+			ti.modelled = false
+		}
+		seen[n] = true
+	}
+	fieldCache.Store(t, ti)
+	return ti
 }
 
 // hasOwnEncoding reports whether encoding/json encodes t with a method of t
@@ -189,30 +217,18 @@ func descendable(t reflect.Type) bool {
 	return false
 }
 
-// errNotModelled asks the caller to diff the whole struct.
-var errNotModelled = errors.New("struct shape not modelled by the typed diff")
-
 // walkStruct compares two structs at the current path.
 func (w *walker) walkStruct(b, a reflect.Value) error {
-	start := len(w.ops)
-	err := w.walkFields(b, a)
-	if err == errNotModelled {
-		w.ops = w.ops[:start]
+	if !fieldsOf(b.Type()).modelled {
 		return w.diffWhole(b, a)
 	}
-	return err
+	return w.walkFields(b, a)
 }
 
 func (w *walker) walkFields(b, a reflect.Value) error {
-	for _, f := range fieldsOf(b.Type()) {
+	for _, f := range fieldsOf(b.Type()).fields {
 		bv, av := b.Field(f.index), a.Field(f.index)
 		if f.inline {
-			if f.leaf {
-				if !reflect.DeepEqual(bv.Interface(), av.Interface()) {
-					return errNotModelled
-				}
-				continue
-			}
 			if err := w.walkFields(bv, av); err != nil {
 				return err
 			}
@@ -231,7 +247,7 @@ func (w *walker) walkFields(b, a reflect.Value) error {
 		case !inA:
 			w.op("remove", nil)
 		case !inB:
-			w.op("add", av.Interface())
+			w.op("add", addressed(av))
 		case f.leaf:
 			err = w.diffLeaf(f.name, bv, av, n)
 		default:
@@ -257,14 +273,14 @@ func (w *walker) walkValue(bv, av reflect.Value) error {
 			return nil
 		case bv.IsNil() || av.IsNil():
 			// null on one side: the field has no omitempty.
-			w.op("replace", av.Interface())
+			w.op("replace", addressed(av))
 			return nil
 		}
 		return w.walkStruct(bv.Elem(), av.Elem())
 	case reflect.Slice:
 		if bv.IsNil() != av.IsNil() {
 			// null on one side: the field has no omitempty.
-			w.op("replace", av.Interface())
+			w.op("replace", addressed(av))
 			return nil
 		}
 		if bv.Len() == av.Len() && (bv.Len() == 0 || bv.Pointer() == av.Pointer()) {
@@ -282,7 +298,7 @@ func (w *walker) walkValue(bv, av reflect.Value) error {
 		// Elements added at the end, in order; removed ones from the last.
 		for i := common; i < av.Len(); i++ {
 			n := w.pushIndex(i)
-			w.op("add", av.Index(i).Interface())
+			w.op("add", addressed(av.Index(i)))
 			w.pop(n)
 		}
 		for i := bv.Len() - 1; i >= common; i-- {
@@ -307,15 +323,15 @@ func (w *walker) diffLeaf(name string, bv, av reflect.Value, parent int) error {
 		reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
 		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
 		if !hasOwnEncoding(bv.Type()) {
-			w.op("replace", av.Interface())
+			w.op("replace", addressed(av))
 			return nil
 		}
 	}
-	before, err := json.Marshal(bv.Interface())
+	before, err := json.Marshal(addressed(bv))
 	if err != nil {
 		return fmt.Errorf("encoding %s: %w", w.path, err)
 	}
-	after, err := json.Marshal(av.Interface())
+	after, err := json.Marshal(addressed(av))
 	if err != nil {
 		return fmt.Errorf("encoding %s: %w", w.path, err)
 	}
@@ -360,11 +376,11 @@ func wrap(key, val []byte) []byte {
 
 // diffWhole diffs two structs at the current path by encoding each whole.
 func (w *walker) diffWhole(b, a reflect.Value) error {
-	before, err := json.Marshal(b.Interface())
+	before, err := json.Marshal(addressed(b))
 	if err != nil {
 		return err
 	}
-	after, err := json.Marshal(a.Interface())
+	after, err := json.Marshal(addressed(a))
 	if err != nil {
 		return err
 	}
@@ -396,7 +412,7 @@ func present(v reflect.Value, f jsonField) bool {
 	if f.omitZero {
 		switch f.isZero {
 		case zeroByValueMethod:
-			if v.Kind() == reflect.Pointer && v.IsNil() {
+			if (v.Kind() == reflect.Pointer || v.Kind() == reflect.Interface) && v.IsNil() {
 				return false
 			}
 			return !v.Interface().(interface{ IsZero() bool }).IsZero()
@@ -438,4 +454,14 @@ func appendEscaped(b []byte, name string) []byte {
 		}
 	}
 	return b
+}
+
+// addressed is v for encoding/json as json.Marshal(&whole) would see it: a
+// pointer to it when it is addressable, so that a MarshalJSON or MarshalText
+// with a pointer receiver is used.
+func addressed(v reflect.Value) any {
+	if v.CanAddr() {
+		return v.Addr().Interface()
+	}
+	return v.Interface()
 }

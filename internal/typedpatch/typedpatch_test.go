@@ -154,3 +154,71 @@ func decode(t *testing.T, raw []byte) any {
 	}
 	return v
 }
+
+// Shapes the pod types do not have, which encoding/json encodes with rules
+// of its own: the walk must give the same document (by diffing the struct
+// whole where it does not model the shape).
+type Shadowed struct {
+	Name  string `json:"name"`
+	Other string `json:"other"`
+}
+
+type hidden struct {
+	X string `json:"x"`
+}
+
+type ptrMarshaler struct{ v string }
+
+func (p *ptrMarshaler) MarshalJSON() ([]byte, error) { return json.Marshal("p:" + p.v) }
+
+type zeroer interface{ IsZero() bool }
+
+type odd struct {
+	Shadowed
+	Name  string         `json:"name"`
+	N     int64          `json:"n,string"`
+	Inner struct{ odd2 } `json:"inner"`
+	PM    ptrMarshaler   `json:"pm"`
+	Z     zeroer         `json:"z,omitzero"`
+}
+
+type odd2 struct {
+	hidden
+	*Embedded
+	Y string `json:"y"`
+}
+
+func TestDiffOfShapesItDoesNotModel(t *testing.T) {
+	tests := map[string]func(d *odd){
+		"a shadowed field":              func(d *odd) { d.Shadowed.Name = "hidden" },
+		"the field that shadows":        func(d *odd) { d.Name = "shown" },
+		"a promoted field":              func(d *odd) { d.Other = "o" },
+		"a ,string int":                 func(d *odd) { d.N = 5 },
+		"an unexported embedded struct": func(d *odd) { d.Inner.X = "x" },
+		"an embedded pointer set":       func(d *odd) { d.Inner.Embedded = &Embedded{E: "e"} },
+		"a sibling of those":            func(d *odd) { d.Inner.Y = "y" },
+		"a pointer-receiver marshaler":  func(d *odd) { d.PM.v = "w" },
+		"an interface with omitzero":    func(d *odd) { d.Z = &metav1.Time{} },
+	}
+	for name, change := range tests {
+		t.Run(name, func(t *testing.T) {
+			before, after := &odd{}, &odd{}
+			change(after)
+			ops, err := Diff(before, after)
+			if err != nil {
+				t.Fatal(err)
+			}
+			bj, err := json.Marshal(before)
+			if err != nil {
+				t.Fatal(err)
+			}
+			aj, err := json.Marshal(after)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, want := apply(t, bj, ops), decode(t, aj); !reflect.DeepEqual(got, want) {
+				t.Errorf("patch %v gives\n%v\nwant\n%v", ops, got, want)
+			}
+		})
+	}
+}
