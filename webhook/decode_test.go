@@ -400,3 +400,23 @@ func mustGlob(t testing.TB, pattern string) []string {
 	}
 	return m
 }
+
+// TestDecodeReviewWithRepeatedNames: the API server never repeats a name,
+// anyone else may. A repeated request or kind must neither panic nor give
+// an object of another kind than the request's.
+func TestDecodeReviewWithRepeatedNames(t *testing.T) {
+	for _, body := range []string{
+		`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":null,"request":{"uid":"u","kind":{"version":"v1","kind":"Pod"},"object":{}}}`,
+		`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u","kind":{"version":"v1","kind":"Pod"}},"request":{"object":{"spec":{}}}}`,
+		`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u","kind":{"version":"v1","kind":"Pod"},"operation":"CREATE","object":{"spec":{"containers":[{"name":"a"}]}},"kind":{"group":"apps","version":"v1","kind":"Deployment"}}}`,
+	} {
+		review, obj, err := decodeReview([]byte(body))
+		if err != nil {
+			continue
+		}
+		if obj != nil && reflect.TypeOf(obj) != reflect.TypeOf(policies.PodBearingKinds[schema.GroupVersionKind(review.Request.Kind)]()) {
+			t.Errorf("a %s request got a %T", review.Request.Kind.Kind, obj)
+		}
+		compareReviewDecoding(t, body, []byte(body))
+	}
+}

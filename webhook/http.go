@@ -15,6 +15,7 @@ import (
 	"sync"
 
 	"github.com/go-logr/logr"
+	"golang.org/x/time/rate"
 	admissionv1 "k8s.io/api/admission/v1"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 )
@@ -194,9 +195,17 @@ func readBody(w http.ResponseWriter, r *http.Request, maxBytes int64, budget *by
 	}
 }
 
+// rejectLogs bounds the log lines of rejected requests (malformed, too
+// large, too slow): anyone who reaches the port can send those, and
+// podguard's logger does not sample. Every rejection is counted in
+// podguard_admission_bad_requests_total, logged or not.
+var rejectLogs = rate.NewLimiter(10, 100)
+
 func (s *reviewServer) reject(w http.ResponseWriter, code int, reason string, err error) {
 	badRequests.WithLabelValues(s.name, reason).Inc()
-	s.log.Info("rejected admission request", "webhook", s.name, "status", code, "reason", err.Error())
+	if rejectLogs.Allow() {
+		s.log.Info("rejected admission request", "webhook", s.name, "status", code, "reason", err.Error())
+	}
 	http.Error(w, err.Error(), code)
 }
 

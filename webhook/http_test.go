@@ -3,9 +3,11 @@ package webhook
 import (
 	"bytes"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
+	"github.com/go-logr/logr/funcr"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -107,5 +109,31 @@ func TestAPanickingPolicyIsAnsweredWithAnErrorCountedAndSurvived(t *testing.T) {
 	code, resp, raw := s.post(t, "/validate", review(t, podKind, admissionv1.Create, obj))
 	if code != http.StatusOK || !resp.Allowed {
 		t.Errorf("after a panic: %d %s", code, raw)
+	}
+}
+
+// TestRejectionsAreCountedAndTheirLogsBounded: anyone who reaches the port
+// can send garbage; every rejection is counted, and the lines it logs are
+// bounded by rejectLogs (a burst of 100, then 10 a second).
+func TestRejectionsAreCountedAndTheirLogsBounded(t *testing.T) {
+	RegisterMetrics()
+	var lines int
+	s := &reviewServer{name: "validate", maxBytes: 1 << 10, log: funcr.New(func(_, _ string) { lines++ }, funcr.Options{})}
+	before := testutil.ToFloat64(badRequests.WithLabelValues("validate", "malformed"))
+	const n = 1000
+	for range n {
+		req := httptest.NewRequest(http.MethodPost, "/validate", strings.NewReader("{not json"))
+		req.Header.Set("Content-Type", "application/json")
+		rec := httptest.NewRecorder()
+		s.ServeHTTP(rec, req)
+		if rec.Code != http.StatusBadRequest {
+			t.Fatalf("status %d", rec.Code)
+		}
+	}
+	if got := testutil.ToFloat64(badRequests.WithLabelValues("validate", "malformed")) - before; got != n {
+		t.Errorf("%v rejections counted, want %d", got, n)
+	}
+	if lines == 0 || lines > 150 {
+		t.Errorf("%d rejections logged %d lines, want between 1 and 150", n, lines)
 	}
 }

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"io"
+	"os"
+
 	"github.com/go-logr/logr"
 	"github.com/go-logr/zapr"
 	uberzap "go.uber.org/zap"
@@ -35,5 +38,10 @@ func newLogger(o *zap.Options) logr.Logger {
 	if stack == nil {
 		stack = zapcore.ErrorLevel
 	}
-	return zapr.NewLogger(uberzap.New(core, append([]uberzap.Option{uberzap.AddStacktrace(stack)}, o.ZapOpts...)...))
+	var sink io.Writer = os.Stderr
+	if opts.DestWriter != nil {
+		sink = opts.DestWriter
+	}
+	base := []uberzap.Option{uberzap.AddStacktrace(stack), uberzap.ErrorOutput(zapcore.AddSync(sink))}
+	return zapr.NewLogger(uberzap.New(core, append(base, o.ZapOpts...)...))
 }
