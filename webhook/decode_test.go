@@ -68,19 +68,7 @@ func decodeCorpus(t testing.TB) []decodeCase {
 		}
 		f.Close()
 	}
-	reviews, _ := filepath.Glob("testdata/reviews/*.json")
-	fuzz, _ := filepath.Glob("testdata/fuzz/FuzzAdmissionReview/*")
-	for _, path := range append(reviews, fuzz...) {
-		body, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if strings.HasPrefix(string(body), "go test fuzz v1") {
-			var ok bool
-			if body, ok = fuzzBytes(body); !ok {
-				continue
-			}
-		}
+	for path, body := range reviewCorpus(t) {
 		var review admissionv1.AdmissionReview
 		if json.Unmarshal(body, &review) != nil || review.Request == nil || len(review.Request.Object.Raw) == 0 {
 			continue
@@ -305,20 +293,8 @@ func TestDecodeReviewKeepsTheObjectInTheBody(t *testing.T) {
 // review fuzz corpus: the same request, the same raw object, and the same
 // decoded object exactly when decodeObject succeeds.
 func TestDecodeReviewInOnePassMatchesTwo(t *testing.T) {
-	bodies, _ := filepath.Glob("testdata/reviews/*.json")
-	fuzz, _ := filepath.Glob("testdata/fuzz/FuzzAdmissionReview/*")
 	onePass := 0
-	for _, path := range append(bodies, fuzz...) {
-		body, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if strings.HasPrefix(string(body), "go test fuzz v1") {
-			var ok bool
-			if body, ok = fuzzBytes(body); !ok {
-				continue
-			}
-		}
+	for path, body := range reviewCorpus(t) {
 		if compareReviewDecoding(t, path, body) {
 			onePass++
 		}
@@ -376,10 +352,21 @@ func compareReviewDecoding(t *testing.T, name string, body []byte) bool {
 
 // FuzzDecodeReview compares the one pass with two on arbitrary bodies.
 func FuzzDecodeReview(f *testing.F) {
-	for _, path := range append(mustGlob(f, "testdata/reviews/*.json"), mustGlob(f, "testdata/fuzz/FuzzAdmissionReview/*")...) {
+	for _, body := range reviewCorpus(f) {
+		f.Add(body)
+	}
+	f.Fuzz(func(t *testing.T, body []byte) { compareReviewDecoding(t, "fuzz", body) })
+}
+
+// reviewCorpus is every AdmissionReview body the tests hold, by file: the
+// captured reviews and the review fuzz corpus.
+func reviewCorpus(t testing.TB) map[string][]byte {
+	t.Helper()
+	out := map[string][]byte{}
+	for _, path := range append(mustGlob(t, "testdata/reviews/*.json"), mustGlob(t, "testdata/fuzz/FuzzAdmissionReview/*")...) {
 		body, err := os.ReadFile(path)
 		if err != nil {
-			f.Fatal(err)
+			t.Fatal(err)
 		}
 		if strings.HasPrefix(string(body), "go test fuzz v1") {
 			var ok bool
@@ -387,9 +374,9 @@ func FuzzDecodeReview(f *testing.F) {
 				continue
 			}
 		}
-		f.Add(body)
+		out[path] = body
 	}
-	f.Fuzz(func(t *testing.T, body []byte) { compareReviewDecoding(t, "fuzz", body) })
+	return out
 }
 
 func mustGlob(t testing.TB, pattern string) []string {
