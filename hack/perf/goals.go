@@ -67,7 +67,7 @@ func errorNote(n int64) string {
 // evaluateGoals holds the summaries to the goals of issue 12. A goal whose
 // figures are missing is "not measured"; one whose runs had errors is
 // missed.
-func evaluateGoals(reviews []reviewSummary, creates []createSummary) []goal {
+func evaluateGoals(reviews []reviewSummary, creates []createSummary, allocs []allocResult) []goal {
 	var goals []goal
 	for _, b := range bodyFiles {
 		limit, minRate := cpuRatioValidate, float64(minRateValidate)
@@ -117,11 +117,20 @@ func evaluateGoals(reviews []reviewSummary, creates []createSummary) []goal {
 		}
 	}
 	goals = append(goals, pacedGoal, p50Goal, rateGoal)
-	goals = append(goals, goal{
-		Goal:     "≤ 10 KiB allocated per /validate and ≤ 25 KiB per /mutate review",
-		Status:   statusNotMeasured,
-		Measured: "not by this harness: go test -bench with -benchmem on the handler",
-	})
+	for _, b := range bodyFiles {
+		limit := maxBytesValidate
+		if b.path == "/mutate" {
+			limit = maxBytesMutate
+		}
+		g := goal{Goal: fmt.Sprintf("≤ %d KiB allocated per review, %s", limit>>10, bodyLabel(b.name, b.path)), Status: statusNotMeasured}
+		for _, a := range allocs {
+			if a.Body == b.name {
+				g.Status = verdict(a.BytesPerOp <= float64(limit))
+				g.Measured = fmt.Sprintf("%.1f KiB, %.0f allocations (go test -bench BenchmarkReview -benchmem)", a.BytesPerOp/1024, a.AllocsPerOp)
+			}
+		}
+		goals = append(goals, g)
+	}
 	return goals
 }
 

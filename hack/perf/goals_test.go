@@ -67,7 +67,7 @@ func TestEvaluateGoals(t *testing.T) {
 		},
 	}
 	for _, c := range cases {
-		got := statuses(evaluateGoals(c.reviews, c.creates))
+		got := statuses(evaluateGoals(c.reviews, c.creates, nil))
 		for g, want := range c.want {
 			if got[g] != want {
 				t.Errorf("%s: %q is %q, want %q", c.name, g, got[g], want)
@@ -83,7 +83,7 @@ func TestEvaluateGoalsErrors(t *testing.T) {
 	rs[0].Errors = 3 // podguard, nginx /mutate
 	cs := createsAt(10, 60, 700)
 	cs[5].Errors = 1 // podguard paced
-	got := statuses(evaluateGoals(rs, cs))
+	got := statuses(evaluateGoals(rs, cs, nil))
 	for _, g := range []string{"CPU per review ≤ 1.5× null, nginx /mutate", "≥ 6,000 reviews/s on one core, nginx /mutate", "paced: p99 added over null ≤ 2 ms"} {
 		if got[g] != statusMissed {
 			t.Errorf("%q is %q with errors behind it, want missed", g, got[g])
@@ -91,5 +91,44 @@ func TestEvaluateGoalsErrors(t *testing.T) {
 	}
 	if g := "closed loop: throughput ≥ 80% of null's"; got[g] != statusMet {
 		t.Errorf("%q is %q, want met (no errors there)", g, got[g])
+	}
+}
+
+// TestAllocationGoals parses go test -bench output as it prints it and
+// holds each body to its limit: 10 KiB for /validate, 25 KiB for /mutate.
+func TestAllocationGoals(t *testing.T) {
+	out := []byte(`goos: linux
+goarch: amd64
+pkg: github.com/podguard/podguard/webhook
+BenchmarkReview/nginx-mutate/podguard-2         	    5000	     59685 ns/op	  41.66 MB/s	     59685 cpu-ns/op	   11781 B/op	     130 allocs/op
+BenchmarkReview/tomcat-mutate/podguard-2        	    5000	    139957 ns/op	  23.47 MB/s	    139957 cpu-ns/op	   34943 B/op	     279 allocs/op
+BenchmarkReview/nginx-validate/podguard-2       	    5000	     53301 ns/op	  49.36 MB/s	     53301 cpu-ns/op	   10241 B/op	     112 allocs/op
+BenchmarkReview/deployment-validate/podguard-2  	    5000	     44756 ns/op	  51.41 MB/s	     44756 cpu-ns/op	   10240 B/op	     100 allocs/op
+BenchmarkReview/nginx-mutate/null-2             	    5000	     48809 ns/op	  50.95 MB/s	     48809 cpu-ns/op	    9289 B/op	      53 allocs/op
+PASS
+`)
+	allocs, err := parseAllocBench(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(allocs) != 4 || allocs[1].Body != "tomcat-mutate" || allocs[1].BytesPerOp != 34943 || allocs[1].AllocsPerOp != 279 {
+		t.Fatalf("parsed %+v", allocs)
+	}
+	got := statuses(evaluateGoals(nil, nil, allocs))
+	for g, want := range map[string]string{
+		"≤ 25 KiB allocated per review, nginx /mutate":        statusMet,
+		"≤ 25 KiB allocated per review, tomcat /mutate":       statusMissed,
+		"≤ 10 KiB allocated per review, nginx /validate":      statusMissed,
+		"≤ 10 KiB allocated per review, Deployment /validate": statusMet,
+	} {
+		if got[g] != want {
+			t.Errorf("%q is %q, want %q", g, got[g], want)
+		}
+	}
+	if _, err := parseAllocBench([]byte("BenchmarkReview/nginx-mutate/podguard-2 5000 59685 ns/op\n")); err == nil {
+		t.Error("a line without -benchmem figures was accepted")
+	}
+	if _, err := parseAllocBench([]byte("FAIL\n")); err == nil {
+		t.Error("output without benchmark lines was accepted")
 	}
 }

@@ -42,6 +42,7 @@ type results struct {
 	Creates       []createSummary `json:"creates"`
 	Goals         []goal          `json:"goals"`
 	Profiles      []profile       `json:"profiles,omitempty"`
+	Allocs        []allocResult   `json:"allocations,omitempty"`
 	BodiesCapture string          `json:"bodies"`
 }
 
@@ -81,7 +82,7 @@ func measure(ctx context.Context, e *env, o options, started time.Time) error {
 		res.WallSeconds = time.Since(started).Seconds()
 		res.Reviews = summarizeReviews(res.ReviewRuns)
 		res.Creates = summarizeCreates(res.CreateRuns)
-		res.Goals = evaluateGoals(res.Reviews, res.Creates)
+		res.Goals = evaluateGoals(res.Reviews, res.Creates, res.Allocs)
 		res.Profiles = e.profiles
 		printReport(os.Stdout, res)
 		if err := writeJSON(o.out, res); err != nil {
@@ -101,6 +102,10 @@ func measure(ctx context.Context, e *env, o options, started time.Time) error {
 			return err
 		}
 		logf("phase A took %s", time.Since(t0).Round(time.Second))
+		logf("allocations per review: go test -bench BenchmarkReview -benchmem ./webhook")
+		if res.Allocs, err = allocBench(ctx, e.root); err != nil {
+			return err
+		}
 	}
 	if !o.skipB {
 		logf("phase B: pod creates through kube-apiserver, %d rounds of %s per configuration and mode", o.createRounds, o.createDuration)
