@@ -29,13 +29,15 @@ import (
 //   - the k8s types' own UnmarshalJSON methods (Quantity, Time,
 //     IntOrString, RawExtension) are used as they are.
 //
-// Two things are deliberately not decoded: metadata.managedFields, which no
-// policy reads and which is a third of a typical pod's JSON; and the
-// AdmissionReview's object and oldObject, which are kept as slices of the
-// request body (no copy) until the handler decodes them into their type.
-// TestDecodeMatchesTheAPIServersDecoder checks the result against the
-// decoder podguard used before (controller-runtime's admission.Decoder) on
-// every pod and workload in the test data.
+// metadata.managedFields, which no policy reads and which is a third of a
+// typical pod's JSON, is skipped (its shape is checked). The review's object
+// is decoded into its type in the same pass as the review (decodeReview);
+// object and oldObject are also kept as slices of the request body, never
+// copied. TestDecodeMatchesTheAPIServersDecoder and FuzzDecodeObject check
+// the result against the decoder podguard used before (controller-runtime's
+// admission.Decoder, the API machinery's universal deserializer); the only
+// differences need inputs the API server never sends (YAML, a name given
+// twice, apiVersion or kind in another case, errors inside managedFields).
 var (
 	// reviewOptions decode an AdmissionReview; object and oldObject alias the body.
 	reviewOptions = jsonv2.JoinOptions(
