@@ -163,10 +163,10 @@ func (a *Admission) Mutate(ctx context.Context, req admission.Request) (resp adm
 	}
 	if res.Denied() {
 		a.events.Report(req, &pod.ObjectMeta, res)
-		return a.deny(req, res)
+		return a.deny(ctx, req, res)
 	}
 	if len(res.Mutated) == 0 {
-		a.logDecision(req, "allowed", res)
+		a.logDecision(ctx, req, "allowed", res)
 		return admission.Allowed("").WithWarnings(warnings(res)...)
 	}
 
@@ -185,7 +185,7 @@ func (a *Admission) Mutate(ctx context.Context, req admission.Request) (resp adm
 	resp = admission.Patched("", append(ops, specOps...)...)
 	if len(resp.Patches) == 0 {
 		// A policy returned a copy that changes nothing: not a mutation.
-		a.logDecision(req, "allowed", res)
+		a.logDecision(ctx, req, "allowed", res)
 		return admission.Allowed("").WithWarnings(warnings(res)...)
 	}
 	if ctx.Err() != nil {
@@ -195,7 +195,7 @@ func (a *Admission) Mutate(ctx context.Context, req admission.Request) (resp adm
 	}
 	resp.AuditAnnotations = map[string]string{auditMutatedBy: strings.Join(res.Mutated, ",")}
 	resp.Warnings = boundWarnings(append([]string{mutationSummary(res.Mutated, resp.Patches)}, warnings(res)...))
-	a.logDecision(req, "patched", res)
+	a.logDecision(ctx, req, "patched", res)
 	return resp
 }
 
@@ -269,9 +269,9 @@ func (a *Admission) Validate(ctx context.Context, req admission.Request) (resp a
 		if p, ok := obj.(*corev1.Pod); ok {
 			a.events.Report(req, &p.ObjectMeta, res)
 		}
-		return a.deny(req, res)
+		return a.deny(ctx, req, res)
 	}
-	a.logDecision(req, "allowed", res)
+	a.logDecision(ctx, req, "allowed", res)
 	return admission.Allowed("").WithWarnings(warnings(res)...)
 }
 
@@ -343,7 +343,7 @@ func (a *Admission) validateScale(ctx context.Context, req admission.Request) ad
 		return admission.Allowed("")
 	}
 	warnOfExisting(res)
-	a.logDecision(req, "allowed", res)
+	a.logDecision(ctx, req, "allowed", res)
 	return admission.Allowed("").WithWarnings(warnings(res)...)
 }
 
@@ -380,7 +380,7 @@ func (a *Admission) templateUnchanged(req admission.Request, newObject func() ru
 
 // deny answers with every violation, each with its policy and field path, in
 // the message and as status causes. Warnings are never attached to a denial.
-func (a *Admission) deny(req admission.Request, res *policies.Result) admission.Response {
+func (a *Admission) deny(ctx context.Context, req admission.Request, res *policies.Result) admission.Response {
 	msg, causes := denialResponse(req.Kind.Kind, res.Violations)
 	denied := sets.New[string]()
 	for _, v := range res.Violations {
@@ -389,7 +389,7 @@ func (a *Admission) deny(req admission.Request, res *policies.Result) admission.
 	resp := admission.Denied(msg)
 	resp.Result.Details = &metav1.StatusDetails{Name: req.Name, Kind: req.Kind.Kind, Causes: causes}
 	resp.AuditAnnotations = map[string]string{auditDeniedBy: strings.Join(sets.List(denied), ",")}
-	a.logDecision(req, "denied", res)
+	a.logDecision(ctx, req, "denied", res)
 	return resp
 }
 
@@ -449,10 +449,10 @@ func resultOf(resp *admission.Response) string {
 // Every decision is logged, at info level, plain allows included: the logs
 // are the record of what podguard did to each object, and podguard's logger
 // does not sample (see cmd/podguard).
-func (a *Admission) logDecision(req admission.Request, decision string, res *policies.Result) {
+func (a *Admission) logDecision(ctx context.Context, req admission.Request, decision string, res *policies.Result) {
 	kv := make([]any, 0, 16) // the fields every decision has, and one more
 	kv = append(kv, "uid", req.UID, "kind", req.Kind.Kind, "namespace", req.Namespace,
-		"name", objectName(req), "operation", req.Operation, "dryRun", req.DryRun != nil && *req.DryRun, "decision", decision)
+		"name", objectName(ctx, req), "operation", req.Operation, "dryRun", req.DryRun != nil && *req.DryRun, "decision", decision)
 	if len(res.Mutated) > 0 {
 		kv = append(kv, "mutatedBy", res.Mutated)
 	}
@@ -469,18 +469,30 @@ func (a *Admission) logDecision(req admission.Request, decision string, res *pol
 }
 
 // objectName is the name of the admitted object, or its generateName prefix
-// for objects the API server has not named yet (pods of a ReplicaSet).
-func objectName(req admission.Request) string {
+// for objects the API server has not named yet (pods of a ReplicaSet). It
+// reads the object decodeReview decoded, and parses the raw object only
+// when there is none.
+func objectName(ctx context.Context, req admission.Request) string {
 	if req.Name != "" {
 		return req.Name
 	}
-	var m struct {
-		Metadata struct {
-			GenerateName string `json:"generateName"`
-		} `json:"metadata"`
+	var generateName string
+	if obj := decodedObject(ctx, req); obj != nil {
+		if m, err := meta.Accessor(obj); err == nil {
+			generateName = m.GetGenerateName()
+		}
+	} else {
+		var m struct {
+			Metadata struct {
+				GenerateName string `json:"generateName"`
+			} `json:"metadata"`
+		}
+		if jsonv2.Unmarshal(req.Object.Raw, &m, objectOptions) == nil {
+			generateName = m.Metadata.GenerateName
+		}
 	}
-	if jsonv2.Unmarshal(req.Object.Raw, &m, objectOptions) == nil && m.Metadata.GenerateName != "" {
-		return m.Metadata.GenerateName + "*"
+	if generateName != "" {
+		return generateName + "*"
 	}
 	return ""
 }

@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -542,5 +543,28 @@ func TestEveryDecisionIsLogged(t *testing.T) {
 		if len(got) != 1 || !strings.Contains(got[0], `"decision"="`+tt.decision+`"`) {
 			t.Errorf("%s: logged %q, want one line with decision %s", tt.path, got, tt.decision)
 		}
+	}
+}
+
+// TestDecisionsNameAPodByItsGenerateName: a ReplicaSet's pod has no name
+// yet; its decision line names it by its generateName, from the object
+// decodeReview decoded, or from the raw object when there is none.
+func TestDecisionsNameAPodByItsGenerateName(t *testing.T) {
+	s := newTestServer(t, "")
+	var lines []string
+	s.adm.log = funcr.New(func(_, args string) { lines = append(lines, args) }, funcr.Options{})
+	obj := podJSON(t, func(p *corev1.Pod) { p.Name, p.GenerateName = "", "web-7d9f-" })
+	body := review(t, podKind, admissionv1.Create, obj, func(r *admissionv1.AdmissionRequest) { r.Name = "" })
+	for _, path := range []string{"/mutate", "/validate"} {
+		lines = nil
+		s.post(t, path, body)
+		if len(lines) != 1 || !strings.Contains(lines[0], `"name"="web-7d9f-*"`) {
+			t.Errorf("%s logged %q, want the name web-7d9f-*", path, lines)
+		}
+	}
+	var req admission.Request
+	req.Object.Raw = obj
+	if got := objectName(context.Background(), req); got != "web-7d9f-*" {
+		t.Errorf("from the raw object: %q, want web-7d9f-*", got)
 	}
 }

@@ -86,7 +86,7 @@ var errTimedOut = errors.New("podguard could not decide within the API server's 
 // "timeout", never as what the policies would have done.
 func (a *Admission) timedOut(ctx context.Context, req admission.Request) admission.Response {
 	a.log.Info("admission timed out", "uid", req.UID, "kind", req.Kind.Kind, "namespace", req.Namespace,
-		"name", objectName(req), "operation", req.Operation, "decision", "timeout", "cause", fmt.Sprint(context.Cause(ctx)))
+		"name", objectName(ctx, req), "operation", req.Operation, "decision", "timeout", "cause", fmt.Sprint(context.Cause(ctx)))
 	return admission.Errored(http.StatusGatewayTimeout, errTimedOut)
 }
 

@@ -239,12 +239,20 @@ func withObject(ctx context.Context, kind metav1.GroupVersionKind, obj runtime.O
 	return context.WithValue(ctx, decodedKey{}, decoded{kind, obj})
 }
 
+// decodedObject is the object decodeReview decoded for req, or nil.
+func decodedObject(ctx context.Context, req admission.Request) runtime.Object {
+	if d, ok := ctx.Value(decodedKey{}).(decoded); ok && d.kind == req.Kind {
+		return d.obj
+	}
+	return nil
+}
+
 // objectOf returns the request's object as the type its kind names
 // (policies.PodBearingKinds): the one decodeReview decoded in the same
 // pass, or else decoded from the request now.
 func objectOf(ctx context.Context, req admission.Request) (runtime.Object, error) {
-	if d, ok := ctx.Value(decodedKey{}).(decoded); ok && d.kind == req.Kind {
-		return d.obj, nil
+	if obj := decodedObject(ctx, req); obj != nil {
+		return obj, nil
 	}
 	newObject := policies.PodBearingKinds[schema.GroupVersionKind(req.Kind)]
 	if newObject == nil {

@@ -72,8 +72,8 @@ func (a *Admission) validateEphemeral(ctx context.Context, req admission.Request
 		return a.policyFailed(req, err)
 	}
 	if res.Denied() {
-		return a.deny(req, res)
+		return a.deny(ctx, req, res)
 	}
-	a.logDecision(req, "allowed", res)
+	a.logDecision(ctx, req, "allowed", res)
 	return admission.Allowed("").WithWarnings(warnings(res)...)
 }
