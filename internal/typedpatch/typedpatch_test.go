@@ -1,16 +1,16 @@
-package typedpatch
+package typedpatch_test
 
 import (
 	"encoding/json"
-	"reflect"
 	"testing"
 
-	jsonpatchapply "github.com/evanphx/json-patch/v5"
-	"gomodules.xyz/jsonpatch/v2"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
+
+	"github.com/podguard/podguard/internal/typedpatch"
+	"github.com/podguard/podguard/internal/typedpatch/patchtest"
 )
 
 type inner struct {
@@ -89,22 +89,7 @@ func TestDiffGivesTheOtherValue(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			before, after := base(), base()
 			change(after)
-			ops, err := Diff(before, after)
-			if err != nil {
-				t.Fatal(err)
-			}
-			bj, _ := json.Marshal(before)
-			aj, _ := json.Marshal(after)
-			full, err := jsonpatch.CreatePatch(bj, aj)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if (len(ops) == 0) != (len(full) == 0) {
-				t.Errorf("%d operations, the full diff has %d: %v", len(ops), len(full), ops)
-			}
-			if got, want := apply(t, bj, ops), decode(t, aj); !reflect.DeepEqual(got, want) {
-				t.Errorf("patch %v gives\n%v\nwant\n%v", ops, got, want)
-			}
+			patchtest.Check(t, name, before, after)
 		})
 	}
 }
@@ -112,7 +97,7 @@ func TestDiffGivesTheOtherValue(t *testing.T) {
 func TestDiffOnlyEncodesWhatChanged(t *testing.T) {
 	before, after := base(), base()
 	after.List[1].A = "deux"
-	ops, err := Diff(before, after)
+	ops, err := typedpatch.Diff(before, after)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,36 +108,10 @@ func TestDiffOnlyEncodesWhatChanged(t *testing.T) {
 
 func TestDiffRefusesValuesOfDifferentTypes(t *testing.T) {
 	for _, pair := range [][2]any{{base(), &inner{}}, {*base(), *base()}, {(*doc)(nil), base()}, {ptr.To(1), ptr.To(2)}} {
-		if _, err := Diff(pair[0], pair[1]); err == nil {
+		if _, err := typedpatch.Diff(pair[0], pair[1]); err == nil {
 			t.Errorf("Diff(%T, %T) gave no error", pair[0], pair[1])
 		}
 	}
-}
-
-func apply(t *testing.T, doc []byte, ops []jsonpatch.JsonPatchOperation) any {
-	t.Helper()
-	raw, err := json.Marshal(ops)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := jsonpatchapply.DecodePatch(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := p.Apply(doc)
-	if err != nil {
-		t.Fatalf("applying %s: %v", raw, err)
-	}
-	return decode(t, out)
-}
-
-func decode(t *testing.T, raw []byte) any {
-	t.Helper()
-	var v any
-	if err := json.Unmarshal(raw, &v); err != nil {
-		t.Fatal(err)
-	}
-	return v
 }
 
 // Shapes the pod types do not have, which encoding/json encodes with rules
@@ -204,21 +163,7 @@ func TestDiffOfShapesItDoesNotModel(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			before, after := &odd{}, &odd{}
 			change(after)
-			ops, err := Diff(before, after)
-			if err != nil {
-				t.Fatal(err)
-			}
-			bj, err := json.Marshal(before)
-			if err != nil {
-				t.Fatal(err)
-			}
-			aj, err := json.Marshal(after)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got, want := apply(t, bj, ops), decode(t, aj); !reflect.DeepEqual(got, want) {
-				t.Errorf("patch %v gives\n%v\nwant\n%v", ops, got, want)
-			}
+			patchtest.Check(t, name, before, after)
 		})
 	}
 }
