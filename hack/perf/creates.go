@@ -123,13 +123,31 @@ func createPod(ctx context.Context, cs kubernetes.Interface, name string, n int)
 	return err
 }
 
+// outcomes collects the latencies and errors of concurrent creates.
+type outcomes struct {
+	mu  sync.Mutex
+	lat []time.Duration
+	r   createRun
+}
+
+func (o *outcomes) add(took time.Duration, err error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if err != nil {
+		o.r.Errors++
+		if o.r.FirstErr == "" {
+			o.r.FirstErr = err.Error()
+		}
+		return
+	}
+	o.lat = append(o.lat, took)
+}
+
 // closedLoop runs creators that each create pods back to back for d.
 func closedLoop(ctx context.Context, cs kubernetes.Interface, prefix string, creators int, d time.Duration) ([]time.Duration, createRun) {
 	var (
-		mu  sync.Mutex
-		lat []time.Duration
-		r   createRun
-		wg  sync.WaitGroup
+		o  outcomes
+		wg sync.WaitGroup
 	)
 	start := time.Now()
 	deadline := start.Add(d)
@@ -137,33 +155,16 @@ func closedLoop(ctx context.Context, cs kubernetes.Interface, prefix string, cre
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var mine []time.Duration
-			var errs int
-			var firstErr string
 			for n := 0; time.Now().Before(deadline) && ctx.Err() == nil; n++ {
 				t0 := time.Now()
 				err := createPod(ctx, cs, fmt.Sprintf("%s-%d-%d", prefix, w, n), w+n)
-				if err != nil {
-					errs++
-					if firstErr == "" {
-						firstErr = err.Error()
-					}
-					continue
-				}
-				mine = append(mine, time.Since(t0))
+				o.add(time.Since(t0), err)
 			}
-			mu.Lock()
-			lat = append(lat, mine...)
-			r.Errors += errs
-			if r.FirstErr == "" {
-				r.FirstErr = firstErr
-			}
-			mu.Unlock()
 		}()
 	}
 	wg.Wait()
-	r.Seconds = time.Since(start).Seconds()
-	return lat, r
+	o.r.Seconds = time.Since(start).Seconds()
+	return o.lat, o.r
 }
 
 // paced starts pace creates per second for d, each on schedule whether or
@@ -171,10 +172,8 @@ func closedLoop(ctx context.Context, cs kubernetes.Interface, prefix string, cre
 // scheduled start.
 func paced(ctx context.Context, cs kubernetes.Interface, prefix string, pace int, d time.Duration) ([]time.Duration, createRun) {
 	var (
-		mu  sync.Mutex
-		lat []time.Duration
-		r   createRun
-		wg  sync.WaitGroup
+		o  outcomes
+		wg sync.WaitGroup
 	)
 	start := time.Now()
 	total := int(d.Seconds() * float64(pace))
@@ -189,22 +188,12 @@ func paced(ctx context.Context, cs kubernetes.Interface, prefix string, pace int
 		go func() {
 			defer wg.Done()
 			err := createPod(ctx, cs, fmt.Sprintf("%s-%d", prefix, i), i)
-			took := time.Since(at)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				r.Errors++
-				if r.FirstErr == "" {
-					r.FirstErr = err.Error()
-				}
-				return
-			}
-			lat = append(lat, took)
+			o.add(time.Since(at), err)
 		}()
 	}
 	wg.Wait()
-	r.Seconds = time.Since(start).Seconds()
-	return lat, r
+	o.r.Seconds = time.Since(start).Seconds()
+	return o.lat, o.r
 }
 
 // deleteAllPods deletes every pod of the namespace, one DeleteCollection
