@@ -80,6 +80,10 @@ func (s *Snapshot) Secret(namespace, name string) Object {
 
 func (s *Snapshot) Cluster() Cluster { return s.Versions }
 
+// Image knows nothing of images: `podguard check --images` wraps the
+// snapshot with WithImages.
+func (s *Snapshot) Image(ref string) ImageFacts { return notInspected(ref) }
+
 func (s *Snapshot) lookup(m map[types.NamespacedName]KeyNames, namespace, name string) Object {
 	keys, ok := m[types.NamespacedName{Namespace: namespace, Name: name}]
 	if !ok {

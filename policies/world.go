@@ -19,6 +19,11 @@ type World interface {
 	Secret(namespace, name string) Object
 	// Cluster returns the versions that decide kubelet behaviour.
 	Cluster() Cluster
+	// Image returns what is known of an image the pod references, for the
+	// platform the pod runs on. A World without an image inspector knows
+	// nothing (ImageNotInspected); the webhook and `podguard check --images`
+	// wrap theirs with WithImages.
+	Image(ref string) ImageFacts
 }
 
 // Namespace is the part of a Namespace that policies read.
@@ -68,6 +73,10 @@ type Cluster struct {
 	KubeletVersion *version.Version
 	// ServerVersion is the API server's version. Nil means unknown.
 	ServerVersion *version.Version
+	// NodeArches are the CPU architectures of the Nodes, one entry per
+	// Node ("amd64", "arm64"): what ImagePlatform picks from when a pod does
+	// not pin one. Empty means unknown.
+	NodeArches []string
 }
 
 // strictEnvKubeletCutoff is the first kubelet release that passes every

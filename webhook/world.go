@@ -134,6 +134,7 @@ func keysOnly(obj any) (any, error) {
 	case *corev1.Node:
 		out := &corev1.Node{ObjectMeta: meta(o.ObjectMeta)}
 		out.Status.NodeInfo.KubeletVersion = o.Status.NodeInfo.KubeletVersion
+		out.Status.NodeInfo.Architecture = o.Status.NodeInfo.Architecture
 		return out, nil
 	}
 	// Tombstones (DeletedFinalStateUnknown) and anything else pass through.
@@ -158,6 +159,7 @@ type ClusterWorld struct {
 
 	kubeletDirty atomic.Bool
 	kubelet      atomic.Pointer[version.Version]
+	arches       atomic.Pointer[[]string]
 	server       atomic.Pointer[version.Version]
 }
 
@@ -395,19 +397,37 @@ func lookupResult(err error, keys func() policies.Object) policies.Object {
 func (w *ClusterWorld) Cluster() policies.Cluster {
 	if w.kubeletDirty.Load() && w.synced("nodes") {
 		w.kubeletDirty.Store(false)
-		w.kubelet.Store(w.oldestKubelet())
+		w.readNodes()
 	}
-	return policies.Cluster{KubeletVersion: w.kubelet.Load(), ServerVersion: w.server.Load()}
+	c := policies.Cluster{KubeletVersion: w.kubelet.Load(), ServerVersion: w.server.Load()}
+	if a := w.arches.Load(); a != nil {
+		c.NodeArches = *a
+	}
+	return c
 }
 
-// oldestKubelet lists the cached Nodes; it runs only after a Node changed.
-func (w *ClusterWorld) oldestKubelet() *version.Version {
+// Image implements policies.World: the informers know nothing of images;
+// the admission wraps the world with the inspector's answers per request.
+func (w *ClusterWorld) Image(ref string) policies.ImageFacts {
+	return policies.ImageFacts{Ref: ref, Status: policies.ImageNotInspected}
+}
+
+// readNodes lists the cached Nodes for the oldest kubelet and the
+// architectures; it runs only after a Node changed.
+func (w *ClusterWorld) readNodes() {
 	var nodes corev1.NodeList
 	if err := w.cache.List(context.Background(), &nodes); err != nil {
 		w.kubeletDirty.Store(true)
-		return w.kubelet.Load()
+		return
 	}
-	return OldestKubelet(nodes.Items, w.log)
+	w.kubelet.Store(OldestKubelet(nodes.Items, w.log))
+	arches := make([]string, 0, len(nodes.Items))
+	for _, n := range nodes.Items {
+		if a := n.Status.NodeInfo.Architecture; a != "" {
+			arches = append(arches, a)
+		}
+	}
+	w.arches.Store(&arches)
 }
 
 // OldestKubelet returns the oldest kubelet version among nodes, or nil when
