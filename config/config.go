@@ -40,6 +40,9 @@ const (
 //	exemptions:
 //	  podSkippable: [log-sidecar, image-pull-secrets]
 //	  rules: [...]
+//	images:
+//	  inspect: true
+//	  registries: ["*"]
 type Config struct {
 	APIVersion string            `json:"apiVersion"`
 	Kind       string            `json:"kind"`
@@ -49,6 +52,8 @@ type Config struct {
 	// Exemptions says which policies a pod may skip with podguard.io/skip,
 	// and which pods the admin exempts from which policies.
 	Exemptions policies.Exemptions `json:"exemptions,omitempty"`
+	// Images configures the image inspector (off by default).
+	Images ImagesConfig `json:"images,omitempty"`
 }
 
 // ClusterConfig overrides what podguard learns about the cluster.
@@ -86,6 +91,7 @@ func (c *Config) Default() {
 	}
 	c.Policies.Default()
 	c.Exemptions.Default()
+	c.Images.Default()
 }
 
 // Validate checks the whole configuration and returns every problem with its
@@ -109,6 +115,7 @@ func (c *Config) Validate() field.ErrorList {
 		}
 	}
 	errs = append(errs, c.Policies.Validate(field.NewPath("policies"))...)
+	errs = append(errs, c.Images.Validate(field.NewPath("images"))...)
 	return append(errs, c.Exemptions.Validate(field.NewPath("exemptions"))...)
 }
 
@@ -202,6 +209,9 @@ var typeError = regexp.MustCompile(`cannot unmarshal (.+) into Go struct field [
 func decodeError(err error) *field.Error {
 	msg := err.Error()
 	if m := typeError.FindStringSubmatch(msg); m != nil {
+		if strings.TrimPrefix(m[3], "*") == "config.Duration" {
+			return field.TypeInvalid(fieldPath(m[2]), m[1], "must be a duration such as 1.5s or 2m")
+		}
 		return field.TypeInvalid(fieldPath(m[2]), m[1], "must be of type "+strings.TrimPrefix(m[3], "*"))
 	}
 	var fe sigsjson.FieldError

@@ -83,6 +83,39 @@ exemptions:
 			`exemptions.rules[1].images[1]: Invalid value: "*/debug"`,
 			`exemptions.rules[2].serviceAccounts[0]: Invalid value: "builder": must be namespace/name`,
 		}},
+		{name: "accepts every image inspector setting", yaml: header + `
+images:
+  inspect: true
+  registries: ["127.0.0.1:*", "ghcr.io", "registry.acme.internal:5000", "[::1]:5000"]
+  budget: 800ms
+  pullSecrets: true
+  cacheDir: /var/cache/podguard/images
+  maxCacheSize: 64Mi
+  concurrency: 2
+  tagTTL: 1m
+  fetchTimeout: 30s
+  maxImageSize: 1Gi
+  maxEntries: 500000
+`},
+		{name: "requires an allow-list when images are inspected", yaml: header + "images: {inspect: true}\n",
+			want: []string{"images.registries: Required value"}},
+		{name: "rejects bad image inspector settings with their paths", yaml: header + `
+images:
+  inspect: true
+  registries: ["https://ghcr.io", "ghcr.io/acme", "*.acme.io", "host:99999", "ghcr.io", "ghcr.io"]
+  budget: 10s
+  cacheDir: cache
+  concurrency: 500
+  maxEntries: -1
+`, want: []string{
+			`images.registries[0]: Invalid value: "https://ghcr.io"`, `images.registries[1]: Invalid value: "ghcr.io/acme"`,
+			`images.registries[2]: Invalid value: "*.acme.io"`, `images.registries[3]: Invalid value: "host:99999"`,
+			`images.registries[5]: Duplicate value: "ghcr.io"`,
+			`images.budget: Invalid value: "10s": must be more than 0 and at most 3s`,
+			`images.cacheDir: Invalid value: "cache"`, `images.concurrency: Invalid value: 500`, `images.maxEntries: Invalid value: -1`,
+		}},
+		{name: "rejects a mistyped image budget with its path", yaml: header + "images: {budget: fast}\n",
+			want: []string{`images.budget: Invalid value: "string \"fast\"": must be a duration such as 1.5s or 2m`}},
 		{name: "rejects an empty file", yaml: "  \n", want: []string{"the config file is empty"}},
 		{name: "rejects YAML that does not parse", yaml: "policies: [", want: []string{"not valid YAML"}},
 		{name: "rejects a document that is not a mapping", yaml: "- a\n- b\n", want: []string{"cannot unmarshal array"}},
