@@ -72,6 +72,10 @@ type State struct {
 	Engine   *policies.Engine
 	excluded sets.Set[string]
 	kubelet  *version.Version
+	// Images inspects the pods' images when the config turns the inspector
+	// on; nil otherwise. A reload keeps the inspector (and its cache) when
+	// the images settings did not change.
+	Images policies.ImageSource
 }
 
 // NewState builds the engine for a defaulted, validated config.
@@ -133,6 +137,18 @@ func (a *Admission) worldFor(st *State) policies.World {
 	return a.world
 }
 
+// worldForPod is worldFor with what the image inspector knows of pod's
+// images, for which it waits at most the configured budget: the fetches go
+// on in the background, and the policies fall back to their heuristics
+// with a warning.
+func (a *Admission) worldForPod(ctx context.Context, st *State, pod *policies.Pod) policies.World {
+	w := a.worldFor(st)
+	if st.Images == nil {
+		return w
+	}
+	return policies.InspectImages(ctx, st.Images, w, pod, &st.Config.Policies, st.Config.Images.Budget.Duration)
+}
+
 // Mutate answers /mutate.
 func (a *Admission) Mutate(ctx context.Context, req admission.Request) (resp admission.Response) {
 	defer a.observe("mutate", req, time.Now(), &resp)
@@ -153,7 +169,7 @@ func (a *Admission) Mutate(ctx context.Context, req admission.Request) (resp adm
 	view := policies.NewPod(pod)
 	view.Namespace = req.Namespace
 	view.CreatedByNode = createdByNode(req.UserInfo)
-	res, err := st.Engine.MutateContext(ctx, view, a.worldFor(st))
+	res, err := st.Engine.MutateContext(ctx, view, a.worldForPod(ctx, st, view))
 	defer func() { countOutcomesOf("mutate", res, &resp) }()
 	if err != nil && ctx.Err() != nil {
 		return a.timedOut(ctx, req)
@@ -251,7 +267,7 @@ func (a *Admission) Validate(ctx context.Context, req admission.Request) (resp a
 		verdict = st.Engine.ValidateContext
 		pod.CreatedByNode = createdByNode(req.UserInfo)
 	}
-	res, err := verdict(ctx, pod, a.worldFor(st))
+	res, err := verdict(ctx, pod, a.worldForPod(ctx, st, pod))
 	defer func() { countOutcomesOf("validate", res, &resp) }()
 	if err != nil && ctx.Err() != nil {
 		return a.timedOut(ctx, req)
@@ -331,7 +347,7 @@ func (a *Admission) validateScale(ctx context.Context, req admission.Request) ad
 	if pod == nil {
 		return admission.Allowed("")
 	}
-	res, err := st.Engine.CheckContext(ctx, pod, a.worldFor(st))
+	res, err := st.Engine.CheckContext(ctx, pod, a.worldForPod(ctx, st, pod))
 	countOutcomes("validate", res)
 	if err != nil && ctx.Err() != nil {
 		log.Info("the scaled workload's template was not checked within the API server's timeout; allowed without warnings")

@@ -66,7 +66,7 @@ func (a *Admission) validateEphemeral(ctx context.Context, req admission.Request
 	view := policies.NewPod(pod)
 	view.Namespace = req.Namespace
 	view.CreatedByNode = createdByNode(req.UserInfo)
-	res, err := st.Engine.ValidateEphemeral(view, added, a.worldFor(st))
+	res, err := st.Engine.ValidateEphemeral(view, added, a.worldForPod(ctx, st, view))
 	countOutcomes("validate", res)
 	if err != nil {
 		return a.policyFailed(req, err)
