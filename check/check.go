@@ -1,10 +1,14 @@
 package check
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
+	"strings"
+	"time"
 
 	jsonpatchapply "github.com/evanphx/json-patch/v5"
 	"github.com/pmezard/go-difflib/difflib"
@@ -29,6 +33,50 @@ type Options struct {
 	// Namespace is where objects without a namespace go, as kubectl apply
 	// would put them in the current context's namespace. Default "default".
 	Namespace string
+	// Images, when set, inspects the pods' images (--images), waiting up to
+	// ImageWait for each pod's; Settings names the pull secrets the
+	// image-pull-secrets policy adds, which are tried too.
+	Images    policies.ImageSource
+	ImageWait time.Duration
+	Settings  *policies.Settings
+}
+
+// podWorld returns w with what opts.Images knows of pod's images, and those
+// facts sorted by reference for the report.
+func podWorld(ctx context.Context, w policies.World, pod *policies.Pod, opts Options) (policies.World, []ImageResult, bool) {
+	if opts.Images == nil {
+		return w, nil, false
+	}
+	facts := opts.Images.InspectPod(ctx, pod, policies.ImagePlatform(pod, w.Cluster()), policies.ImagePullSecretNames(opts.Settings, pod), opts.ImageWait)
+	aware := true
+	var out []ImageResult
+	for _, img := range pod.Images() {
+		if img.Ref == "" || slices.ContainsFunc(out, func(r ImageResult) bool { return r.Ref == img.Ref }) {
+			continue
+		}
+		f, ok := facts[img.Ref]
+		if !ok {
+			f = policies.ImageFacts{Ref: img.Ref, Status: policies.ImageNotInspected, Why: "the inspector gave no answer"}
+		}
+		aware = aware && f.Known()
+		out = append(out, ImageResult{Ref: img.Ref, Status: imageStatusNames[f.Status], Digest: f.Digest, Platform: f.Platform, User: f.User, Reason: f.Why})
+	}
+	slices.SortFunc(out, func(a, b ImageResult) int { return strings.Compare(a.Ref, b.Ref) })
+	return policies.WithImages(w, facts), out, aware && len(out) > 0
+}
+
+// prefetchImages starts the inspection of every pod's images at once, so
+// that a check of many objects waits for the slowest registry once rather
+// than once per object.
+func prefetchImages(ctx context.Context, docs []manifests.Document, w policies.World, opts Options) {
+	if opts.Images == nil {
+		return
+	}
+	for _, d := range docs {
+		if pod := podOf(d, opts); pod != nil {
+			opts.Images.InspectPod(ctx, pod, policies.ImagePlatform(pod, w.Cluster()), policies.ImagePullSecretNames(opts.Settings, pod), 0)
+		}
+	}
 }
 
 // world is what the policies may know offline: the Namespaces, ConfigMaps
@@ -81,6 +129,11 @@ func podOf(d manifests.Document, opts Options) *policies.Pod {
 func Run(docs []manifests.Document, loadWarns []manifests.Warning, loadErrs []error, engine *policies.Engine, opts Options) (*Report, error) {
 	rep := &Report{Results: []Result{}}
 	w := world(docs, opts)
+	ctx := context.Background()
+	prefetchImages(ctx, docs, w, opts)
+	if opts.Images != nil {
+		rep.Summary.ImageAware = new(int)
+	}
 	files := map[string]bool{}
 	for _, d := range docs {
 		files[d.File] = true
@@ -91,11 +144,16 @@ func Run(docs []manifests.Document, loadWarns []manifests.Warning, loadErrs []er
 			}
 			continue
 		}
-		res, err := engine.Check(pod, w)
+		pw, images, aware := podWorld(ctx, w, pod, opts)
+		res, err := engine.Check(pod, pw)
 		if err != nil {
 			return nil, fmt.Errorf("%s:%d: %w", d.File, d.Line, err)
 		}
 		r := resultFor(d, pod, res)
+		r.Images, r.ImageAware = images, aware
+		if aware {
+			*rep.Summary.ImageAware++
+		}
 		rep.Results = append(rep.Results, r)
 		rep.Summary.Checked++
 		rep.Summary.Violations += len(r.Violations)
@@ -174,6 +232,9 @@ type Mutated struct {
 	// Violations are reasons the cluster would reject the result; the
 	// document is still printed.
 	Violations []policies.Finding
+	// Images and ImageAware are as in Result, with --images.
+	Images     []ImageResult
+	ImageAware bool
 }
 
 // Mutate applies the mutating policies to every pod-bearing document, like
@@ -183,6 +244,8 @@ type Mutated struct {
 // document, so fields podguard's types do not know survive.
 func Mutate(docs []manifests.Document, engine *policies.Engine, opts Options) ([]Mutated, error) {
 	w := world(docs, opts)
+	ctx := context.Background()
+	prefetchImages(ctx, docs, w, opts)
 	out := make([]Mutated, 0, len(docs))
 	for _, d := range docs {
 		original, err := yaml.JSONToYAML(d.Raw)
@@ -191,7 +254,9 @@ func Mutate(docs []manifests.Document, engine *policies.Engine, opts Options) ([
 		}
 		m := Mutated{Document: d, YAML: original, Original: original}
 		if pod := podOf(d, opts); pod != nil {
-			res, err := engine.Mutate(pod, w)
+			pw, images, aware := podWorld(ctx, w, pod, opts)
+			m.Images, m.ImageAware = images, aware
+			res, err := engine.Mutate(pod, pw)
 			if err != nil {
 				return nil, fmt.Errorf("%s:%d: %w", d.File, d.Line, err)
 			}

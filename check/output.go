@@ -146,7 +146,11 @@ func renderText(rep *Report) []byte {
 		if len(r.Violations) == 0 && len(r.Warnings) == 0 {
 			continue
 		}
-		fmt.Fprintf(&b, "%s: %s\n", textName(position(r.File, r.Line)), textName(objectName(r)))
+		marker := ""
+		if r.ImageAware {
+			marker = " (image-aware)"
+		}
+		fmt.Fprintf(&b, "%s: %s%s\n", textName(position(r.File, r.Line)), textName(objectName(r)), marker)
 		for _, v := range r.Violations {
 			fmt.Fprintf(&b, "  DENY  %s\n", indentLines(escapeControls(v.String()), 8))
 		}
@@ -157,6 +161,11 @@ func renderText(rep *Report) []byte {
 		}
 		if len(r.Mutations) > 0 {
 			fmt.Fprintf(&b, "  MUTATE %s\n", strings.Join(r.Mutations, ", "))
+		}
+		for _, img := range r.Images {
+			if img.Status != imageStatusNames[policies.ImageKnown] {
+				fmt.Fprintf(&b, "  IMAGE %s %s: %s\n", textName(img.Ref), img.Status, indentLines(escapeControls(img.Reason), 8))
+			}
 		}
 	}
 	for _, w := range rep.InputWarnings {
@@ -240,6 +249,9 @@ func summaryLine(s Summary) string {
 	}
 	if s.Mutated > 0 {
 		parts = append(parts, fmt.Sprintf("%d would be mutated", s.Mutated))
+	}
+	if s.ImageAware != nil {
+		parts = append(parts, fmt.Sprintf("%d of %d image-aware", *s.ImageAware, s.Checked))
 	}
 	if len(parts) > 0 {
 		line += ": " + strings.Join(parts, ", ")
@@ -420,6 +432,14 @@ type sarifResult struct {
 	Message             sarifMessage      `json:"message"`
 	Locations           []sarifLocation   `json:"locations"`
 	PartialFingerprints map[string]string `json:"partialFingerprints"`
+	// Properties is SARIF's property bag: with --images, whether the
+	// verdict rests on the inspected images.
+	Properties *sarifProperties `json:"properties,omitempty"`
+}
+
+type sarifProperties struct {
+	ImageAware bool          `json:"imageAware"`
+	Images     []ImageResult `json:"images,omitempty"`
 }
 
 type sarifLocation struct {
@@ -504,12 +524,17 @@ func sarifResults(rep *Report) []sarifResult {
 			// The message is left out of the fingerprint: its details
 			// (the offending keys, the kubelet version) may change while
 			// the problem stays the same alert.
+			var props *sarifProperties
+			if r.Images != nil {
+				props = &sarifProperties{ImageAware: r.ImageAware, Images: r.Images}
+			}
 			out = append(out, sarifResult{
 				RuleID:              f.Policy,
 				Level:               level,
 				Message:             sarifMessage{Text: text},
 				Locations:           sarifLocations(uri, r.Line),
 				PartialFingerprints: fp.next(uri, r.Kind, r.Namespace, r.Name, f.Policy, f.Field),
+				Properties:          props,
 			})
 		}
 		for _, v := range r.Violations {
@@ -632,11 +657,24 @@ type junitSuite struct {
 }
 
 type junitCase struct {
-	Classname string        `xml:"classname,attr"`
-	Name      string        `xml:"name,attr"`
-	Failure   *junitProblem `xml:"failure,omitempty"`
-	Error     *junitProblem `xml:"error,omitempty"`
-	SystemOut string        `xml:"system-out,omitempty"`
+	Classname string `xml:"classname,attr"`
+	Name      string `xml:"name,attr"`
+	// Properties says, with --images, whether the verdict rests on the
+	// inspected images (JUnit's test case properties, which Jenkins and
+	// GitLab show).
+	Properties *junitProperties `xml:"properties,omitempty"`
+	Failure    *junitProblem    `xml:"failure,omitempty"`
+	Error      *junitProblem    `xml:"error,omitempty"`
+	SystemOut  string           `xml:"system-out,omitempty"`
+}
+
+type junitProperties struct {
+	Property []junitProperty `xml:"property"`
+}
+
+type junitProperty struct {
+	Name  string `xml:"name,attr"`
+	Value string `xml:"value,attr"`
 }
 
 type junitProblem struct {
@@ -681,6 +719,19 @@ func renderJUnit(rep *Report) ([]byte, error) {
 		out := append([]string(nil), r.Warnings...)
 		if len(r.Mutations) > 0 {
 			out = append(out, "would be mutated by: "+strings.Join(r.Mutations, ", "))
+		}
+		if r.Images != nil {
+			c.Properties = &junitProperties{Property: []junitProperty{{Name: "podguard.imageAware", Value: strconv.FormatBool(r.ImageAware)}}}
+			for _, img := range r.Images {
+				line := "image " + img.Ref + ": " + img.Status
+				if img.Digest != "" {
+					line += " " + img.Digest + " (" + img.Platform + ")"
+				}
+				if img.Reason != "" {
+					line += ": " + img.Reason
+				}
+				out = append(out, line)
+			}
 		}
 		c.SystemOut = strings.Join(out, "\n")
 		s.Tests++

@@ -41,6 +41,32 @@ type Result struct {
 	Warnings []string `json:"warnings"`
 	// Mutations names the policies that would change the object's pods.
 	Mutations []string `json:"mutations"`
+	// ImageAware is set when every image of the object's pods was
+	// inspected (--images), so the verdicts rest on what the images ship
+	// rather than on heuristics.
+	ImageAware bool `json:"imageAware,omitempty"`
+	// Images says, with --images, what was learnt of each image.
+	Images []ImageResult `json:"images,omitempty"`
+}
+
+// ImageResult is what `podguard check --images` learnt of one image.
+type ImageResult struct {
+	Ref string `json:"ref"`
+	// Status is "inspected", "pending", "failed" or "not-inspected".
+	Status   string `json:"status"`
+	Digest   string `json:"digest,omitempty"`
+	Platform string `json:"platform,omitempty"`
+	User     string `json:"user,omitempty"`
+	// Reason says why an image was not inspected.
+	Reason string `json:"reason,omitempty"`
+}
+
+// imageStatusNames are ImageResult.Status's values.
+var imageStatusNames = map[policies.ImageStatus]string{
+	policies.ImageKnown:        "inspected",
+	policies.ImagePending:      "pending",
+	policies.ImageFailed:       "failed",
+	policies.ImageNotInspected: "not-inspected",
 }
 
 // Denied reports whether the cluster would reject the object.
@@ -72,6 +98,9 @@ type Summary struct {
 	Warnings int `json:"warnings"`
 	Mutated  int `json:"mutated"`
 	Errors   int `json:"errors"`
+	// ImageAware counts the objects whose images were all inspected; it is
+	// present only with --images.
+	ImageAware *int `json:"imageAware,omitempty"`
 }
 
 // ExitCode is `podguard check`'s exit status for the report: 2 when some
