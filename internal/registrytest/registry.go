@@ -71,7 +71,9 @@ type Request struct {
 	// Kind is "manifests", "blobs", "uploads", "tags", "referrers" or "" (ping, catalog).
 	Kind string
 	// Ref is the tag or digest after /manifests/ or /blobs/.
-	Ref    string
+	Ref string
+	// Status is the status sent; 0 if the client hung up (or the registry
+	// closed) before any was.
 	Status int
 	// User is the basic-auth user the request carried ("" if none).
 	User string
@@ -372,26 +374,34 @@ func matchRepo[V any](m map[string]V, repo string) (V, bool) {
 	return best, bestLen >= 0
 }
 
+// statusWriter records the request when its status is written, that is
+// before the client can see any of the response, so a client that got its
+// answer always finds its request in Requests.
 type statusWriter struct {
 	http.ResponseWriter
-	status int
+	record func(status int)
+	done   bool
+}
+
+func (w *statusWriter) note(code int) {
+	if !w.done {
+		w.done = true
+		w.record(code)
+	}
 }
 
 func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
-	}
+	w.note(code)
 	w.ResponseWriter.WriteHeader(code)
 }
 
 func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
+	w.note(http.StatusOK)
 	return w.ResponseWriter.Write(b)
 }
 
 func (w *statusWriter) Flush() {
+	w.note(http.StatusOK)
 	if f, ok := w.ResponseWriter.(http.Flusher); ok {
 		f.Flush()
 	}
@@ -404,18 +414,16 @@ func (r *Registry) serveHTTP(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	user, _, _ := req.BasicAuth()
-	sw := &statusWriter{ResponseWriter: w}
-	defer func() {
-		st := sw.status
-		if st == 0 {
-			st = http.StatusOK
-		}
+	sw := &statusWriter{ResponseWriter: w, record: func(status int) {
 		r.mu.Lock()
+		defer r.mu.Unlock()
 		r.requests = append(r.requests, Request{
-			Method: req.Method, Path: req.URL.Path, Repo: repo, Kind: kind, Ref: ref, Status: st, User: user,
+			Method: req.Method, Path: req.URL.Path, Repo: repo, Kind: kind, Ref: ref, Status: status, User: user,
 		})
-		r.mu.Unlock()
-	}()
+	}}
+	// A handler that wrote nothing (the client hung up on a Slow fault, or
+	// the registry closed) is recorded with Status 0.
+	defer sw.note(0)
 
 	r.mu.Lock()
 	cred, needAuth := matchRepo(r.auth, repo)
