@@ -99,8 +99,8 @@ func gzipBytes(b []byte) []byte {
 }
 
 // LayerFromTar makes a Docker gzip layer of an uncompressed tar stream.
-func LayerFromTar(tarball_ []byte) (v1.Layer, error) {
-	gz := gzipBytes(tarball_)
+func LayerFromTar(tarStream []byte) (v1.Layer, error) {
+	gz := gzipBytes(tarStream)
 	return tarball.LayerFromOpener(func() (io.ReadCloser, error) {
 		return io.NopCloser(bytes.NewReader(gz)), nil
 	}, tarball.WithMediaType(types.DockerLayer))
