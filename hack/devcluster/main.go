@@ -5,8 +5,10 @@
 // bin/podguard with hack/devcluster/config.yaml, registers the opt-in
 // overlay's webhooks pointed at it, and creates a namespace "demo" that opts
 // in, a ConfigMap to try envFrom with, and a Node with a v1.29 kubelet. It
-// then prints how to reach the cluster and runs until interrupted, when it
-// stops everything it started.
+// also serves a registry on 127.0.0.1 with synthetic images (a tomcat-like
+// one, an ubuntu-like one, ...) for the image inspector, which the config
+// allows to contact 127.0.0.1 only. It then prints how to reach the cluster
+// and runs until interrupted, when it stops everything it started.
 //
 // Everything lives in .devcluster at the repository root, recreated on each
 // run: the kubeconfig, the serving certificates and every component's log.
@@ -28,6 +30,7 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/podguard/podguard/e2e/framework"
+	"github.com/podguard/podguard/internal/registrytest"
 )
 
 const (
@@ -35,6 +38,8 @@ const (
 	demoConfigMap = "abcdocker-configmap"
 	demoNode      = "dev-node"
 	demoKubelet   = "v1.29.3"
+	// demoTomcatConf holds a server.xml, for the mount-shadowing examples.
+	demoTomcatConf = "tomcat-conf"
 )
 
 func main() {
@@ -48,6 +53,7 @@ func main() {
 type env struct {
 	cluster  *framework.Cluster
 	podguard *framework.Podguard
+	registry *registrytest.Registry
 }
 
 func run() error {
@@ -111,6 +117,17 @@ func (e *env) start(ctx context.Context, root, workDir string) error {
 	}
 	e.cluster = cluster
 
+	// Loopback only: the config's images.registries allows 127.0.0.1 and
+	// nothing else, so no image from another registry is ever fetched.
+	reg, err := registrytest.Serve("127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("starting the local registry: %w", err)
+	}
+	e.registry = reg
+	if _, err := registrytest.Seed(reg, registrytest.SeedOptions{ManyEntries: 1000}); err != nil {
+		return fmt.Errorf("seeding the local registry: %w", err)
+	}
+
 	certDir := filepath.Join(workDir, "certs")
 	caPEM, err := framework.NewServingCerts(certDir)
 	if err != nil {
@@ -154,6 +171,13 @@ func createDemoObjects(ctx context.Context, cluster *framework.Cluster) error {
 	if err := cluster.Client.Create(ctx, cm); err != nil {
 		return fmt.Errorf("creating ConfigMap %s/%s: %w", demoNamespace, demoConfigMap, err)
 	}
+	conf := &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Namespace: demoNamespace, Name: demoTomcatConf},
+		Data:       map[string]string{"server.xml": "<Server port=\"8005\"/>"},
+	}
+	if err := cluster.Client.Create(ctx, conf); err != nil {
+		return fmt.Errorf("creating ConfigMap %s/%s: %w", demoNamespace, demoTomcatConf, err)
+	}
 
 	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{
 		Name:   demoNode,
@@ -183,6 +207,9 @@ func (e *env) stop() error {
 			errs = append(errs, fmt.Errorf("stopping the control plane: %w", err))
 		}
 	}
+	if e.registry != nil {
+		e.registry.Close()
+	}
 	return errors.Join(errs...)
 }
 
@@ -209,10 +236,25 @@ kubelet would silently drop, is rejected:
 
   kubectl -n %s run envfrom --image=registry.k8s.io/pause:3.10 --overrides='{"apiVersion":"v1","spec":{"containers":[{"name":"envfrom","image":"registry.k8s.io/pause:3.10","envFrom":[{"configMapRef":{"name":"%s"}}]}]}}'
 
+The image inspector reads images from the local registry %s (the only
+registry the config allows). Mounting ConfigMap %s over the tomcat image's
+conf directory is rejected, naming the files it would hide; the same mount
+over /etc/pki/tls/certs of the ubuntu image, which has no /etc/pki, is fine:
+
+  kubectl -n %s run tomcat --image=%s --overrides='{"apiVersion":"v1","spec":{"volumes":[{"name":"conf","configMap":{"name":"%s"}}],"containers":[{"name":"tomcat","image":"%s","volumeMounts":[{"name":"conf","mountPath":"/usr/local/tomcat/conf"}]}]}}'
+  kubectl -n %s run certs --image=%s --overrides='{"apiVersion":"v1","spec":{"volumes":[{"name":"conf","configMap":{"name":"%s"}}],"containers":[{"name":"certs","image":"%s","volumeMounts":[{"name":"conf","mountPath":"/etc/pki/tls/certs"}]}]}}'
+
+The first request for an image waits at most images.budget (1.5s); if the
+image is not indexed by then, the heuristics answer with a warning, and the
+next request knows the image.
+
 `,
 		took.Round(100*time.Millisecond), e.cluster.KubeconfigPath,
 		e.podguard.LogPath, workDir,
 		demoNamespace, demoNode, demoKubelet,
 		demoNamespace, demoNamespace,
-		demoConfigMap, demoNamespace, demoConfigMap)
+		demoConfigMap, demoNamespace, demoConfigMap,
+		e.registry.Host, demoTomcatConf,
+		demoNamespace, e.registry.Ref("tomcat:9"), demoTomcatConf, e.registry.Ref("tomcat:9"),
+		demoNamespace, e.registry.Ref("ubuntu:22.04"), demoTomcatConf, e.registry.Ref("ubuntu:22.04"))
 }
