@@ -158,3 +158,13 @@ func TestTestFS(t *testing.T) {
 		t.Errorf("Files = %d, %v", n, sample)
 	}
 }
+
+// imagesRunningAs returns base with each of refs known to run as user (an
+// image config's USER) and to ship nothing.
+func imagesRunningAs(base World, user string, refs ...string) World {
+	var facts []ImageFacts
+	for _, ref := range refs {
+		facts = append(facts, ImageFacts{Ref: ref, Status: ImageKnown, User: user, FS: newTestFS()})
+	}
+	return withImages(base, facts...)
+}
