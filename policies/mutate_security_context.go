@@ -41,8 +41,10 @@ type SecurityContextConfig struct {
 	// root, and podguard runs cluster-wide: most official images (tomcat,
 	// nginx, postgres, redis) start as root, and restricted's runAsNonRoot
 	// would make every one of them fail at start with
-	// CreateContainerConfigError at its next rollout. Restricted is for
-	// clusters or namespaces whose images are known to run as non-root.
+	// CreateContainerConfigError at its next rollout. Restricted sets
+	// runAsNonRoot only where the user is known to be a non-zero uid (an
+	// explicit runAsUser, or an inspected image's numeric USER), so it needs
+	// image inspection, or explicit runAsUsers, to harden most pods.
 	Profile string `json:"profile,omitempty"`
 	// RootImages says what restricted does for a container whose inspected
 	// image runs as root or as a user name, which the kubelet refuses to
@@ -138,20 +140,44 @@ const legacySeccompPodAnnotation = "seccomp.security.alpha.kubernetes.io/pod"
 //     of privileged containers). Capabilities the user adds are kept: the
 //     runtime drops ALL first and then adds them back, which is how a
 //     container keeps NET_BIND_SERVICE.
-//   - spec.securityContext.runAsNonRoot: true, when the pod sets none and at
-//     least one container inherits it. It is not set when an inheriting
-//     container is explicitly root (runAsUser: 0, or the Windows user
-//     ContainerAdministrator), since it would only turn that explicit choice
-//     into a start failure, nor for pods in a user namespace (hostUsers:
-//     false), whose root is not the node's root and which Pod Security
-//     exempts from this rule since v1.35.
+//   - runAsNonRoot: true, for the containers that inherit it (set none of
+//     their own) and whose user is known to be a non-zero uid: the runAsUser
+//     in effect (the container's, else the pod's), else the USER of the
+//     container's inspected image (World.Image says ImageKnown) when it is a
+//     number. It is set at pod level when every inheriting container
+//     qualifies, else on each one that does. It is never set on a container
+//     the kubelet's verifyRunAsNonRoot would then refuse to start
+//     (CreateContainerConfigError), nor for pods in a user namespace
+//     (hostUsers: false), whose root is not the node's root and which Pod
+//     Security exempts from this rule since v1.35. The containers left out:
+//   - one that is explicitly root (runAsUser: 0, or the Windows user
+//     ContainerAdministrator): runAsNonRoot would only turn that choice into
+//     a start failure; nothing is said;
+//   - one whose inspected image runs as root (no USER, or uid 0: "image will
+//     run as root") or as a name ("non-numeric user ... cannot verify user
+//     is non-root"): with rootImages: warn (the default) it is left unset
+//     with a warning naming the containers, the image, its USER, what the
+//     kubelet would say and the fix; with rootImages: runAsUser the
+//     container gets the configured runAsUser, and then runAsNonRoot;
+//   - one whose image was not inspected: podguard cannot know, and setting
+//     it blindly is what let root images be admitted and then refused. It is
+//     left unset with a warning, once per image, saying why the user is
+//     unknown (image inspection is off, or the image was not inspected yet).
+//     Set runAsUser, or runAsNonRoot yourself, to harden such a container.
 //
-// Restricted does not set runAsUser: an image with a numeric non-root USER
-// runs as is. The trade-off is that an image whose USER is root (or a user
-// name the kubelet cannot verify) fails at start with "container has
-// runAsNonRoot and image will run as root": the fix is a non-root image or an
-// explicit runAsUser. The same applies to ephemeral debug containers added
-// later, which inherit the pod-level runAsNonRoot and seccompProfile.
+// So restricted passes Pod Security restricted only for containers whose
+// user is known to be non-root; the others keep what the user wrote, and
+// the warnings say which. With rootImages: runAsUser, a container that
+// already has runAsNonRoot: true in effect, no runAsUser and an inspected
+// root or named-user image gets the configured runAsUser as well.
+//
+// Both profiles, and every pod: a container with runAsNonRoot: true in
+// effect is denied when the kubelet would refuse to start it: with
+// runAsUser: 0 in effect ("container's runAsUser breaks non-root policy";
+// the API server does not check this), or, with no runAsUser, when its
+// inspected image runs as root or as a name. The denial gives the fix: a
+// non-zero runAsUser, or an image whose USER is a non-root uid. Ephemeral
+// containers are checked too; Windows pods are not.
 //
 // A container an admin's image exemption lifts from this policy keeps the
 // security context it would have had without podguard: when it would inherit
@@ -257,13 +283,14 @@ func (p *securityContext) harden(pod *Pod, exempt func(Container) bool, images *
 // are, with a warning, once per image, when their image is why.
 func (p *securityContext) setRunAsNonRoot(pod *Pod, containers []Container, exempt func(Container) bool, images *podImages, rep *Report) bool {
 	spec := &pod.Spec
+	changed := p.fillRootImageUser(pod, containers, exempt, images)
 	if psc := spec.SecurityContext; psc != nil && psc.RunAsNonRoot != nil {
-		return false
+		return changed
 	}
 	if spec.HostUsers != nil && !*spec.HostUsers {
-		return false
+		return changed
 	}
-	changed, all := false, true
+	all := true
 	var qualify []Container
 	var unset userWarnings
 	for _, c := range containers {
@@ -315,6 +342,34 @@ func (p *securityContext) setRunAsNonRoot(pod *Pod, containers []Container, exem
 		}
 	}
 	unset.report(rep, isWindows(pod))
+	return changed
+}
+
+// fillRootImageUser gives the configured runAsUser (rootImages: runAsUser)
+// to the containers that already have runAsNonRoot: true in effect, no
+// runAsUser, and an inspected image that runs as root or as a name: the pod
+// as written would be refused by the kubelet, and runAsUser is a field it
+// left unset.
+func (p *securityContext) fillRootImageUser(pod *Pod, containers []Container, exempt func(Container) bool, images *podImages) bool {
+	if p.rootImageUser == nil || isWindows(pod) {
+		return false
+	}
+	podNonRoot := pod.Spec.SecurityContext != nil && ptr.Deref(pod.Spec.SecurityContext.RunAsNonRoot, false)
+	changed := false
+	for _, c := range containers {
+		sc := c.Container.SecurityContext
+		nonRoot := podNonRoot
+		if sc != nil && sc.RunAsNonRoot != nil {
+			nonRoot = *sc.RunAsNonRoot
+		}
+		if !nonRoot || exempt(c) {
+			continue
+		}
+		if k := effectiveUser(pod, sc, c.Container.Image, images).kind; k == userImageRoot || k == userImageName {
+			containerSecurityContext(c.Container).RunAsUser = ptr.To(*p.rootImageUser)
+			changed = true
+		}
+	}
 	return changed
 }
 
