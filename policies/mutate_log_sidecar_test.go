@@ -240,6 +240,7 @@ func TestLogSidecarIdentityReadsWhatTheAppWrites(t *testing.T) {
 		podSC                *corev1.PodSecurityContext
 		appSC                *corev1.SecurityContext
 		cfg                  func(*LogSidecarConfig)
+		image                ImageFacts // what the World knows of tomcat:10
 		wantUID, wantGID     int64
 		wantFSGroup          int64
 		wantFSGroupPolicySet bool
@@ -259,13 +260,40 @@ func TestLogSidecarIdentityReadsWhatTheAppWrites(t *testing.T) {
 			cfg:     func(c *LogSidecarConfig) { c.RunAsUser, c.FSGroup = ptr.To[int64](4242), ptr.To[int64](4343) },
 			podSC:   &corev1.PodSecurityContext{RunAsUser: ptr.To[int64](1000)},
 			wantUID: 4242, wantGID: 4343, wantFSGroup: 4343, wantFSGroupPolicySet: true},
+		{name: "runs as the uid of the app's inspected image when the pod gives none, in the fsGroup rather than the image's group",
+			image:   ImageFacts{Status: ImageKnown, User: "1000:1000", FS: newTestFS()},
+			wantUID: 1000, wantGID: 65534, wantFSGroup: 65534, wantFSGroupPolicySet: true},
+		{name: "prefers the pod's uid to the image's",
+			image:   ImageFacts{Status: ImageKnown, User: "1000", FS: newTestFS()},
+			podSC:   &corev1.PodSecurityContext{RunAsUser: ptr.To[int64](2000)},
+			wantUID: 2000, wantGID: 65534, wantFSGroup: 65534, wantFSGroupPolicySet: true},
+		{name: "runs as nobody when the pod says the app runs as root, whatever the image's USER",
+			image:   ImageFacts{Status: ImageKnown, User: "1000", FS: newTestFS()},
+			podSC:   &corev1.PodSecurityContext{RunAsUser: ptr.To[int64](0)},
+			wantUID: 65534, wantGID: 65534, wantFSGroup: 65534, wantFSGroupPolicySet: true},
+		{name: "prefers the configured user to the image's",
+			image:   ImageFacts{Status: ImageKnown, User: "1000", FS: newTestFS()},
+			cfg:     func(c *LogSidecarConfig) { c.RunAsUser = ptr.To[int64](4242) },
+			wantUID: 4242, wantGID: 65534, wantFSGroup: 65534, wantFSGroupPolicySet: true},
+		{name: "runs as nobody when the image's USER is a name, whose uid podguard does not know",
+			image:   ImageFacts{Status: ImageKnown, User: "tomcat:tomcat", FS: newTestFS()},
+			wantUID: 65534, wantGID: 65534, wantFSGroup: 65534, wantFSGroupPolicySet: true},
+		{name: "runs as nobody when the image runs as root",
+			image:   ImageFacts{Status: ImageKnown, User: "0", FS: newTestFS()},
+			wantUID: 65534, wantGID: 65534, wantFSGroup: 65534, wantFSGroupPolicySet: true},
+		{name: "runs as nobody while the image is pending",
+			image:   ImageFacts{Status: ImagePending, User: "1000"},
+			wantUID: 65534, wantGID: 65534, wantFSGroup: 65534, wantFSGroupPolicySet: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			pod := tomcatPod("/usr/local/tomcat/logs")
 			pod.Spec.SecurityContext = tt.podSC
 			pod.Spec.Containers[0].SecurityContext = tt.appSC
-			out, rep := logSidecarPolicy(tt.cfg).Mutate(Input{Pod: pod, World: nativeWorld("v1.33.0", "")})
+			image := tt.image
+			image.Ref = "tomcat:10"
+			world := withImages(nativeWorld("v1.33.0", ""), image)
+			out, rep := logSidecarPolicy(tt.cfg).Mutate(Input{Pod: pod, World: world})
 			if len(rep.Violations) > 0 {
 				t.Fatalf("denied: %v", rep.Violations)
 			}
