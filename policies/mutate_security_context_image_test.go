@@ -260,3 +260,61 @@ func TestSecurityContextConfigRootImages(t *testing.T) {
 		})
 	}
 }
+
+// TestSecurityContextNeverDeniesItsOwnOutput checks, over every combination
+// of image users and of the fields that decide the kubelet's runAsNonRoot
+// check, that mutating denies nothing the pod as written was not already
+// denied for (the policy never sets runAsNonRoot where the kubelet would
+// refuse it), and that the output is stable.
+func TestSecurityContextNeverDeniesItsOwnOutput(t *testing.T) {
+	images := []ImageFacts{scNumericImage, scRootImage, scNamedImage, pendingImage("pending:1"), {Ref: "off:1"}}
+	world := withImages(NewSnapshot(), images...)
+	bools := []*bool{nil, ptr.To(false), ptr.To(true)}
+	uids := []*int64{nil, ptr.To[int64](0), ptr.To[int64](1000)}
+	configs := []SecurityContextConfig{
+		{Profile: ProfileBaseline},
+		{Profile: ProfileRestricted},
+		{Profile: ProfileRestricted, RootImages: RootImagesRunAsUser, RunAsUser: ptr.To[int64](10001)},
+	}
+	cases := 0
+	for _, cfg := range configs {
+		cfg.defaults()
+		p := newSecurityContext(cfg)
+		for _, a := range images {
+			for _, b := range images {
+				for _, podNonRoot := range bools {
+					for _, podUID := range uids {
+						for _, ctrNonRoot := range bools {
+							for _, ctrUID := range uids {
+								pod := scImagePod([]string{a.Ref, b.Ref}, func(pod *corev1.Pod) {
+									podSC(pod).RunAsNonRoot, podSC(pod).RunAsUser = podNonRoot, podUID
+									sc := ctrSC(&pod.Spec.Containers[1])
+									sc.RunAsNonRoot, sc.RunAsUser = ctrNonRoot, ctrUID
+								})
+								cases++
+								var asWritten Report
+								verifyRunAsNonRoot(pod, newPodImages(Input{World: world}), &asWritten)
+								out, rep := p.Mutate(Input{Pod: pod, World: world})
+								had := map[string]bool{}
+								for _, v := range asWritten.Violations {
+									had[v.Field] = true
+								}
+								for _, v := range rep.Violations {
+									if !had[v.Field] {
+										t.Errorf("%s/%s: images %s, %s: mutating added a denial: %s: %s\n%s", cfg.Profile, cfg.RootImages, a.Ref, b.Ref, v.Field, v.Message, userFields(out))
+									}
+								}
+								if again, _ := p.Mutate(Input{Pod: out, World: world}); again != out {
+									t.Errorf("%s/%s: images %s, %s: not idempotent:\n%s\n%s", cfg.Profile, cfg.RootImages, a.Ref, b.Ref, userFields(out), userFields(again))
+								}
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+	if cases != 3*5*5*3*3*3*3 {
+		t.Fatalf("%d cases", cases)
+	}
+}
