@@ -144,26 +144,33 @@ const legacySeccompPodAnnotation = "seccomp.security.alpha.kubernetes.io/pod"
 //     their own) and whose user is known to be a non-zero uid: the runAsUser
 //     in effect (the container's, else the pod's), else the USER of the
 //     container's inspected image (World.Image says ImageKnown) when it is a
-//     number. It is set at pod level when every inheriting container
-//     qualifies, else on each one that does. It is never set on a container
-//     the kubelet's verifyRunAsNonRoot would then refuse to start
-//     (CreateContainerConfigError), nor for pods in a user namespace
+//     number. It is set at pod level when every inheriting container (and
+//     every ephemeral container already in the spec) qualifies, else on
+//     each one that does. It is not set for pods in a user namespace
 //     (hostUsers: false), whose root is not the node's root and which Pod
-//     Security exempts from this rule since v1.35. The containers left out:
+//     Security exempts from this rule since v1.35.
+//
+// Restricted never sets runAsNonRoot on a container the kubelet's
+// verifyRunAsNonRoot would then refuse to start (CreateContainerConfigError).
+// The containers it leaves out:
+//
 //   - one that is explicitly root (runAsUser: 0, or the Windows user
 //     ContainerAdministrator): runAsNonRoot would only turn that choice into
 //     a start failure; nothing is said;
 //   - one whose inspected image runs as root (no USER, or uid 0: "image will
 //     run as root") or as a name ("non-numeric user ... cannot verify user
 //     is non-root"): with rootImages: warn (the default) it is left unset
-//     with a warning naming the containers, the image, its USER, what the
-//     kubelet would say and the fix; with rootImages: runAsUser the
-//     container gets the configured runAsUser, and then runAsNonRoot;
+//     with a warning, once per image, naming the containers, the image, its
+//     USER, what the kubelet would say and the fix; with rootImages:
+//     runAsUser the container gets the configured runAsUser, and then
+//     runAsNonRoot (not on Windows, whose kubelet checks the image's user
+//     against ContainerAdministrator, and where any other user qualifies);
 //   - one whose image was not inspected: podguard cannot know, and setting
 //     it blindly is what let root images be admitted and then refused. It is
 //     left unset with a warning, once per image, saying why the user is
-//     unknown (image inspection is off, or the image was not inspected yet).
-//     Set runAsUser, or runAsNonRoot yourself, to harden such a container.
+//     unknown (image inspection is off, the registry is not one podguard
+//     may contact, or the image was not inspected yet). Set runAsUser, or
+//     runAsNonRoot yourself, to harden such a container.
 //
 // So restricted passes Pod Security restricted only for containers whose
 // user is known to be non-root; the others keep what the user wrote, and
@@ -187,7 +194,7 @@ const legacySeccompPodAnnotation = "seccomp.security.alpha.kubernetes.io/pod"
 // Init containers and native sidecars are treated like containers.
 // Ephemeral containers are left alone: they are added through a subresource
 // that podguard does not mutate. Windows pods (spec.os.name: windows) get
-// runAsNonRoot only: the API server rejects seccompProfile, capabilities and
+// runAsNonRoot only (under the rules above): the API server rejects seccompProfile, capabilities and
 // allowPrivilegeEscalation on them, and Pod Security exempts them from those
 // rules.
 type securityContext struct {
