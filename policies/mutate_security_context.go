@@ -514,11 +514,21 @@ func (u containerUser) why(windows bool) string {
 	case u.kind == userImageRoot:
 		return fmt.Sprintf("its image %s runs as root (%s), and with runAsNonRoot: true the kubelet would refuse to start it (\"container has runAsNonRoot and image will run as root\"). Fix: %s", img, describeImageUser(u.image.User), rootFix)
 	case u.kind == userImageName:
-		return fmt.Sprintf("its image %s runs as the user name %s (%s), which the kubelet cannot verify: with runAsNonRoot: true it would refuse to start it (\"container has runAsNonRoot and image has non-numeric user (%s), cannot verify user is non-root\"). Fix: set runAsUser to that user's uid, or %s",
-			img, quote(u.name), describeImageUser(u.image.User), u.name, rootFix)
+		return fmt.Sprintf("its image %s runs as the user name %s (%s), which the kubelet cannot verify: with runAsNonRoot: true it would refuse to start it (%s). Fix: set runAsUser to that user's uid, or %s",
+			img, quote(u.name), describeImageUser(u.image.User), quote(nonNumericUserError(u.name)), rootFix)
 	}
 	return fmt.Sprintf("the user its image %s runs as is unknown (%s), and with runAsNonRoot: true the kubelet refuses to start an image that runs as root or as a user name. Fix: set runAsUser to a non-zero uid, or runAsNonRoot: true yourself if the image's USER is a non-root uid",
 		img, u.image.userUnknown())
+}
+
+// nonNumericUserError is what the kubelet says of an image whose user is a
+// name. The name comes from the image's config, so it is cut to MaxQuoted
+// like anything else a message quotes.
+func nonNumericUserError(name string) string {
+	if q := quote(name); len(q) > MaxQuoted {
+		name = q
+	}
+	return fmt.Sprintf("container has runAsNonRoot and image has non-numeric user (%s), cannot verify user is non-root", name)
 }
 
 // describeImageUser quotes an image config's USER for messages.
@@ -576,11 +586,11 @@ func verifyRunAsNonRoot(pod *Pod, images *podImages, rep *Report) {
 			kubelet := "container has runAsNonRoot and image will run as root"
 			what := fmt.Sprintf("runs as root (%s)", describeImageUser(u.image.User))
 			if u.kind == userImageName {
-				kubelet = fmt.Sprintf("container has runAsNonRoot and image has non-numeric user (%s), cannot verify user is non-root", u.name)
+				kubelet = nonNumericUserError(u.name)
 				what = fmt.Sprintf("runs as the user name %s (%s), which the kubelet cannot verify", quote(u.name), describeImageUser(u.image.User))
 			}
-			return fmt.Sprintf("container %s has runAsNonRoot: true (from %s) and no runAsUser, and its image %s %s: the kubelet refuses to start it (%q) and the pod sits in CreateContainerConfigError. Fix: set runAsUser to a non-zero uid the image can run as, or use an image whose USER is a non-root uid",
-				quote(name), nonRootFrom, quote(image), what, kubelet)
+			return fmt.Sprintf("container %s has runAsNonRoot: true (from %s) and no runAsUser, and its image %s %s: the kubelet refuses to start it (%s) and the pod sits in CreateContainerConfigError. Fix: set runAsUser to a non-zero uid the image can run as, or use an image whose USER is a non-root uid",
+				quote(name), nonRootFrom, quote(image), what, quote(kubelet))
 		})
 	}
 	for _, c := range pod.Containers() {
