@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path"
 	"slices"
+	"strconv"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -298,7 +299,7 @@ func (p *mountShadowing) check(rep *Report, volumes map[string]*shadowVolume, im
 	}
 	at := func() string {
 		if resolved != dir {
-			return fmt.Sprintf("%s (a link to %s)", dir, resolved)
+			return fmt.Sprintf("%s (a link to %s)", dir, imagePath(resolved))
 		}
 		return dir
 	}
@@ -392,8 +393,19 @@ func imageFileList(dir string, files []string) string {
 		if rel, ok := strings.CutPrefix(f, strings.TrimSuffix(dir, "/")+"/"); ok && i > 0 {
 			items[i] = rel
 		}
+		items[i] = imagePath(items[i])
 	}
 	return ", e.g. " + shadowDirList(items, len(items))
+}
+
+// imagePath renders a path read from an image's layers, which its author
+// chose: as is when it is printable and short, else quoted and cut like
+// any other input a message repeats.
+func imagePath(p string) string {
+	if len(p) <= MaxQuoted && strconv.Quote(p) == `"`+p+`"` && !strings.ContainsAny(p, ", ") {
+		return p
+	}
+	return quote(p)
 }
 
 // protectedBelow returns the protected directories strictly below dir.

@@ -126,6 +126,12 @@ func TestMountShadowingWithImages(t *testing.T) {
 				{image: tomcatImage.Ref, ephemeral: true, mounts: []corev1.VolumeMount{msMount("server-config", "/usr/local/tomcat/conf")}}},
 			wantViolations: []string{`spec.ephemeralContainers[0].volumeMounts[0].mountPath: mounting volume "server-config" (ConfigMap "tomcat-server-config") at /usr/local/tomcat/conf without subPath hides 7 files … (ephemeral containers cannot use subPath)`},
 		},
+		{name: "quotes file names from the image that are not plain",
+			images:         []ImageFacts{{Ref: "odd:1", Status: ImageKnown, FS: newTestFS("/srv/conf/a b.xml", "/srv/conf/x\ny.xml")}},
+			volumes:        []corev1.Volume{app},
+			containers:     []msImageContainer{on("odd:1", msMount("cfg", "/srv/conf"))},
+			wantViolations: []string{`hides 2 files the image ships at /srv/conf, e.g. "/srv/conf/a b.xml" and "x\ny.xml": they become invisible`},
+		},
 		// The heuristic, when the image is not known.
 		{name: "falls back to the protected directories silently when the image is not inspected",
 			volumes:        []corev1.Volume{tls},
