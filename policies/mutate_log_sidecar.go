@@ -160,7 +160,9 @@ func (c *LogSidecarConfig) validate(p *field.Path) field.ErrorList {
 // owner may read (umask 0077) is readable when the sidecar runs as the app's
 // uid, which it does when the pod spec gives a non-root one or, when the
 // pod spec gives none, when the app's inspected image has a numeric non-root
-// USER (see sidecarUser). When the streamer still cannot read a file, it
+// USER (see sidecarUser; when that image was wanted but not inspected in
+// time, a warning says the sidecar runs as nobody). When the streamer still
+// cannot read a file, it
 // says so on its own output. The sidecar is a native sidecar when the
 // cluster supports them (it then starts before the app and does not keep a Job's pod
 // running), else a regular container. It gets its own resources and a
@@ -230,9 +232,24 @@ func (p *logSidecar) Mutate(in Input) (*Pod, Report) {
 	perContainer := map[string]int{}
 	ix := newPodIndex(out)
 	images := newPodImages(in)
+	// A sidecar whose uid the app's image would have given, had it been
+	// inspected in time, says so, once per image.
+	guessed := func(app *corev1.Container, f ImageFacts) {
+		if !images.once(app.Image) {
+			return
+		}
+		for i := range out.Spec.Containers {
+			if out.Spec.Containers[i].Name == app.Name {
+				rep.Warn(out.SpecPath.Child("containers").Index(i).Child("image"),
+					"%s, so the log sidecar of container %s runs as %d rather than as the app's uid: it reads the log files that are group-readable, not those the app keeps to its owner",
+					f.notInspectedYet(), quote(app.Name), DefaultSidecarUser)
+				return
+			}
+		}
+	}
 	for _, e := range entries {
 		perContainer[e.container]++
-		p.inject(out, ix, images, e, perContainer[e.container], native)
+		p.inject(out, ix, images, guessed, e, perContainer[e.container], native)
 	}
 	if !native && (in.Pod.Spec.RestartPolicy == corev1.RestartPolicyNever || in.Pod.Spec.RestartPolicy == corev1.RestartPolicyOnFailure) {
 		rep.Warn(annPath, "the log sidecar runs as a regular container because native sidecars (Kubernetes 1.29+) are not available: it keeps running after the app exits, so a Job's pod will not complete on its own")
@@ -382,7 +399,7 @@ func (ix *podIndex) addMount(container string, m corev1.VolumeMount) {
 
 // inject adds one entry's volume, app mount and sidecar, unless they are
 // there already.
-func (p *logSidecar) inject(pod *Pod, ix *podIndex, images *podImages, e logEntry, nth int, native bool) {
+func (p *logSidecar) inject(pod *Pod, ix *podIndex, images *podImages, guessed func(*corev1.Container, ImageFacts), e logEntry, nth int, native bool) {
 	app := findContainer(pod.Spec.Containers, e.container)
 	volume := ix.mounts[[2]string{e.container, e.dir}]
 	if volume == "" {
@@ -416,7 +433,7 @@ func (p *logSidecar) inject(pod *Pod, ix *podIndex, images *podImages, e logEntr
 		Resources:    *p.cfg.Resources.DeepCopy(),
 		SecurityContext: &corev1.SecurityContext{
 			RunAsNonRoot:             ptr.To(true),
-			RunAsUser:                ptr.To(p.sidecarUser(pod, app, images)),
+			RunAsUser:                ptr.To(p.sidecarUser(pod, app, images, guessed)),
 			RunAsGroup:               p.sidecarGroup(pod),
 			AllowPrivilegeEscalation: ptr.To(false),
 			ReadOnlyRootFilesystem:   ptr.To(true),
@@ -446,7 +463,10 @@ func (p *logSidecar) inject(pod *Pod, ix *podIndex, images *podImages, e logEntr
 // file created in the log volume (the kubelet makes it setgid), so the
 // app's own gid never owns a log file there; adding it would only widen
 // what the sidecar may read elsewhere.
-func (p *logSidecar) sidecarUser(pod *Pod, app *corev1.Container, images *podImages) int64 {
+//
+// When the image was wanted but not inspected in time (ImagePending,
+// ImageFailed), the sidecar runs as nobody and guessed is told.
+func (p *logSidecar) sidecarUser(pod *Pod, app *corev1.Container, images *podImages, guessed func(*corev1.Container, ImageFacts)) int64 {
 	if p.cfg.RunAsUser != nil {
 		return *p.cfg.RunAsUser
 	}
@@ -460,10 +480,13 @@ func (p *logSidecar) sidecarUser(pod *Pod, app *corev1.Container, images *podIma
 		}
 		return DefaultSidecarUser // the app runs as root, as the pod says
 	}
-	if f := images.get(app.Image); f.Known() {
+	f := images.get(app.Image)
+	if f.Known() {
 		if u := ParseImageUser(f.User); u.UID != nil && *u.UID > 0 {
 			return *u.UID
 		}
+	} else if f.Fallback() {
+		guessed(app, f)
 	}
 	return DefaultSidecarUser
 }

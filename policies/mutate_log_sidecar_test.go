@@ -241,6 +241,7 @@ func TestLogSidecarIdentityReadsWhatTheAppWrites(t *testing.T) {
 		appSC                *corev1.SecurityContext
 		cfg                  func(*LogSidecarConfig)
 		image                ImageFacts // what the World knows of tomcat:10
+		wantWarning          string
 		wantUID, wantGID     int64
 		wantFSGroup          int64
 		wantFSGroupPolicySet bool
@@ -281,9 +282,19 @@ func TestLogSidecarIdentityReadsWhatTheAppWrites(t *testing.T) {
 		{name: "runs as nobody when the image runs as root",
 			image:   ImageFacts{Status: ImageKnown, User: "0", FS: newTestFS()},
 			wantUID: 65534, wantGID: 65534, wantFSGroup: 65534, wantFSGroupPolicySet: true},
-		{name: "runs as nobody while the image is pending",
-			image:   ImageFacts{Status: ImagePending, User: "1000"},
+		{name: "runs as nobody while the image is pending, and says so",
+			image: ImageFacts{Status: ImagePending, User: "1000", Why: "the fetch was still running after 1.5s"},
+			wantWarning: `spec.containers[0].image: image "tomcat:10" was not inspected yet: the fetch was still running after 1.5s, so the log sidecar of container "tomcat" runs as 65534 rather than as the app's uid: ` +
+				`it reads the log files that are group-readable, not those the app keeps to its owner`,
 			wantUID: 65534, wantGID: 65534, wantFSGroup: 65534, wantFSGroupPolicySet: true},
+		{name: "runs as nobody when inspecting the image failed, and says so",
+			image:       ImageFacts{Status: ImageFailed, Why: "401 Unauthorized"},
+			wantWarning: `spec.containers[0].image: image "tomcat:10" was not inspected yet: 401 Unauthorized, so the log sidecar`,
+			wantUID:     65534, wantGID: 65534, wantFSGroup: 65534, wantFSGroupPolicySet: true},
+		{name: "does not warn about a pending image when the pod gives the uid",
+			image:   ImageFacts{Status: ImagePending},
+			podSC:   &corev1.PodSecurityContext{RunAsUser: ptr.To[int64](1000)},
+			wantUID: 1000, wantGID: 65534, wantFSGroup: 65534, wantFSGroupPolicySet: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -297,6 +308,11 @@ func TestLogSidecarIdentityReadsWhatTheAppWrites(t *testing.T) {
 			if len(rep.Violations) > 0 {
 				t.Fatalf("denied: %v", rep.Violations)
 			}
+			var want []string
+			if tt.wantWarning != "" {
+				want = []string{tt.wantWarning}
+			}
+			msAssertFindings(t, "warning", rep.Warnings, want)
 			sc := out.Spec.InitContainers[0].SecurityContext
 			if *sc.RunAsUser != tt.wantUID || sc.RunAsGroup == nil || *sc.RunAsGroup != tt.wantGID {
 				t.Errorf("sidecar runs as %d:%v, want %d:%d", *sc.RunAsUser, ptr.Deref(sc.RunAsGroup, -1), tt.wantUID, tt.wantGID)
