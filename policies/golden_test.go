@@ -152,11 +152,11 @@ func fixtureSettings(t *testing.T) *Settings {
 
 // fixtureImage is one image of a fixture's X.yaml.images:
 //
-//	- ref: tomcat:10
-//	  status: known          # known, pending, failed or notInspected
-//	  user: "1000:1000"      # the config's USER
-//	  why: "..."             # for the other statuses
-//	  files: [/usr/local/tomcat/conf/server.xml, "/etc/ssl/certs -> ../pki/tls/certs"]
+//   - ref: tomcat:10
+//     status: known          # known, pending, failed or notInspected
+//     user: "1000:1000"      # the config's USER
+//     why: "..."             # for the other statuses
+//     files: [/usr/local/tomcat/conf/server.xml, "/etc/ssl/certs -> ../pki/tls/certs"]
 //
 // files are paths as newTestFS reads them.
 type fixtureImage struct {
