@@ -150,15 +150,10 @@ func fixtureSettings(t *testing.T) *Settings {
 	return s
 }
 
-// fixtureImage is one image of a fixture's X.yaml.images:
-//
-//   - ref: tomcat:10
-//     status: known          # known, pending, failed or notInspected
-//     user: "1000:1000"      # the config's USER
-//     why: "..."             # for the other statuses
-//     files: [/usr/local/tomcat/conf/server.xml, "/etc/ssl/certs -> ../pki/tls/certs"]
-//
-// files are paths as newTestFS reads them.
+// fixtureImage is one entry of a fixture's X.yaml.images, a YAML list of
+// images: ref, status (known, pending, failed or notInspected), user (the
+// config's USER), why (for the statuses other than known) and files, paths
+// as newTestFS reads them ("/etc/ssl/certs -> ../pki/tls/certs" is a link).
 type fixtureImage struct {
 	Ref    string   `json:"ref"`
 	Status string   `json:"status"`
