@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path"
 	"slices"
+	"strconv"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -151,24 +152,42 @@ const serviceAccountTokenDir = "/var/run/secrets/kubernetes.io/serviceaccount"
 //
 // A configMap, secret, projected or downwardAPI volume mounted without
 // subPath (and without subPathExpr) replaces the whole directory at
-// mountPath with the volume's files. Such a mount is denied when:
+// mountPath with the volume's files. Such a mount is denied when the
+// mountPath's last element is the name of one of the volume's files (a key,
+// or an items[].path): the user wanted a file and gets a directory of that
+// name, or, when the image has a file there, a container that does not
+// start. This rule is about the volume and holds whatever the World knows of
+// the image.
 //
-//   - the mountPath's last element is the name of one of the volume's files
-//     (a key, or an items[].path): the user wanted a file and gets a
-//     directory of that name, or, when the image has a file there, a
-//     container that does not start;
-//   - the mountPath is a protected directory, or a parent of one: every file
-//     the image ships there becomes invisible.
+// When the container's image was inspected (World.Image says ImageKnown),
+// the image decides the rest, after following its symlinks the way the
+// runtime resolves a mount target (/etc/ssl/certs -> /etc/pki/tls/certs):
 //
-// A mountPath whose last element looks like a file (/config/app.yaml) is a
+//   - a mountPath that is a regular file (or a device, fifo or socket) in
+//     the image is denied: the runtime cannot mount a directory over a file,
+//     and the container fails to start with "not a directory";
+//   - a mountPath that is a directory with files at or below it is denied,
+//     naming how many files it hides and the first few of them;
+//   - a mountPath the image leaves empty or absent (or a dangling link) is
+//     admitted, whatever the protected directories and file-like names say:
+//     a TLS Secret at /etc/pki/tls/certs on an ubuntu image hides nothing.
+//
+// Otherwise the heuristic decides, as it did before images were inspected:
+// a mountPath that is a protected directory, or a parent of one, is denied,
+// and one whose last element looks like a file (/config/app.yaml) is a
 // warning, or a denial with fileLikeMountPaths: deny, unless a denial above
-// already covers it.
+// already covers it. When inspection was wanted but the image was not ready
+// or failed (ImagePending, ImageFailed), a container with at least one such
+// mount also gets a warning, once per image, that the verdict came from the
+// heuristic; with inspection off (ImageNotInspected) the heuristic is what
+// the admin configured, and nothing is said.
 //
 // Key names come from the World, or from the volume's items when it lists
 // them; when neither says, the key check cannot fire. emptyDir, PVC,
 // hostPath and other volumes are meant to be mounted over directories (shared
 // logs, data) and are never checked, nor is the service account token
-// directory, nor a mountPath that is not an absolute Linux path.
+// directory, nor a mountPath that is not an absolute Linux path. Ephemeral
+// containers are checked like the others, against their own image.
 type mountShadowing struct {
 	protected    []string
 	extensions   []string
@@ -201,53 +220,133 @@ func (p *mountShadowing) Validate(in Input) Report {
 	if len(volumes) == 0 {
 		return rep
 	}
+	images := newPodImages(in)
 	for _, c := range in.Pod.Containers() {
-		for i, m := range c.Container.VolumeMounts {
-			if in.cancelled() {
-				return rep
-			}
-			p.check(&rep, volumes, c.Path.Child("volumeMounts").Index(i).Child("mountPath"), m, false)
+		if in.cancelled() {
+			return rep
 		}
+		p.checkContainer(&rep, images, volumes, c.Path, c.Container.Image, c.Container.VolumeMounts, false)
 	}
 	for i := range in.Pod.Spec.EphemeralContainers {
-		ecPath := in.Pod.SpecPath.Child("ephemeralContainers").Index(i)
-		for j, m := range in.Pod.Spec.EphemeralContainers[i].VolumeMounts {
-			if in.cancelled() {
-				return rep
-			}
-			p.check(&rep, volumes, ecPath.Child("volumeMounts").Index(j).Child("mountPath"), m, true)
+		if in.cancelled() {
+			return rep
 		}
+		ec := &in.Pod.Spec.EphemeralContainers[i]
+		p.checkContainer(&rep, images, volumes, in.Pod.SpecPath.Child("ephemeralContainers").Index(i), ec.Image, ec.VolumeMounts, true)
 	}
 	return rep
 }
 
-func (p *mountShadowing) check(rep *Report, volumes map[string]*shadowVolume, fieldPath *field.Path, m corev1.VolumeMount, ephemeral bool) {
-	if m.SubPath != "" || m.SubPathExpr != "" {
-		return
+// checkContainer checks one container's mounts against its image, and warns
+// once per image when inspection was wanted but the verdict had to come
+// from the heuristic.
+func (p *mountShadowing) checkContainer(rep *Report, images *podImages, volumes map[string]*shadowVolume, ctrPath *field.Path, image string, mounts []corev1.VolumeMount, ephemeral bool) {
+	var img *ImageFacts
+	checked := false
+	for i, m := range mounts {
+		if img == nil && p.checked(volumes, m) {
+			f := images.get(image)
+			img = &f
+		}
+		if p.check(rep, volumes, img, ctrPath.Child("volumeMounts").Index(i).Child("mountPath"), m, ephemeral) {
+			checked = true
+		}
 	}
-	// A volume that is not in spec.volumes fails API validation; a volume
-	// of another type is not checked.
-	v, ok := volumes[m.Name]
-	if !ok {
-		return
+	if checked && img.Fallback() && images.once(image) {
+		rep.WarnFunc(ctrPath.Child("image"), func() string {
+			return fmt.Sprintf("%s, so its mounts without subPath were checked against podguard's list of protected directories and file-like names instead of the files the image ships",
+				img.notInspectedYet())
+		})
+	}
+}
+
+// checked reports whether check looks at m beyond the volume's key names:
+// a mount without subPath, at an absolute path, of a volume that replaces a
+// directory.
+func (p *mountShadowing) checked(volumes map[string]*shadowVolume, m corev1.VolumeMount) bool {
+	if m.SubPath != "" || m.SubPathExpr != "" {
+		return false
+	}
+	if _, ok := volumes[m.Name]; !ok {
+		return false
 	}
 	dir := path.Clean(m.MountPath)
-	if !strings.HasPrefix(dir, "/") || dir == serviceAccountTokenDir {
-		return
+	return strings.HasPrefix(dir, "/") && dir != serviceAccountTokenDir
+}
+
+// check checks one mount against the volume's key names and, for a
+// container whose image was inspected, against the image's files, else
+// against the protected directories and file-like names. It reports whether
+// the mount was one to check (see checked).
+func (p *mountShadowing) check(rep *Report, volumes map[string]*shadowVolume, img *ImageFacts, fieldPath *field.Path, m corev1.VolumeMount, ephemeral bool) bool {
+	if !p.checked(volumes, m) {
+		return false
 	}
+	v := volumes[m.Name]
+	dir := path.Clean(m.MountPath)
 	base := path.Base(dir)
 	// Messages are built only for the findings that will be listed.
 	lead := func() string { return fmt.Sprintf("mounting %s at %s without subPath", v.desc, m.MountPath) }
 
-	definite := false
+	// What the image has at the mountPath, when it was inspected.
+	known := img.Known()
+	kind, resolved := FileAbsent, dir
+	if known {
+		kind, resolved = img.FS.Stat(dir)
+		if kind == FileSymlink { // dangling or a loop: the runtime creates the directory
+			kind = FileAbsent
+		}
+	}
+	at := func() string {
+		if resolved != dir {
+			return fmt.Sprintf("%s (a link to %s)", dir, imagePath(resolved))
+		}
+		return dir
+	}
+
+	// The key rule is about the volume, not the image: it holds whatever
+	// the image ships.
+	keyName := false
 	if f, ok := v.files.find(base); ok {
-		definite = true
+		keyName = true
 		rep.DenyFunc(fieldPath, func() string {
-			return fmt.Sprintf("%s creates a directory named %s instead of a file: %s ends up at %s, and if the image already has a file there the container does not start at all (\"not a directory\"). Fix: %s",
-				lead(), base, f.describe(), path.Join(dir, f.path), p.fix(v, ephemeral, fmt.Sprintf("add subPath: %s to mount just that file", f.path), dir))
+			consequence := "and if the image already has a file there the container does not start at all (\"not a directory\")"
+			switch {
+			case known && (kind == FileRegular || kind == FileOther):
+				consequence = fmt.Sprintf("and the image ships a file at %s, so the container does not start at all (\"not a directory\")", at())
+			case known:
+				consequence = "and the application finds a directory where it expects a file"
+			}
+			return fmt.Sprintf("%s creates a directory named %s instead of a file: %s ends up at %s, %s. Fix: %s",
+				lead(), base, f.describe(), path.Join(dir, f.path), consequence, p.fix(v, ephemeral, fmt.Sprintf("add subPath: %s to mount just that file", f.path), dir))
 		})
 	}
 
+	if known {
+		switch kind {
+		case FileRegular, FileOther:
+			if keyName { // its denial already says that the container does not start
+				break
+			}
+			rep.DenyFunc(fieldPath, func() string {
+				return fmt.Sprintf("%s mounts a directory over %s, which is a file in the image: the container runtime cannot mount a directory over a file, so the container does not start (\"not a directory\"). Fix: %s",
+					lead(), at(), p.fix(v, ephemeral, v.subPathFor(), dir))
+			})
+		case FileDir:
+			if n, sample := img.FS.Files(resolved, 3); n > 0 {
+				rep.DenyFunc(fieldPath, func() string {
+					return fmt.Sprintf("%s hides %s the image ships at %s%s: %s invisible and only the volume's files remain. Fix: %s",
+						lead(), plural(n, "1 file", thousands(n)+" files"), at(), imageFileList(resolved, sample), plural(n, "it becomes", "they become"), p.fix(v, ephemeral, v.subPathExample(dir), dir))
+				})
+			}
+		}
+		// An empty or absent directory hides nothing, whatever the lists
+		// say, and a path the image does not have cannot be a file it
+		// expects.
+		return true
+	}
+
+	definite := keyName
 	if slices.Contains(p.protected, dir) {
 		definite = true
 		rep.DenyFunc(fieldPath, func() string {
@@ -263,11 +362,11 @@ func (p *mountShadowing) check(rep *Report, volumes map[string]*shadowVolume, fi
 	}
 
 	if definite {
-		return
+		return true
 	}
 	ext, fileLike := p.fileExtension(base)
 	if !fileLike {
-		return
+		return true
 	}
 	msg := func() string {
 		return fmt.Sprintf("%s creates a directory named %s, but the path looks like a file (%s): the application finds a directory where it expects a file, and %s. Fix: %s",
@@ -278,6 +377,35 @@ func (p *mountShadowing) check(rep *Report, volumes map[string]*shadowVolume, fi
 	} else {
 		rep.WarnFunc(fieldPath, msg)
 	}
+	return true
+}
+
+// imageFileList renders files below dir as the first one's full path, then
+// the others relative to dir: ", e.g. /usr/local/tomcat/conf/context.xml,
+// logging.properties and server.xml".
+func imageFileList(dir string, files []string) string {
+	if len(files) == 0 {
+		return ""
+	}
+	items := make([]string, len(files))
+	for i, f := range files {
+		items[i] = f
+		if rel, ok := strings.CutPrefix(f, strings.TrimSuffix(dir, "/")+"/"); ok && i > 0 {
+			items[i] = rel
+		}
+		items[i] = imagePath(items[i])
+	}
+	return ", e.g. " + shadowDirList(items, len(items))
+}
+
+// imagePath renders a path read from an image's layers, which its author
+// chose: as is when it is printable and short, else quoted and cut like
+// any other input a message repeats.
+func imagePath(p string) string {
+	if len(p) <= MaxQuoted && strconv.Quote(p) == `"`+p+`"` && !strings.ContainsAny(p, ", ") {
+		return p
+	}
+	return quote(p)
 }
 
 // protectedBelow returns the protected directories strictly below dir.

@@ -309,12 +309,15 @@ func TestImageExemptionBeforeFindingsBudget(t *testing.T) {
 func TestImageExemptionFromSecurityContextCoversPodLevelFields(t *testing.T) {
 	ex := Exemptions{Rules: []ExemptionRule{{Policies: []string{SecurityContextName}, Images: []string{"busybox"}}}}
 	ex.Default()
+	// Images that run as a non-root uid, which restricted may set
+	// runAsNonRoot for.
+	world := imagesRunningAs(NewSnapshot(), "1000", "busybox", "nginx")
 	for _, profile := range []string{ProfileBaseline, ProfileRestricted} {
 		s := defaultSettings()
 		s.SecurityContext.Profile = profile
 		engine := NewEngine(s, WithExemptions(&ex))
 		pod := testPod("busybox", "nginx")
-		res, err := engine.Mutate(pod, NewSnapshot())
+		res, err := engine.Mutate(pod, world)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -332,7 +335,7 @@ func TestImageExemptionFromSecurityContextCoversPodLevelFields(t *testing.T) {
 		if (profile == ProfileRestricted) != (sc.RunAsNonRoot != nil && *sc.RunAsNonRoot) {
 			t.Errorf("%s: runAsNonRoot = %v", profile, sc.RunAsNonRoot)
 		}
-		again, err := engine.Mutate(out, NewSnapshot())
+		again, err := engine.Mutate(out, world)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -343,7 +346,7 @@ func TestImageExemptionFromSecurityContextCoversPodLevelFields(t *testing.T) {
 		// from getting runAsNonRoot.
 		root := testPod("busybox", "nginx")
 		root.Spec.Containers[0].SecurityContext = &corev1.SecurityContext{RunAsUser: ptr.To[int64](0)}
-		if res, _ := engine.Mutate(root, NewSnapshot()); profile == ProfileRestricted {
+		if res, _ := engine.Mutate(root, world); profile == ProfileRestricted {
 			if sc := res.Pod.Spec.Containers[1].SecurityContext; sc == nil || !ptr.Deref(sc.RunAsNonRoot, false) {
 				t.Errorf("%s: the non-exempt container did not get runAsNonRoot next to an exempt root container: %+v", profile, sc)
 			}
@@ -353,7 +356,7 @@ func TestImageExemptionFromSecurityContextCoversPodLevelFields(t *testing.T) {
 		}
 		// A pod whose only container is exempt is returned as it came.
 		only := testPod("busybox")
-		if res, _ := engine.Mutate(only, NewSnapshot()); res.Pod != only {
+		if res, _ := engine.Mutate(only, world); res.Pod != only {
 			t.Errorf("%s: a pod with only an exempt container was changed: %+v", profile, res.Pod.Spec)
 		}
 	}

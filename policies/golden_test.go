@@ -30,10 +30,12 @@ import (
 //	testdata/mutate/X.yaml.mutated         that object after the mutating policies
 //	testdata/validate/{pass,fail}/X.yaml   objects: the world, then the pod or workload to validate
 //	testdata/validate/{pass,fail}/X.yaml.findings  what the validating policies say
+//	testdata/.../X.yaml.images             optional: what an image inspector knows of X's images
 //
 // The world is every Namespace, ConfigMap, Secret and Node in the file; the
 // subject is the last pod-bearing object. The API server is taken to be
-// v1.33; the Nodes' oldest kubelet is the target kubelet.
+// v1.33; the Nodes' oldest kubelet is the target kubelet. Images are not
+// inspected unless X.yaml.images describes them (see fixtureImage).
 //
 // PODGUARD_UPDATE_GOLDEN=1 go test ./policies/ rewrites the goldens.
 const updateGoldenEnv = "PODGUARD_UPDATE_GOLDEN"
@@ -100,13 +102,15 @@ func TestValidateGolden(t *testing.T) {
 // renamed fixture.
 func TestGoldenFilesHaveInputs(t *testing.T) {
 	for dir, suffix := range map[string]string{"testdata/mutate": ".mutated", "testdata/validate/pass": ".findings", "testdata/validate/fail": ".findings"} {
-		goldens, err := filepath.Glob(filepath.Join(dir, "*"+suffix))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, g := range goldens {
-			if _, err := os.Stat(strings.TrimSuffix(g, suffix)); err != nil {
-				t.Errorf("%s has no input %s: delete it", g, strings.TrimSuffix(g, suffix))
+		for _, suffix := range []string{suffix, ".images"} {
+			goldens, err := filepath.Glob(filepath.Join(dir, "*"+suffix))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, g := range goldens {
+				if _, err := os.Stat(strings.TrimSuffix(g, suffix)); err != nil {
+					t.Errorf("%s has no input %s: delete it", g, strings.TrimSuffix(g, suffix))
+				}
 			}
 		}
 	}
@@ -146,8 +150,51 @@ func fixtureSettings(t *testing.T) *Settings {
 	return s
 }
 
+// fixtureImage is one entry of a fixture's X.yaml.images, a YAML list of
+// images: ref, status (known, pending, failed or notInspected), user (the
+// config's USER), why (for the statuses other than known) and files, paths
+// as newTestFS reads them ("/etc/ssl/certs -> ../pki/tls/certs" is a link).
+type fixtureImage struct {
+	Ref    string   `json:"ref"`
+	Status string   `json:"status"`
+	User   string   `json:"user,omitempty"`
+	Why    string   `json:"why,omitempty"`
+	Files  []string `json:"files,omitempty"`
+}
+
+// fixtureImages reads path+".images", if there is one, into the facts a
+// World gives for them.
+func fixtureImages(t *testing.T, path string) map[string]ImageFacts {
+	t.Helper()
+	data, err := os.ReadFile(path + ".images")
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var list []fixtureImage
+	if err := yaml.UnmarshalStrict(data, &list); err != nil {
+		t.Fatalf("%s.images: %v", path, err)
+	}
+	statuses := map[string]ImageStatus{"known": ImageKnown, "pending": ImagePending, "failed": ImageFailed, "notInspected": ImageNotInspected}
+	images := map[string]ImageFacts{}
+	for _, img := range list {
+		status, ok := statuses[img.Status]
+		if !ok || img.Ref == "" {
+			t.Fatalf("%s.images: image %q has status %q; want a ref and one of known, pending, failed, notInspected", path, img.Ref, img.Status)
+		}
+		f := ImageFacts{Ref: img.Ref, Status: status, User: img.User, Why: img.Why}
+		if status == ImageKnown {
+			f.FS = newTestFS(img.Files...)
+		}
+		images[img.Ref] = f
+	}
+	return images
+}
+
 // loadFixture decodes a fixture into its world and its subject.
-func loadFixture(t *testing.T, path string) (*Snapshot, runtime.Object) {
+func loadFixture(t *testing.T, path string) (World, runtime.Object) {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
@@ -207,7 +254,7 @@ func loadFixture(t *testing.T, path string) (*Snapshot, runtime.Object) {
 			world.Versions.KubeletVersion = v
 		}
 	}
-	return world, subject
+	return WithImages(world, fixtureImages(t, path)), subject
 }
 
 func objectYAML(t *testing.T, obj runtime.Object) []byte {

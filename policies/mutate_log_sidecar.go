@@ -66,7 +66,7 @@ const (
 //	  # command: [/fluent-bit/bin/fluent-bit]
 //	  # args: [-i, tail, -p, "path=$(PODGUARD_LOG_DIR)/*", -o, stdout]
 //	  native: auto                               # always, never
-//	  # runAsUser: unset: the app's uid when the pod gives a non-root one, else 65534
+//	  # runAsUser: unset: the app's uid when the pod or its inspected image gives a non-root one, else 65534
 //	  fsGroup: 65534                             # only for pods that set none
 //	  resources:
 //	    requests: {cpu: 5m, memory: 16Mi}
@@ -82,8 +82,9 @@ type LogSidecarConfig struct {
 	Native string `json:"native,omitempty"`
 	// RunAsUser, when set, is the sidecar's user for every pod. Unset, the
 	// sidecar runs as the app container's user when the pod spec gives a
-	// non-root one (so it reads files the app writes with mode 0600), else
-	// as 65534.
+	// non-root one, or gives none and the app's inspected image has a
+	// numeric non-root USER (so it reads files the app writes with mode
+	// 0600), else as 65534.
 	RunAsUser *int64 `json:"runAsUser,omitempty"`
 	// FSGroup is set as the pod's fsGroup when the pod sets none. The kubelet
 	// then makes the log volume group-owned by it and setgid, so every file
@@ -157,9 +158,13 @@ func (c *LogSidecarConfig) validate(p *field.Path) field.ErrorList {
 // it belongs to that group, and the sidecar, a member of the pod's fsGroup,
 // reads every group-readable file (umask 0022 and 0027). A file only its
 // owner may read (umask 0077) is readable when the sidecar runs as the app's
-// uid, which it does when the pod spec gives a non-root one. When the
-// streamer still cannot read a file, it says so on its own output. The sidecar is a native sidecar when the cluster
-// supports them (it then starts before the app and does not keep a Job's pod
+// uid, which it does when the pod spec gives a non-root one or, when the
+// pod spec gives none, when the app's inspected image has a numeric non-root
+// USER (see sidecarUser; when that image was wanted but not inspected in
+// time, a warning says the sidecar runs as nobody). When the streamer still
+// cannot read a file, it
+// says so on its own output. The sidecar is a native sidecar when the
+// cluster supports them (it then starts before the app and does not keep a Job's pod
 // running), else a regular container. It gets its own resources and a
 // restricted security context, so injecting it never makes a pod fail Pod
 // Security admission.
@@ -226,9 +231,25 @@ func (p *logSidecar) Mutate(in Input) (*Pod, Report) {
 	}
 	perContainer := map[string]int{}
 	ix := newPodIndex(out)
+	images := newPodImages(in)
+	// A sidecar whose uid the app's image would have given, had it been
+	// inspected in time, says so, once per image.
+	guessed := func(app *corev1.Container, f ImageFacts) {
+		if !images.once(app.Image) {
+			return
+		}
+		for i := range out.Spec.Containers {
+			if out.Spec.Containers[i].Name == app.Name {
+				rep.Warn(out.SpecPath.Child("containers").Index(i).Child("image"),
+					"%s, so the log sidecar of container %s runs as %d rather than as the app's uid: it reads the log files that are group-readable, not those the app keeps to its owner",
+					f.notInspectedYet(), quote(app.Name), DefaultSidecarUser)
+				return
+			}
+		}
+	}
 	for _, e := range entries {
 		perContainer[e.container]++
-		p.inject(out, ix, e, perContainer[e.container], native)
+		p.inject(out, ix, images, guessed, e, perContainer[e.container], native)
 	}
 	if !native && (in.Pod.Spec.RestartPolicy == corev1.RestartPolicyNever || in.Pod.Spec.RestartPolicy == corev1.RestartPolicyOnFailure) {
 		rep.Warn(annPath, "the log sidecar runs as a regular container because native sidecars (Kubernetes 1.29+) are not available: it keeps running after the app exits, so a Job's pod will not complete on its own")
@@ -378,7 +399,7 @@ func (ix *podIndex) addMount(container string, m corev1.VolumeMount) {
 
 // inject adds one entry's volume, app mount and sidecar, unless they are
 // there already.
-func (p *logSidecar) inject(pod *Pod, ix *podIndex, e logEntry, nth int, native bool) {
+func (p *logSidecar) inject(pod *Pod, ix *podIndex, images *podImages, guessed func(*corev1.Container, ImageFacts), e logEntry, nth int, native bool) {
 	app := findContainer(pod.Spec.Containers, e.container)
 	volume := ix.mounts[[2]string{e.container, e.dir}]
 	if volume == "" {
@@ -412,7 +433,7 @@ func (p *logSidecar) inject(pod *Pod, ix *podIndex, e logEntry, nth int, native 
 		Resources:    *p.cfg.Resources.DeepCopy(),
 		SecurityContext: &corev1.SecurityContext{
 			RunAsNonRoot:             ptr.To(true),
-			RunAsUser:                ptr.To(p.sidecarUser(pod, app)),
+			RunAsUser:                ptr.To(p.sidecarUser(pod, app, images, guessed)),
 			RunAsGroup:               p.sidecarGroup(pod),
 			AllowPrivilegeEscalation: ptr.To(false),
 			ReadOnlyRootFilesystem:   ptr.To(true),
@@ -430,9 +451,22 @@ func (p *logSidecar) inject(pod *Pod, ix *podIndex, e logEntry, nth int, native 
 }
 
 // sidecarUser is the sidecar's uid: the configured one; else the app
-// container's, when the pod spec gives a non-root one, so that files the app
-// keeps to its owner (umask 0077) are readable; else nobody.
-func (p *logSidecar) sidecarUser(pod *Pod, app *corev1.Container) int64 {
+// container's, so that files the app keeps to its owner (umask 0077) are
+// readable: the runAsUser the pod spec gives it when that is non-root, else
+// the USER of its inspected image when that is a non-zero number; else
+// nobody.
+//
+// An image whose USER is a name gets nobody: the name means a uid only in
+// the image's /etc/passwd, which podguard does not read, and the sidecar's
+// runAsNonRoot needs a number. The image's group is not used either: the
+// sidecar's group is the pod's fsGroup (sidecarGroup), which owns every
+// file created in the log volume (the kubelet makes it setgid), so the
+// app's own gid never owns a log file there; adding it would only widen
+// what the sidecar may read elsewhere.
+//
+// When the image was wanted but not inspected in time (ImagePending,
+// ImageFailed), the sidecar runs as nobody and guessed is told.
+func (p *logSidecar) sidecarUser(pod *Pod, app *corev1.Container, images *podImages, guessed func(*corev1.Container, ImageFacts)) int64 {
 	if p.cfg.RunAsUser != nil {
 		return *p.cfg.RunAsUser
 	}
@@ -440,8 +474,19 @@ func (p *logSidecar) sidecarUser(pod *Pod, app *corev1.Container) int64 {
 	if app.SecurityContext != nil && app.SecurityContext.RunAsUser != nil {
 		uid = app.SecurityContext.RunAsUser
 	}
-	if uid != nil && *uid > 0 {
-		return *uid
+	if uid != nil {
+		if *uid > 0 {
+			return *uid
+		}
+		return DefaultSidecarUser // the app runs as root, as the pod says
+	}
+	f := images.get(app.Image)
+	if f.Known() {
+		if u := ParseImageUser(f.User); u.UID != nil && *u.UID > 0 {
+			return *u.UID
+		}
+	} else if f.Fallback() {
+		guessed(app, f)
 	}
 	return DefaultSidecarUser
 }

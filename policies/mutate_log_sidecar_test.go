@@ -240,6 +240,8 @@ func TestLogSidecarIdentityReadsWhatTheAppWrites(t *testing.T) {
 		podSC                *corev1.PodSecurityContext
 		appSC                *corev1.SecurityContext
 		cfg                  func(*LogSidecarConfig)
+		image                ImageFacts // what the World knows of tomcat:10
+		wantWarning          string
 		wantUID, wantGID     int64
 		wantFSGroup          int64
 		wantFSGroupPolicySet bool
@@ -259,16 +261,58 @@ func TestLogSidecarIdentityReadsWhatTheAppWrites(t *testing.T) {
 			cfg:     func(c *LogSidecarConfig) { c.RunAsUser, c.FSGroup = ptr.To[int64](4242), ptr.To[int64](4343) },
 			podSC:   &corev1.PodSecurityContext{RunAsUser: ptr.To[int64](1000)},
 			wantUID: 4242, wantGID: 4343, wantFSGroup: 4343, wantFSGroupPolicySet: true},
+		{name: "runs as the uid of the app's inspected image when the pod gives none, in the fsGroup rather than the image's group",
+			image:   ImageFacts{Status: ImageKnown, User: "1000:1000", FS: newTestFS()},
+			wantUID: 1000, wantGID: 65534, wantFSGroup: 65534, wantFSGroupPolicySet: true},
+		{name: "prefers the pod's uid to the image's",
+			image:   ImageFacts{Status: ImageKnown, User: "1000", FS: newTestFS()},
+			podSC:   &corev1.PodSecurityContext{RunAsUser: ptr.To[int64](2000)},
+			wantUID: 2000, wantGID: 65534, wantFSGroup: 65534, wantFSGroupPolicySet: true},
+		{name: "runs as nobody when the pod says the app runs as root, whatever the image's USER",
+			image:   ImageFacts{Status: ImageKnown, User: "1000", FS: newTestFS()},
+			podSC:   &corev1.PodSecurityContext{RunAsUser: ptr.To[int64](0)},
+			wantUID: 65534, wantGID: 65534, wantFSGroup: 65534, wantFSGroupPolicySet: true},
+		{name: "prefers the configured user to the image's",
+			image:   ImageFacts{Status: ImageKnown, User: "1000", FS: newTestFS()},
+			cfg:     func(c *LogSidecarConfig) { c.RunAsUser = ptr.To[int64](4242) },
+			wantUID: 4242, wantGID: 65534, wantFSGroup: 65534, wantFSGroupPolicySet: true},
+		{name: "runs as nobody when the image's USER is a name, whose uid podguard does not know",
+			image:   ImageFacts{Status: ImageKnown, User: "tomcat:tomcat", FS: newTestFS()},
+			wantUID: 65534, wantGID: 65534, wantFSGroup: 65534, wantFSGroupPolicySet: true},
+		{name: "runs as nobody when the image runs as root",
+			image:   ImageFacts{Status: ImageKnown, User: "0", FS: newTestFS()},
+			wantUID: 65534, wantGID: 65534, wantFSGroup: 65534, wantFSGroupPolicySet: true},
+		{name: "runs as nobody while the image is pending, and says so",
+			image: ImageFacts{Status: ImagePending, User: "1000", Why: "the fetch was still running after 1.5s"},
+			wantWarning: `spec.containers[0].image: image "tomcat:10" was not inspected yet: the fetch was still running after 1.5s, so the log sidecar of container "tomcat" runs as 65534 rather than as the app's uid: ` +
+				`it reads the log files that are group-readable, not those the app keeps to its owner`,
+			wantUID: 65534, wantGID: 65534, wantFSGroup: 65534, wantFSGroupPolicySet: true},
+		{name: "runs as nobody when inspecting the image failed, and says so",
+			image:       ImageFacts{Status: ImageFailed, Why: "401 Unauthorized"},
+			wantWarning: `spec.containers[0].image: image "tomcat:10" was not inspected yet: 401 Unauthorized, so the log sidecar`,
+			wantUID:     65534, wantGID: 65534, wantFSGroup: 65534, wantFSGroupPolicySet: true},
+		{name: "does not warn about a pending image when the pod gives the uid",
+			image:   ImageFacts{Status: ImagePending},
+			podSC:   &corev1.PodSecurityContext{RunAsUser: ptr.To[int64](1000)},
+			wantUID: 1000, wantGID: 65534, wantFSGroup: 65534, wantFSGroupPolicySet: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			pod := tomcatPod("/usr/local/tomcat/logs")
 			pod.Spec.SecurityContext = tt.podSC
 			pod.Spec.Containers[0].SecurityContext = tt.appSC
-			out, rep := logSidecarPolicy(tt.cfg).Mutate(Input{Pod: pod, World: nativeWorld("v1.33.0", "")})
+			image := tt.image
+			image.Ref = "tomcat:10"
+			world := withImages(nativeWorld("v1.33.0", ""), image)
+			out, rep := logSidecarPolicy(tt.cfg).Mutate(Input{Pod: pod, World: world})
 			if len(rep.Violations) > 0 {
 				t.Fatalf("denied: %v", rep.Violations)
 			}
+			var want []string
+			if tt.wantWarning != "" {
+				want = []string{tt.wantWarning}
+			}
+			msAssertFindings(t, "warning", rep.Warnings, want)
 			sc := out.Spec.InitContainers[0].SecurityContext
 			if *sc.RunAsUser != tt.wantUID || sc.RunAsGroup == nil || *sc.RunAsGroup != tt.wantGID {
 				t.Errorf("sidecar runs as %d:%v, want %d:%d", *sc.RunAsUser, ptr.Deref(sc.RunAsGroup, -1), tt.wantUID, tt.wantGID)

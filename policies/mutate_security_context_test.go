@@ -174,12 +174,13 @@ func TestSecurityContext(t *testing.T) {
 			profile: ProfileRestricted,
 			in:      []func(*corev1.Pod){firstContainer(func(sc *corev1.SecurityContext) { sc.RunAsUser = ptr.To[int64](0) })},
 			want:    []func(*corev1.Pod){runtimeDefault, noEscalation, dropAll}},
-		{name: "does not set runAsNonRoot when the pod runs as root and a container inherits it",
+		{name: "sets runAsNonRoot only on the container that overrides the pod's root user",
 			profile: ProfileRestricted,
 			in: []func(*corev1.Pod){withInitAndSidecar,
 				func(p *corev1.Pod) { podSC(p).RunAsUser = ptr.To[int64](0) },
 				func(p *corev1.Pod) { ctrSC(&p.Spec.Containers[0]).RunAsUser = ptr.To[int64](1000) }},
-			want: []func(*corev1.Pod){runtimeDefault, noEscalation, dropAll}},
+			want: []func(*corev1.Pod){runtimeDefault, noEscalation, dropAll,
+				firstContainer(func(sc *corev1.SecurityContext) { sc.RunAsNonRoot = ptr.To(true) })}},
 		{name: "sets runAsNonRoot when only a container that overrides the pod's root user would be root",
 			profile: ProfileRestricted,
 			in: []func(*corev1.Pod){
@@ -280,13 +281,17 @@ func TestSecurityContext(t *testing.T) {
 			profile: ProfileRestricted, in: []func(*corev1.Pod){withInitAndSidecar, runtimeDefault, nonRoot, noEscalation, dropAll},
 			pss: api.LevelRestricted},
 	}
+	// Every image of these pods is known to run as a non-root uid, so that
+	// restricted may set runAsNonRoot: TestSecurityContextWithImages covers
+	// the others.
+	world := imagesRunningAs(NewSnapshot(), "1000", "tomcat:10", "flyway", "envoy", "busybox")
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			p := securityContextPolicy(tt.profile)
 			pod := scPod(tt.in...)
 			before := pod.DeepCopy()
 
-			out, rep := p.Mutate(Input{Pod: pod, World: NewSnapshot()})
+			out, rep := p.Mutate(Input{Pod: pod, World: world})
 
 			if len(rep.Violations)+len(rep.Warnings) > 0 {
 				t.Errorf("findings = %+v, want none", rep)
@@ -307,7 +312,7 @@ func TestSecurityContext(t *testing.T) {
 			if tt.pss != "" {
 				passesPodSecurity(t, tt.pss, out)
 			}
-			again, _ := p.Mutate(Input{Pod: out, World: NewSnapshot()})
+			again, _ := p.Mutate(Input{Pod: out, World: world})
 			if again != out {
 				t.Errorf("mutating the mutated pod changed it again:\n%s", specYAML(t, again))
 			}

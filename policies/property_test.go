@@ -125,7 +125,7 @@ func podJSON(p *Pod) string {
 }
 
 // settingsVariants are the config combinations the property runs under:
-// both security profiles, every sidecar placement, resources with and
+// both security profiles (restricted with both rootImages modes), every sidecar placement, resources with and
 // without defaults and a namespace rule, a private registry or none, and
 // both POSIX modes.
 func settingsVariants() []*Settings {
@@ -147,6 +147,10 @@ func settingsVariants() []*Settings {
 					}}
 					s.ImagePullSecrets.Registries = []RegistryRule{{Registry: "10.0.0.130:5000", Secrets: []string{"myregistrykey"}}}
 					s.EnvFromKeys.POSIX = POSIXDeny
+					if profile == ProfileRestricted {
+						s.SecurityContext.RootImages = RootImagesRunAsUser
+						s.SecurityContext.RunAsUser = ptr.To[int64](10001)
+					}
 				}
 				s.Default()
 				out = append(out, s)
@@ -156,11 +160,31 @@ func settingsVariants() []*Settings {
 	return out
 }
 
+// propertyImages is what an image inspector knows of randomPod's images:
+// one that runs as root and ships tomcat's conf directory, one with a
+// numeric USER, one whose USER is a name, one still pending, one whose
+// inspection failed; busybox is not inspected.
+func propertyImages() map[string]ImageFacts {
+	images := map[string]ImageFacts{}
+	for _, f := range []ImageFacts{
+		{Ref: "tomcat:10", Status: ImageKnown, User: "", FS: newTestFS(
+			"/usr/local/tomcat/conf/server.xml", "/usr/local/tomcat/conf/web.xml", "/usr/local/tomcat/logs/", "/tmp/")},
+		{Ref: "nginx", Status: ImageKnown, User: "101:101", FS: newTestFS("/etc/nginx/nginx.conf", "/var/log/app -> /dev/stdout", "/data/")},
+		{Ref: "10.0.0.130:5000/team/api@sha256:" + fmt.Sprintf("%064x", 7), Status: ImageKnown, User: "app", FS: newTestFS("/etc/app/config.yaml", "/tmp/server.xml")},
+		{Ref: "10.0.0.130:5000/nginx:latest", Status: ImagePending, Why: "the fetch was still running after 1.5s"},
+		{Ref: "registry.example.com/app:v1", Status: ImageFailed, Why: "401 Unauthorized"},
+	} {
+		images[f.Ref] = f
+	}
+	return images
+}
+
 // propertyWorlds are the clusters the property runs in: kubelet versions
-// on both sides of the envFrom and native sidecar cut-offs, and unknown.
+// on both sides of the envFrom and native sidecar cut-offs, and unknown;
+// the last two inspect images (propertyImages).
 func propertyWorlds() []World {
 	var out []World
-	for _, v := range [][2]string{{"", ""}, {"v1.28.5", "v1.28.5"}, {"v1.33.0", "v1.28.9"}, {"v1.33.0", "v1.33.2"}} {
+	for i, v := range [][2]string{{"", ""}, {"v1.28.5", "v1.28.5"}, {"v1.33.0", "v1.28.9"}, {"v1.33.0", "v1.33.2"}} {
 		w := NewSnapshot()
 		w.Versions = Cluster{ServerVersion: kubelet(v[0]), KubeletVersion: kubelet(v[1])}
 		w.AddConfigMap(&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "clean"}, Data: map[string]string{"LOG_LEVEL": "info"}})
@@ -168,6 +192,10 @@ func propertyWorlds() []World {
 		w.AddConfigMap(&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "tomcat-server-config"}, Data: map[string]string{"server.xml": "<Server/>"}})
 		w.AddSecret(&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "myregistrykey"}, Type: corev1.SecretTypeDockerConfigJson})
 		w.AddNamespace(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "team-a", Labels: map[string]string{"kubernetes.io/metadata.name": "team-a"}}})
+		if i >= 2 {
+			out = append(out, WithImages(w, propertyImages()))
+			continue
+		}
 		out = append(out, w)
 	}
 	return out
