@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"errors"
+	"path"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -76,6 +77,17 @@ func FuzzIndexLayer(f *testing.F) {
 			return
 		}
 		checkLayer(t, l)
+	})
+}
+
+func FuzzCleanRooted(f *testing.F) {
+	for _, s := range []string{"a/../b", "./x/", "/a//b/.", ".."} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		if got, want := cleanRooted(name), path.Clean("/"+name); got != want {
+			t.Errorf("cleanRooted(%q) = %q, want %q", name, got, want)
+		}
 	})
 }
 

@@ -7,6 +7,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -500,4 +501,47 @@ func TestNewLayerRefuses(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestCleanRooted(t *testing.T) {
+	for _, name := range []string{
+		"", "/", ".", "./", "..", "../", "a", "a/", "a//", "/a", "/a/", "./a", "./a/", "a/./b", "a/../b", "../../etc/passwd",
+		"a/b/..", "a/b/.", "//a", "a//b", ".a", "..a", "a/.b", "a/..b/c", "a/b../c", "/../", "./../a/", "usr/share/doc/x/",
+	} {
+		if got, want := cleanRooted(name), path.Clean("/"+name); got != want {
+			t.Errorf("cleanRooted(%q) = %q, want %q as path.Clean gives", name, got, want)
+		}
+	}
+}
+
+func TestConcurrentReads(t *testing.T) {
+	// Run with -race: layers shared by images are read from many
+	// goroutines at once.
+	base, err := NewLayer(newDistro(1, "").paths(3000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	top, err := NewLayer([]Entry{whiteout("/usr/share/doc"), link("/lib", "usr/lib"), file("/usr/bin/new")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	images := []*Image{NewImage([]*Layer{base}), NewImage([]*Layer{base, top})}
+	wantCount, wantSample := images[1].Files("/usr", 5)
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			im := images[g%2]
+			for range 50 {
+				im.Stat("/lib/x86_64-linux-gnu")
+				im.Stat("/usr/share/doc/x/copyright")
+				if g%2 == 1 {
+					if c, s := im.Files("/usr", 5); c != wantCount || !slices.Equal(s, wantSample) {
+						t.Errorf("Files(/usr, 5) = %d, %q concurrently; want %d, %q", c, s, wantCount, wantSample)
+						return
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
 }

@@ -355,10 +355,15 @@ type folded struct {
 //   - a file, symlink or device at a path drops the layer's entries below
 //     it: nothing can exist below a non-directory.
 func (b *builder) build() (*Layer, error) {
-	slices.SortStableFunc(b.recs, func(x, y record) int {
-		return bytes.Compare(b.path(&x), b.path(&y))
+	// Sorting by path then seq keeps a path's entries in stream order, as
+	// a stable sort would, at the speed of an unstable one.
+	slices.SortFunc(b.recs, func(x, y record) int {
+		if c := bytes.Compare(b.path(&x), b.path(&y)); c != 0 {
+			return c
+		}
+		return int(x.seq) - int(y.seq)
 	})
-	var fs []folded
+	fs := make([]folded, 0, len(b.recs))
 	for i := 0; i < len(b.recs); {
 		j := i
 		f := folded{wSeq: -1}
@@ -399,6 +404,11 @@ func (b *builder) build() (*Layer, error) {
 		if len(p) == 1 {
 			continue
 		}
+		// The paths starting with p follow it, so when the next one
+		// does not, nothing is below p.
+		if i+1 == len(fs) || !bytes.HasPrefix(b.path(&fs[i+1].rec), p) {
+			continue
+		}
 		pre := append(slices.Clip(p), '/')
 		lo, _ := slices.BinarySearchFunc(fs[i+1:], pre, func(g folded, key []byte) int {
 			return bytes.Compare(b.path(&g.rec), key)
@@ -420,7 +430,9 @@ func (b *builder) build() (*Layer, error) {
 			f.rec.kind, f.rec.lLen, f.opaque = Dir, 0, true
 		}
 	}
-	var enc encoder
+	// The encoding is never longer than the arena plus 10 bytes per entry
+	// (three 3-byte varints and a kind), so this buffer never grows.
+	enc := encoder{buf: make([]byte, 0, len(b.arena)+10*len(fs))}
 	for i := range fs {
 		f := &fs[i]
 		if f.dropped {
@@ -479,9 +491,14 @@ func (e *encoder) layer() *Layer {
 // paths; a name starting with ".wh." is refused, whiteouts and opaque
 // markers are said with their Kind.
 func NewLayer(entries []Entry) (*Layer, error) {
-	b := builder{}
+	b := builder{recs: make([]record, 0, len(entries))}
+	size := 0
 	for _, e := range entries {
-		p := path.Clean("/" + e.Path)
+		size += len(e.Path) + 1 + len(e.Link)
+	}
+	b.arena = make([]byte, 0, size)
+	for _, e := range entries {
+		p := cleanRooted(e.Path)
 		if hasWhiteoutName(p) {
 			return nil, fmt.Errorf("imageindex: entry %q: %q names are reserved for whiteouts", e.Path, whiteoutPrefix)
 		}
@@ -662,6 +679,48 @@ func validPath(p []byte) error {
 		return fmt.Errorf("path %q has a whiteout name", p)
 	}
 	return nil
+}
+
+// cleanRooted is path.Clean("/" + name), without the allocation and the
+// work when name is already clean and absolute, as most tar names but for
+// the leading "./" or "/" are.
+func cleanRooted(name string) string {
+	if len(name) > 1 && name[len(name)-1] == '/' {
+		name = name[:len(name)-1] // a directory's name in a tar
+	}
+	if len(name) > 0 && name[0] != '/' && !strings.HasPrefix(name, "./") {
+		name = "/" + name
+	}
+	if len(name) == 0 || !isCleanRooted(name) {
+		return path.Clean("/" + name)
+	}
+	return name
+}
+
+// isCleanRooted reports whether p is absolute and path.Clean leaves it alone.
+func isCleanRooted(p string) bool {
+	if p[0] != '/' {
+		return false
+	}
+	if len(p) == 1 {
+		return true
+	}
+	if p[len(p)-1] == '/' {
+		return false
+	}
+	// Every element is between two slashes or a slash and the end.
+	start := 1
+	for i := 1; i <= len(p); i++ {
+		if i < len(p) && p[i] != '/' {
+			continue
+		}
+		switch p[start:i] {
+		case "", ".", "..":
+			return false
+		}
+		start = i + 1
+	}
+	return true
 }
 
 // hasWhiteoutName reports whether an element of the clean path p starts with

@@ -49,7 +49,7 @@ func IndexLayer(r io.Reader, lim Limits) (*Layer, error) {
 }
 
 func (b *builder) addHeader(hdr *tar.Header) error {
-	p := path.Clean("/" + hdr.Name)
+	p := cleanRooted(hdr.Name)
 	var kind EntryKind
 	switch hdr.Typeflag {
 	case tar.TypeDir:
