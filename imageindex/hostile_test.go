@@ -135,6 +135,20 @@ func TestIndexLayerHostile(t *testing.T) {
 			t.Errorf("the generator wrote %d bytes, want indexing to stop after about %d entries", w, limit)
 		}
 	})
+	t.Run("paths totalling more than MaxTotalBytes are ErrLayerTooLarge", func(t *testing.T) {
+		var buf bytes.Buffer
+		tw := tar.NewWriter(&buf)
+		for i := range 100 {
+			tw.WriteHeader(&tar.Header{Name: fmt.Sprintf("usr/lib/file-%04d", i), Typeflag: tar.TypeReg})
+		}
+		tw.Close()
+		if _, err := IndexLayer(bytes.NewReader(buf.Bytes()), Limits{MaxTotalBytes: 1000}); !errors.Is(err, ErrLayerTooLarge) {
+			t.Errorf("IndexLayer error = %v, want ErrLayerTooLarge", err)
+		}
+		if _, err := IndexLayer(bytes.NewReader(buf.Bytes()), Limits{MaxTotalBytes: 2000}); err != nil {
+			t.Errorf("IndexLayer of 1800 bytes of paths with MaxTotalBytes 2000: %v", err)
+		}
+	})
 	t.Run("a truncated tar is an error", func(t *testing.T) {
 		var buf bytes.Buffer
 		tw := tar.NewWriter(&buf)

@@ -19,6 +19,13 @@ const DefaultMaxEntries = 1_000_000
 // target, when Limits.MaxPathBytes is zero.
 const DefaultMaxPathBytes = 4096
 
+// DefaultMaxTotalBytes is the bytes of all paths and symlink targets of a
+// layer when Limits.MaxTotalBytes is zero: about a million 250-byte paths.
+const DefaultMaxTotalBytes = 256 << 20
+
+// maxTotalCap keeps every offset of a layer within a uint32.
+const maxTotalCap = 1<<32 - 1<<20
+
 // maxPathCap is the longest path or link target a layer ever holds: larger
 // Limits.MaxPathBytes are clamped to it, and ParseLayer rejects longer ones.
 const maxPathCap = 1 << 16
@@ -35,6 +42,9 @@ var (
 	// ErrPathTooLong means a cleaned path or a symlink target is longer
 	// than Limits.MaxPathBytes.
 	ErrPathTooLong = errors.New("imageindex: path too long")
+	// ErrLayerTooLarge means a layer's paths and symlink targets total
+	// more than Limits.MaxTotalBytes.
+	ErrLayerTooLarge = errors.New("imageindex: layer paths too large")
 )
 
 // Limits bound the work and memory one layer may cost.
@@ -45,6 +55,18 @@ type Limits struct {
 	// MaxPathBytes is the length of a path after cleaning, and of a symlink
 	// target; 0 means DefaultMaxPathBytes. Values above 65536 are clamped.
 	MaxPathBytes int
+	// MaxTotalBytes is the sum of a layer's path and symlink target
+	// lengths; 0 means DefaultMaxTotalBytes. Without it, MaxEntries
+	// entries of MaxPathBytes paths and targets could cost 8 GiB while the
+	// layer is built. Values near 4 GiB are clamped.
+	MaxTotalBytes int
+}
+
+func (lim Limits) maxTotalBytes() int {
+	if lim.MaxTotalBytes <= 0 {
+		return DefaultMaxTotalBytes
+	}
+	return int(min(uint64(lim.MaxTotalBytes), maxTotalCap))
 }
 
 func (lim Limits) maxEntries() int {
@@ -325,6 +347,9 @@ func (b *builder) add(p string, kind EntryKind, link string) error {
 	if kind != Symlink {
 		link = ""
 	}
+	if len(b.arena)+len(p)+len(link) > b.lim.maxTotalBytes() {
+		return fmt.Errorf("%w: more than %d bytes of paths and targets", ErrLayerTooLarge, b.lim.maxTotalBytes())
+	}
 	r := record{pOff: uint32(len(b.arena)), pLen: uint32(len(p)), seq: uint32(len(b.recs)), kind: kind}
 	b.arena = append(b.arena, p...)
 	r.lOff, r.lLen = uint32(len(b.arena)), uint32(len(link))
@@ -448,6 +473,9 @@ func (b *builder) build() (*Layer, error) {
 		}
 		enc.add(p, k, b.link(&f.rec))
 	}
+	if uint64(len(enc.buf)) > maxTotalCap {
+		return nil, fmt.Errorf("%w: the index would be %d bytes", ErrLayerTooLarge, len(enc.buf))
+	}
 	return enc.layer(), nil
 }
 
@@ -567,7 +595,7 @@ func ParseLayer(b []byte) (*Layer, error) {
 	}
 	n := int(n64)
 	l := &Layer{buf: slices.Clone(b), blocks: make([]uint32, 0, (n+blockSize-1)/blockSize), n: n}
-	if len(l.buf) > 1<<32-1 {
+	if uint64(len(l.buf)) > maxTotalCap {
 		return nil, errors.New("imageindex: layer index over 4 GiB")
 	}
 	buf := l.buf
