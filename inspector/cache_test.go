@@ -3,12 +3,16 @@ package inspector
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/podguard/podguard/imageindex"
 	"github.com/podguard/podguard/policies"
@@ -198,5 +202,35 @@ func BenchmarkInspectWarm(b *testing.B) {
 	sort.Slice(lat, func(x, y int) bool { return lat[x] < lat[y] })
 	if len(lat) > 0 {
 		b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds()), "p99-ns")
+	}
+}
+
+func TestMetricsCountHitsMissesAndRefusals(t *testing.T) {
+	reg := newTestRegistry(t)
+	ref := reg.push(t, "app:1", imageOf(t, "", "", "linux/amd64", layerOf(t, file("a"))))
+	redirect := pushFakeLayer(t, reg, "redirect:1", 100, func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "http://elsewhere.example:80/blob", http.StatusFound)
+	})
+	pr := prometheus.NewPedanticRegistry()
+	i, _ := newTestInspector(t, Options{Registerer: pr}, reg)
+	mustKnown(t, inspectOne(t, i, Request{Refs: []string{ref}}, 5*time.Second))
+	mustKnown(t, inspectOne(t, i, Request{Refs: []string{ref}}, 5*time.Second))
+	inspectOne(t, i, Request{Refs: []string{redirect}}, 5*time.Second)
+	for _, tc := range []struct {
+		name string
+		c    prometheus.Collector
+		want float64
+	}{
+		{"hits", i.m.hits, 1}, {"misses", i.m.misses, 2}, {"dials refused", i.m.dialsRefused, 1}, {"in flight", i.m.inFlight, 0},
+	} {
+		if got := testutil.ToFloat64(tc.c); got != tc.want {
+			t.Errorf("%s = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	if testutil.ToFloat64(i.m.fetchBytes) == 0 || testutil.ToFloat64(i.m.indexBytes) == 0 {
+		t.Errorf("bytes fetched or index bytes not counted")
+	}
+	if n, err := testutil.GatherAndCount(pr); err != nil || n < 8 {
+		t.Errorf("gathered %d series (%v), want the 8 metrics", n, err)
 	}
 }
