@@ -6,6 +6,8 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"runtime"
 	"strings"
@@ -144,6 +146,26 @@ func TestMaliciousTarsFailWithAClearWhy(t *testing.T) {
 	}
 }
 
+func TestManifestsAreCapped(t *testing.T) {
+	reg := newTestRegistry(t)
+	big := `{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","annotations":{"a":"` + strings.Repeat("x", 5<<20) + `"}}`
+	reg.handle("/v2/big/manifests/1", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", string(types.OCIManifestSchema1))
+		w.(http.Flusher).Flush() // no Content-Length: the cap must hold while reading
+		io.WriteString(w, big)
+	})
+	i, _ := newTestInspector(t, Options{}, reg)
+	f := inspectOne(t, i, Request{Refs: []string{reg.host + "/big:1"}}, 5*time.Second)
+	if f.Status != policies.ImageFailed || !strings.Contains(f.Why, "manifest larger than 4194304 bytes") {
+		t.Errorf("a 5 MiB manifest: status %d why %q; want failed, capped", f.Status, f.Why)
+	}
+	// A reference that looks like the parse cache's platform keys is a
+	// reference.
+	if f := inspectOne(t, i, Request{Refs: []string{"platform:linux"}}, time.Second); f.Status != policies.ImageNotInspected {
+		t.Errorf("platform:linux: status %d why %q", f.Status, f.Why)
+	}
+}
+
 func TestTraversalStaysInsideTheImage(t *testing.T) {
 	reg := newTestRegistry(t)
 	ref := reg.push(t, "traversal:1", imageOf(t, "", "", "linux/amd64", layerOf(t, file("../../etc/evil"), file("./a/../../b"))))
@@ -197,5 +219,41 @@ func TestOnlyAllowedRegistriesAreEverDialled(t *testing.T) {
 	}
 	if n := i.refused.Load(); n < 2 {
 		t.Errorf("%d refused dials counted, want at least 2", n)
+	}
+}
+
+func TestRefusedConnectionsBackOffAndDouble(t *testing.T) {
+	// Nothing listens on a port just closed.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := l.Addr().String()
+	l.Close()
+	i, err := New(Options{Registries: []string{host}, Backoff: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer i.Close()
+	f := inspectOne(t, i, Request{Refs: []string{host + "/app:1"}}, 5*time.Second)
+	if f.Status != policies.ImageFailed || !strings.Contains(f.Why, "refused the connection") {
+		t.Fatalf("closed port: status %d why %q", f.Status, f.Why)
+	}
+	f = inspectOne(t, i, Request{Refs: []string{host + "/other:1"}}, 5*time.Second)
+	if want := "(connection refused); retrying after 1s"; !strings.Contains(f.Why, want) {
+		t.Errorf("backed off: why %q, want %q", f.Why, want)
+	}
+	now := time.Now()
+	for _, want := range []time.Duration{2 * time.Second, 4 * time.Second, 8 * time.Second} {
+		i.fail(host, "HTTP 503", now)
+		if got := i.backoff[host].until.Sub(now); got != want {
+			t.Errorf("back-off after another failure: %s, want %s", got, want)
+		}
+	}
+	for range 20 {
+		i.fail(host, "HTTP 503", now)
+	}
+	if got := i.backoff[host].until.Sub(now); got != maxBackoff {
+		t.Errorf("back-off after many failures: %s, want %s", got, maxBackoff)
 	}
 }

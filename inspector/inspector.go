@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -216,7 +217,7 @@ func (i *Inspector) lookup(req Request, raw string) (policies.ImageFacts, *call)
 	if platStr == "" {
 		platStr = policies.DefaultImagePlatform
 	}
-	pp := i.parse("platform:" + platStr)
+	pp := i.parse(platformPrefix + platStr)
 	if pp.err != "" {
 		f.Status, f.Why = policies.ImageFailed, pp.err
 		return f, nil
@@ -251,7 +252,7 @@ func (i *Inspector) lookup(req Request, raw string) (policies.ImageFacts, *call)
 	}
 	i.m.misses.Inc()
 
-	j := job{ref: p.ref, raw: raw, host: p.host, platform: pp.platform, namespace: req.Namespace, secrets: req.PullSecrets, shared: shared, key: key}
+	j := job{ref: p.ref, raw: raw, host: p.host, platform: pp.platform, namespace: req.Namespace, secrets: slices.Clone(req.PullSecrets), shared: shared, key: key}
 	i.mu.Lock()
 	defer i.mu.Unlock()
 	if c, ok := i.calls[j.key]; ok {
@@ -293,6 +294,10 @@ type parsed struct {
 // maxParsed bounds the parse cache; it is cleared when full.
 const maxParsed = 10_000
 
+// platformPrefix marks platforms in the parse cache; no reference starts
+// with it.
+const platformPrefix = "\x00platform "
+
 func (i *Inspector) parse(s string) parsed {
 	i.parsedMu.RLock()
 	p, ok := i.parsed[s]
@@ -300,7 +305,7 @@ func (i *Inspector) parse(s string) parsed {
 	if ok {
 		return p
 	}
-	if plat, ok := strings.CutPrefix(s, "platform:"); ok {
+	if plat, ok := strings.CutPrefix(s, platformPrefix); ok {
 		v, err := v1.ParsePlatform(plat)
 		if err != nil || v.OS == "" || v.Architecture == "" {
 			p.err = fmt.Sprintf("invalid platform %q", clip(plat))
