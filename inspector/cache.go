@@ -23,7 +23,7 @@ import (
 type imageRecord struct {
 	User       string   `json:"user,omitempty"`
 	WorkingDir string   `json:"workingDir,omitempty"`
-	Platform   string   `json:"platform"`
+	Platform   string   `json:"platform,omitempty"`
 	Layers     []string `json:"layers"`
 }
 
@@ -138,6 +138,9 @@ func (c *memCache) add(digest string, rec imageRecord, layers []*imageindex.Laye
 			if o != e && (oldest == nil || o.used.Load() < oldest.used.Load()) {
 				oldest = o
 			}
+		}
+		if oldest == nil {
+			break
 		}
 		c.evict(oldest)
 	}
@@ -289,7 +292,7 @@ func (d *diskCache) readImage(digest string) (imageRecord, bool) {
 		return imageRecord{}, false
 	}
 	var rec imageRecord
-	if err := json.Unmarshal(b, &rec); err != nil || rec.Platform == "" || len(rec.Layers) > maxLayers {
+	if err := json.Unmarshal(b, &rec); err != nil || len(rec.Layers) > maxLayers {
 		_ = os.Remove(p)
 		return imageRecord{}, false
 	}

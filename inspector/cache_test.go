@@ -122,6 +122,7 @@ func TestAllowList(t *testing.T) {
 		{"127.0.0.1:5001", "127.0.0.1:5001", false},
 		{"127.0.0.1", "127.0.0.1:80", false},
 		{"registry.local", "registry.local:443", true},
+		{"registry.local:443", "registry.local:80", true},
 		{"registry.local:8443", "registry.local:8443", false},
 		{"index.docker.io", "registry-1.docker.io:443", true},
 		{"10.1.2.3:9999", "10.1.2.3:9999", true},

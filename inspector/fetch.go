@@ -213,8 +213,8 @@ func pickPlatform(ms []v1.Descriptor, p v1.Platform) (v1.Descriptor, error) {
 			continue
 		}
 		mp := m.Platform
-		if mp.OS != "unknown" {
-			have = append(have, platString(mp.OS, mp.Architecture, mp.Variant))
+		if s := platString(mp.OS, mp.Architecture, mp.Variant); s != "" && mp.OS != "unknown" {
+			have = append(have, s)
 		}
 		if mp.OS != p.OS || mp.Architecture != p.Architecture {
 			continue

@@ -462,6 +462,9 @@ func clip(s string) string {
 // platString formats a platform as ImageFacts.Platform does: arm64's
 // default variant v8 is left out.
 func platString(os, arch, variant string) string {
+	if os == "" || arch == "" {
+		return "" // a config that does not say
+	}
 	s := os + "/" + arch
 	if variant != "" && !(arch == "arm64" && variant == "v8") {
 		s += "/" + variant

@@ -193,7 +193,7 @@ func newAllowList(ss []string) allowList {
 func (l allowList) registry(reg string) bool {
 	host, port := splitHostPort(reg)
 	for _, p := range l {
-		if p.any || sameHost(p.host, host) && (p.port == "*" || p.port == port) {
+		if p.any || sameHost(p.host, host) && (p.port == "*" || p.port == port || p.port == "" && (port == "443" || port == "80")) {
 			return true
 		}
 	}
