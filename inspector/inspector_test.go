@@ -269,6 +269,19 @@ func TestPullSecretsAreReadOnlyAfterA401(t *testing.T) {
 	if f.User != "1000" {
 		t.Errorf("private with secret: user %q, want 1000", f.User)
 	}
+	// The same namespace and secrets reuse the resolution without reading
+	// the secrets again.
+	reads.Store(0)
+	mustKnown(t, inspectOne(t, i, Request{Namespace: "apps", Refs: []string{private}, PullSecrets: []string{"wrong", "myregistrykey"}}, 5*time.Second))
+	if n := reads.Load(); n != 0 {
+		t.Errorf("cached private image: %d secret reads, want 0", n)
+	}
+	// A public image resolved anonymously is shared with every namespace.
+	manifests := reg.count("manifests")
+	mustKnown(t, inspectOne(t, i, Request{Namespace: "other", Refs: []string{public}}, 5*time.Second))
+	if n := reg.count("manifests"); n != manifests {
+		t.Errorf("a public image from another namespace: %d manifest GETs, want none", n-manifests)
+	}
 	// Another namespace without the secret cannot reuse the resolution.
 	reads.Store(0)
 	f = inspectOne(t, i, Request{Namespace: "other", Refs: []string{private}, PullSecrets: []string{"myregistrykey"}}, 5*time.Second)
