@@ -99,8 +99,8 @@ func gzipBytes(b []byte) []byte {
 }
 
 // LayerFromTar makes a Docker gzip layer of an uncompressed tar stream.
-func LayerFromTar(tarball_ []byte) (v1.Layer, error) {
-	gz := gzipBytes(tarball_)
+func LayerFromTar(tarStream []byte) (v1.Layer, error) {
+	gz := gzipBytes(tarStream)
 	return tarball.LayerFromOpener(func() (io.ReadCloser, error) {
 		return io.NopCloser(bytes.NewReader(gz)), nil
 	}, tarball.WithMediaType(types.DockerLayer))
@@ -300,9 +300,12 @@ func (endlessLayer) MediaType() (types.MediaType, error) { return types.DockerLa
 // EndlessLayer returns the never-ending layer (see Fault.EndlessBlobs).
 func EndlessLayer() v1.Layer { return endlessLayer{} }
 
-// manyLayer is a layer of n zero-size regular files "many/DDDD/NNNNNNNN",
-// generated on the fly every time it is read; only its digests and size are
-// kept (computed by one pass on first use and shared per n in the process).
+// manyLayer is a layer of n zero-size regular files "many/DDDD/NNNNNNNN"
+// (DDDD = index/10000, NNNNNNNN = index), generated on the fly (see
+// manyGzip) every time it is read; only its digests and size are kept,
+// computed by one pass on first use and shared per n in the process
+// (about 0.5 s per million entries, mostly hashing the tar for the DiffID),
+// except for DefaultManyEntries whose sums are constants.
 type manyLayer struct{ n int }
 
 func (manyLayer) virtual() {}
@@ -325,18 +328,39 @@ func ManyEntriesLayer(n int) v1.Layer { return manyLayer{n} }
 func (l manyLayer) sums() *manySums {
 	v, _ := manyCache.LoadOrStore(l.n, &manySums{})
 	s := v.(*manySums)
-	s.once.Do(func() {
-		zh, th := sha256.New(), sha256.New()
-		cw := &countWriter{w: zh}
-		if err := writeManyGzip(io.MultiWriter(cw), th, l.n); err != nil {
-			s.err = err
-			return
-		}
-		s.size = cw.n
-		s.digest = v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(zh.Sum(nil))}
-		s.diffID = v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(th.Sum(nil))}
-	})
+	s.once.Do(func() { s.digest, s.diffID, s.size, s.err = computeManySums(l.n) })
 	return s
+}
+
+// The sums of ManyEntriesLayer(DefaultManyEntries), so that SeedAll costs
+// nothing for it; TestManyDefaultSums recomputes them.
+const (
+	manyDefaultDigest = "sha256:053d230917aa736cd3244f70574df223b9a425278cca191be68605c4db421164"
+	manyDefaultDiffID = "sha256:4ba7841a1023b7cd9a28aaa8bd0eff67cc9dbf88fcc585ae9ddc5f0ed5a229a2"
+	manyDefaultSize   = 39784645
+)
+
+func init() {
+	d, err1 := v1.NewHash(manyDefaultDigest)
+	t, err2 := v1.NewHash(manyDefaultDiffID)
+	if err1 != nil || err2 != nil {
+		panic("registrytest: bad many-layer constants")
+	}
+	s := &manySums{digest: d, diffID: t, size: manyDefaultSize}
+	s.once.Do(func() {}) // already computed
+	manyCache.Store(DefaultManyEntries, s)
+}
+
+// computeManySums generates the layer once to hash it.
+func computeManySums(n int) (digest, diffID v1.Hash, size int64, err error) {
+	zh, th := sha256.New(), sha256.New()
+	cw := &countWriter{w: zh}
+	if err := manyGzip(cw, th, n); err != nil {
+		return v1.Hash{}, v1.Hash{}, 0, err
+	}
+	return v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(zh.Sum(nil))},
+		v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(th.Sum(nil))},
+		cw.n, nil
 }
 
 type countWriter struct {
@@ -350,46 +374,41 @@ func (c *countWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// writeManyGzip writes the gzip'd tar of n empty files to zw, and the
-// uncompressed tar to tw if it is not nil.
-func writeManyGzip(zw io.Writer, tw io.Writer, n int) error {
-	gz, err := gzip.NewWriterLevel(zw, gzip.BestSpeed)
-	if err != nil {
-		return err
-	}
-	var w io.Writer = gz
-	if tw != nil {
-		w = io.MultiWriter(gz, tw)
-	}
-	if err := writeManyTar(w, n); err != nil {
-		return err
-	}
-	return gz.Close()
-}
-
-// writeManyTar writes the tar of n empty files without archive/tar (it is
-// the same bytes archive/tar's ustar writer would produce, only faster).
-func writeManyTar(w io.Writer, n int) error {
+// manyTarBatches produces the tar of n empty files in batches of headers
+// (the last batch is the two zero blocks that end the archive). The headers
+// are the bytes archive/tar's ustar writer would produce, only faster.
+func manyTarBatches(n int, emit func([]byte) error) error {
 	const batch = 128
-	buf := make([]byte, 0, batch*512+1024)
+	buf := make([]byte, batch*512)
 	tmpl := ustarHeader("many/0000/00000000", tar.TypeReg, 0, "")
-	for i := 0; i < n; i++ {
-		h := buf[len(buf) : len(buf)+512]
-		buf = buf[:len(buf)+512]
-		copy(h, tmpl)
-		putDec(h[5:9], i/10000)
-		putDec(h[10:18], i)
-		setChecksumFast(h)
-		if len(buf) == batch*512 {
-			if _, err := w.Write(buf); err != nil {
-				return err
+	// The checksum is the sum of the header's bytes with the checksum field
+	// as spaces: the template's, plus what the digits add to its zeros.
+	copy(tmpl[148:156], "        ")
+	base := 0
+	for _, c := range tmpl {
+		base += int(c)
+	}
+	for i := 0; i < n; {
+		k := 0
+		for ; k < batch && i < n; k, i = k+1, i+1 {
+			h := buf[k*512 : (k+1)*512]
+			copy(h, tmpl)
+			putDec(h[5:9], i/10000)
+			putDec(h[10:18], i)
+			sum := base
+			for _, c := range h[5:9] {
+				sum += int(c - '0')
 			}
-			buf = buf[:0]
+			for _, c := range h[10:18] {
+				sum += int(c - '0')
+			}
+			putChecksum(h, sum)
+		}
+		if err := emit(buf[:k*512]); err != nil {
+			return err
 		}
 	}
-	buf = append(buf, make([]byte, 1024)...)
-	_, err := w.Write(buf)
-	return err
+	return emit(make([]byte, 1024))
 }
 
 func putDec(b []byte, v int) {
@@ -399,12 +418,8 @@ func putDec(b []byte, v int) {
 	}
 }
 
-func setChecksumFast(b []byte) {
-	copy(b[148:156], "        ")
-	sum := 0
-	for _, c := range b {
-		sum += int(c)
-	}
+// putChecksum writes the ustar checksum sum as archive/tar does.
+func putChecksum(b []byte, sum int) {
 	for i := 153; i >= 148; i-- {
 		b[i] = byte('0' + sum&7)
 		sum >>= 3
@@ -421,12 +436,17 @@ func (manyLayer) MediaType() (types.MediaType, error) {
 
 func (l manyLayer) Compressed() (io.ReadCloser, error) {
 	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(writeManyGzip(pw, nil, l.n)) }()
+	go func() { pw.CloseWithError(manyGzip(pw, nil, l.n)) }()
 	return pr, nil
 }
 
 func (l manyLayer) Uncompressed() (io.ReadCloser, error) {
 	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(writeManyTar(pw, l.n)) }()
+	go func() {
+		pw.CloseWithError(manyTarBatches(l.n, func(b []byte) error {
+			_, err := pw.Write(b)
+			return err
+		}))
+	}()
 	return pr, nil
 }

@@ -3,10 +3,20 @@
 // synthetic images, switchable faults, optional per-repository basic auth
 // and a log of the requests it served.
 //
+//	r := registrytest.Start(t)              // closed on t.Cleanup
+//	imgs := registrytest.SeedAll(t, r)      // every synthetic image, see Images
+//	ref := imgs.Tomcat.Ref                  // "127.0.0.1:PORT/tomcat:9"
+//	r.Push(t, "mine:1", registrytest.UBI()) // or PushIndex for an index
+//	r.Slow("tomcat", time.Second)           // faults switch at run time
+//	n := r.Hits("GET", "/v2/tomcat/manifests/9")
+//
 // go-containerregistry's name package treats "127.0.0.1:PORT" as an insecure
 // registry and talks plain HTTP to it without any option (name.Registry.Scheme
 // matches the loopback address), so Ref's strings can be handed to
 // remote.Image, crane and the podguard image inspector as they are.
+//
+// Outside `go test` (make run, e2e), Serve and Seed do the same without a
+// testing.TB.
 //
 // Nothing here dials anything but the registry's own 127.0.0.1 listener.
 package registrytest
@@ -147,7 +157,11 @@ func Serve(addr string, opts ...Option) (*Registry, error) {
 	for _, a := range c.auth {
 		r.RequireBasicAuth(a.user, a.pass, a.repos...)
 	}
-	r.srv = &http.Server{Handler: http.HandlerFunc(r.serveHTTP), ReadHeaderTimeout: 10 * time.Second}
+	r.srv = &http.Server{
+		Handler:           http.HandlerFunc(r.serveHTTP),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          c.logger,
+	}
 	go r.srv.Serve(lis)
 	return r, nil
 }
@@ -192,7 +206,7 @@ func (r *Registry) DockerConfigJSON(user, pass string) []byte {
 	return b
 }
 
-// Transport returns an http.RoundTripper for pushing that carries the
+// seedTransport is the http.RoundTripper of Push: it carries the
 // registry's seeding token: its requests skip auth, faults and the request log.
 func (r *Registry) seedTransport() http.RoundTripper {
 	return roundTripFunc(func(req *http.Request) (*http.Response, error) {

@@ -690,9 +690,17 @@ func mustDigest(t *testing.T, l v1.Layer) v1.Hash {
 // TestManyEntriesLayerBytes checks the hand-written tar headers against
 // archive/tar and the layer's digests against its bytes.
 func TestManyEntriesLayerBytes(t *testing.T) {
-	var mine bytes.Buffer
-	if err := writeManyTar(&mine, 1234); err != nil {
+	var mine, gz bytes.Buffer
+	if err := manyGzip(&gz, &mine, 1234); err != nil {
 		t.Fatal(err)
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(gz.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	unz, err := io.ReadAll(zr) // checks the CRC and size trailer too
+	if err != nil || !bytes.Equal(unz, mine.Bytes()) {
+		t.Errorf("gunzip: %d bytes, %v; tar is %d bytes", len(unz), err, mine.Len())
 	}
 	var ref bytes.Buffer
 	tw := tar.NewWriter(&ref)
@@ -749,5 +757,38 @@ func TestServeOutsideTesting(t *testing.T) {
 	}
 	if _, err := remote.Image(mustRef(t, r.Ref("secret/x:1")), remote.WithTransport(tr), remote.WithAuth(&authn.Basic{Username: "u", Password: "p"})); err != nil {
 		t.Error(err)
+	}
+}
+
+func TestManyDefaultSums(t *testing.T) {
+	if testing.Short() {
+		t.Skip("hashes 1.5 GB of tar")
+	}
+	digest, diffID, size, err := computeManySums(DefaultManyEntries)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if digest.String() != manyDefaultDigest || diffID.String() != manyDefaultDiffID || size != manyDefaultSize {
+		t.Errorf("ManyEntriesLayer(%d): digest %v, diffID %v, size %d; the constants say %s, %s, %d",
+			DefaultManyEntries, digest, diffID, size, manyDefaultDigest, manyDefaultDiffID, manyDefaultSize)
+	}
+	l := ManyEntriesLayer(DefaultManyEntries)
+	if d, _ := l.Digest(); d != digest {
+		t.Errorf("Digest() = %v", d)
+	}
+}
+
+func TestManyZeroEntries(t *testing.T) {
+	var tarb, gz bytes.Buffer
+	if err := manyGzip(&gz, &tarb, 0); err != nil {
+		t.Fatal(err)
+	}
+	zr, err := gzip.NewReader(&gz)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(zr)
+	if err != nil || len(b) != 1024 || !bytes.Equal(b, tarb.Bytes()) || !bytes.Equal(b, make([]byte, 1024)) {
+		t.Errorf("%d bytes, %v", len(b), err)
 	}
 }
