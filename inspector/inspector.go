@@ -356,7 +356,7 @@ type job struct {
 type refKey struct{ ref, platform, scope string }
 
 // run fetches one reference in the background.
-func (i *Inspector) run(j job) policies.ImageFacts {
+func (i *Inspector) run(j job) (out policies.ImageFacts) {
 	failed := func(why string) policies.ImageFacts {
 		return policies.ImageFacts{Ref: j.raw, Status: policies.ImageFailed, Why: why}
 	}
@@ -366,6 +366,14 @@ func (i *Inspector) run(j job) policies.ImageFacts {
 		return policies.ImageFacts{Ref: j.raw, Status: policies.ImageNotInspected, Why: "the image inspector is shut down"}
 	}
 	defer func() { <-i.sem }()
+	// A panic in a parser of registry data must not take the webhook down
+	// from a background goroutine.
+	defer func() {
+		if r := recover(); r != nil {
+			i.o.Log.Error(fmt.Errorf("panic: %v", r), "image inspection panicked", "ref", j.raw)
+			out = failed("podguard could not inspect this image (internal error, logged)")
+		}
+	}()
 	// The registry may have failed while this fetch was queued.
 	if why, ok := i.backedOff(j.host, time.Now()); ok {
 		return failed(why)
