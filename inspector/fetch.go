@@ -28,6 +28,13 @@ type budgetError struct{ msg string }
 
 func (e *budgetError) Error() string { return e.msg }
 
+// contentError is a layer that cannot be indexed: the same bytes (they are
+// verified by digest) would fail again.
+type contentError struct{ err error }
+
+func (e *contentError) Error() string { return e.err.Error() }
+func (e *contentError) Unwrap() error { return e.err }
+
 // authError is a registry that refused every credential the pod could use.
 type authError struct{ msg string }
 
@@ -380,10 +387,10 @@ func (i *Inspector) fetchLayer(ctx context.Context, img v1.Image, ld v1.Descript
 		return nil, i.tooManyEntries()
 	}
 	if err != nil {
-		return nil, cr.cause(fmt.Errorf("indexing: %w", err))
+		return nil, cr.cause(&contentError{fmt.Errorf("indexing: %w", err)})
 	}
 	if _, err := io.Copy(io.Discard, dec); err != nil {
-		return nil, cr.cause(fmt.Errorf("decompressing: %w", err))
+		return nil, cr.cause(&contentError{fmt.Errorf("decompressing: %w", err)})
 	}
 	if _, err := io.Copy(io.Discard, br); err != nil {
 		return nil, cr.cause(err)
@@ -398,12 +405,15 @@ func (i *Inspector) tooManyEntries() error {
 	return &budgetError{fmt.Sprintf("it has more than %d paths (images.maxEntries)", i.o.MaxEntries)}
 }
 
-// countingReader counts compressed bytes against the image's budget.
+// countingReader counts compressed bytes against the image's budget, and
+// remembers a failed read, so that a dropped connection or a digest
+// mismatch is not blamed on the layer's content.
 type countingReader struct {
-	r   io.Reader
-	b   *imageBudget
-	i   *Inspector
-	err error
+	r       io.Reader
+	b       *imageBudget
+	i       *Inspector
+	err     error // the budget's
+	readErr error // the blob's
 }
 
 func (c *countingReader) Read(p []byte) (int, error) {
@@ -414,6 +424,9 @@ func (c *countingReader) Read(p []byte) (int, error) {
 		p = p[:c.b.bytes+1]
 	}
 	n, err := c.r.Read(p)
+	if err != nil && err != io.EOF && c.readErr == nil {
+		c.readErr = err
+	}
 	c.b.bytes -= int64(n)
 	c.i.m.fetchBytes.Add(float64(n))
 	if c.b.bytes < 0 {
@@ -424,10 +437,14 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// cause prefers the budget error to whatever it caused downstream.
+// cause prefers the budget error, then the blob's read error, to whatever
+// they caused downstream.
 func (c *countingReader) cause(err error) error {
-	if c.err != nil {
+	switch {
+	case c.err != nil:
 		return c.err
+	case c.readErr != nil:
+		return fmt.Errorf("reading the blob: %w", c.readErr)
 	}
 	return err
 }
@@ -530,7 +547,7 @@ func (i *Inspector) explain(ctx context.Context, j job, err error) (why, backoff
 		return fmt.Sprintf("registry %s %s", j.host, reason), reason
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return fmt.Sprintf("registry %s refused the connection", j.host), "connection refused"
-	case errors.As(err, &ne) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET):
+	case errors.As(err, &ne) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.ErrUnexpectedEOF) && !errors.As(err, new(*contentError)):
 		return fmt.Sprintf("registry %s: %s", j.host, clip(err.Error())), "connection failed"
 	default:
 		return fmt.Sprintf("%s could not be inspected: %s", j.raw, clip(err.Error())), ""

@@ -143,6 +143,11 @@ func TestMaliciousTarsFailWithAClearWhy(t *testing.T) {
 		} else {
 			t.Logf("%s: %s", tc.tag, f.Why)
 		}
+		// The same bytes would fail the same way: not fetched again.
+		blobs := reg.count("blobs")
+		if again := inspectOne(t, i, Request{Refs: []string{ref}}, 5*time.Second); again.Why != f.Why || reg.count("blobs") != blobs {
+			t.Errorf("%s again: why %q after %d more blob GETs; want the same why and none", tc.tag, again.Why, reg.count("blobs")-blobs)
+		}
 	}
 }
 

@@ -397,9 +397,18 @@ func (i *Inspector) run(j job) (out policies.ImageFacts) {
 		return policies.ImageFacts{Ref: j.raw, Status: policies.ImageNotInspected, Why: "the image inspector is shut down"}
 	}
 	now := time.Now()
-	if reason != "" {
+	var (
+		be *budgetError
+		ce *contentError
+	)
+	switch {
+	case reason != "":
 		i.fail(j.host, reason, now)
-	} else {
+	case errors.As(err, &be) || errors.As(err, &ce):
+		// Fetching the image again would cost as much and fail the same
+		// way, until its tag moves.
+		i.failed.put(j.key, why, now.Add(max(i.o.TagTTL, i.o.Backoff)), now)
+	default:
 		i.failed.put(j.key, why, now.Add(i.o.Backoff), now)
 	}
 	i.o.Log.V(1).Info("image not inspected", "ref", j.raw, "why", why, "duration", took)
