@@ -536,7 +536,7 @@ func (i *Inspector) explain(ctx context.Context, j job, err error) (why, backoff
 		status := statusText(te)
 		switch {
 		case te.StatusCode >= 500 || te.StatusCode == http.StatusTooManyRequests:
-			return fmt.Sprintf("registry %s failed (%s)", j.host, status), status
+			return fmt.Sprintf("registry %s failed (%s)", j.host, status), fmt.Sprintf("HTTP %d", te.StatusCode)
 		case te.StatusCode == http.StatusNotFound:
 			return fmt.Sprintf("%s was not found in registry %s (%s)", j.raw, j.host, status), ""
 		default:

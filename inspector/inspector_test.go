@@ -221,7 +221,7 @@ func TestFailingRegistryIsBackedOffWithoutDialling(t *testing.T) {
 	dials, requests := len(dl.list()), reg.count("other")+reg.count("manifests")
 	reg.status.Store(0)
 	f = inspectOne(t, i, Request{Refs: []string{ref2}}, 5*time.Second)
-	want := fmt.Sprintf("registry %s failed 0s ago (HTTP 500 UNKNOWN); retrying after 20s", reg.host)
+	want := fmt.Sprintf("registry %s failed 0s ago (HTTP 500); retrying after 20s", reg.host)
 	if f.Status != policies.ImageFailed || f.Why != want {
 		t.Errorf("backed off: status %d why %q; want failed with %q", f.Status, f.Why, want)
 	}
