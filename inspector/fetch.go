@@ -1,0 +1,555 @@
+package inspector
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/podguard/podguard/imageindex"
+)
+
+// budgetError is an image over one of the inspector's bounds.
+type budgetError struct{ msg string }
+
+func (e *budgetError) Error() string { return e.msg }
+
+// contentError is a layer that cannot be indexed: the same bytes (they are
+// verified by digest) would fail again.
+type contentError struct{ err error }
+
+func (e *contentError) Error() string { return e.err.Error() }
+func (e *contentError) Unwrap() error { return e.err }
+
+// authError is a registry that refused every credential the pod could use.
+type authError struct{ msg string }
+
+func (e *authError) Error() string { return e.msg }
+
+// fetch resolves j to its platform's manifest digest and returns the
+// image, from the caches when they have it.
+func (i *Inspector) fetch(ctx context.Context, j job) (string, *imageEntry, error) {
+	// A reference resolved before (whose image was evicted from memory) may
+	// be on disk.
+	now := time.Now()
+	for _, k := range [...]refKey{j.shared, j.key} {
+		if d, _, ok := i.refs.get(k, now); ok {
+			if e, ok := i.mem.image(d); ok {
+				return d, e, nil
+			}
+			if e := i.loadDisk(d); e != nil {
+				return d, e, nil
+			}
+		}
+	}
+	img, digest, scoped, err := i.resolve(ctx, j)
+	if err != nil {
+		return "", nil, err
+	}
+	key := j.shared
+	if scoped {
+		key = j.key
+	}
+	i.refs.put(key, digest, time.Now().Add(i.o.TagTTL), time.Now())
+	if e, ok := i.mem.image(digest); ok {
+		return digest, e, nil
+	}
+	v, err, _ := i.imageFlight.Do(digest, func() (any, error) {
+		if e, ok := i.mem.image(digest); ok {
+			return e, nil
+		}
+		if e := i.loadDisk(digest); e != nil {
+			return e, nil
+		}
+		return i.build(ctx, img, digest)
+	})
+	if err != nil {
+		return "", nil, err
+	}
+	return digest, v.(*imageEntry), nil
+}
+
+// remoteOptions are the options of every registry call: the guarded
+// transport, the fetch's context, and no retries (a failing registry is
+// backed off instead, and retries would outlast the request's budget).
+func (i *Inspector) remoteOptions(ctx context.Context, auth authn.Authenticator) []remote.Option {
+	return []remote.Option{
+		remote.WithContext(ctx),
+		remote.WithTransport(i.base),
+		remote.WithAuth(auth),
+		remote.WithUserAgent("podguard"),
+		remote.WithRetryBackoff(remote.Backoff{Duration: time.Millisecond, Steps: 1}),
+		remote.WithRetryPredicate(func(error) bool { return false }),
+		remote.WithRetryStatusCodes(),
+		remote.WithJobs(1),
+	}
+}
+
+// resolve gets j's manifest, as the kubelet would: anonymously first, then
+// with the keychain, then with each of the pod's pull secrets. scoped says
+// the pod's pull secrets were needed. The credentials live in the returned
+// image (for its config and layers) and nowhere else.
+func (i *Inspector) resolve(ctx context.Context, j job) (img v1.Image, digest string, scoped bool, err error) {
+	get := func(auth authn.Authenticator) (*remote.Descriptor, error) {
+		return remote.Get(j.ref, i.remoteOptions(ctx, auth)...)
+	}
+	desc, err := get(authn.Anonymous)
+	if err != nil && isAuthError(err) {
+		first := err
+		if i.o.Keychain != nil {
+			if a, kerr := authn.Resolve(ctx, i.o.Keychain, j.ref.Context()); kerr == nil && a != authn.Anonymous {
+				desc, err = get(a)
+			}
+		}
+		if err != nil && isAuthError(err) {
+			desc, err = i.withSecrets(ctx, j, get, first)
+			scoped = err == nil
+		}
+	}
+	if err != nil {
+		return nil, "", false, err
+	}
+	switch {
+	case desc.MediaType.IsIndex():
+		idx, err := desc.ImageIndex()
+		if err != nil {
+			return nil, "", false, err
+		}
+		im, err := idx.IndexManifest()
+		if err != nil {
+			return nil, "", false, err
+		}
+		chosen, err := pickPlatform(im.Manifests, j.platform)
+		if err != nil {
+			return nil, "", false, err
+		}
+		img, err := idx.Image(chosen.Digest)
+		if err != nil {
+			return nil, "", false, err
+		}
+		return img, chosen.Digest.String(), scoped, nil
+	case desc.MediaType.IsImage() || desc.MediaType.IsSchema1():
+		img, err := desc.Image()
+		if err != nil {
+			return nil, "", false, err
+		}
+		return img, desc.Digest.String(), scoped, nil
+	default:
+		return nil, "", false, fmt.Errorf("%s is not an image (media type %q)", j.raw, clip(string(desc.MediaType)))
+	}
+}
+
+// withSecrets tries the pod's pull secrets, in order, after the registry
+// refused anonymous access (first). A secret's content is used for one call
+// and dropped; errors name secrets, never their content.
+func (i *Inspector) withSecrets(ctx context.Context, j job, get func(authn.Authenticator) (*remote.Descriptor, error), first error) (*remote.Descriptor, error) {
+	refused := fmt.Sprintf("registry %s refused anonymous access (%s)", j.host, statusText(first))
+	switch {
+	case len(j.secrets) == 0:
+		return nil, &authError{refused + " and the pod has no imagePullSecrets"}
+	case i.o.PullSecrets == nil:
+		return nil, &authError{refused + "; podguard does not read pull secrets (no secret reader configured)"}
+	}
+	repo := j.ref.Context().RegistryStr()
+	if dockerHub[repo] {
+		repo = "docker.io"
+	}
+	repo += "/" + j.ref.Context().RepositoryStr()
+	var notes []string
+	for _, s := range j.secrets {
+		secret, err := i.o.PullSecrets(ctx, j.namespace, s)
+		if err != nil {
+			notes = append(notes, fmt.Sprintf("secret %q could not be read", s))
+			continue
+		}
+		creds, err := secretCredentials(secret, repo)
+		secret = nil
+		if err != nil {
+			notes = append(notes, fmt.Sprintf("secret %q: %v", s, err))
+			continue
+		}
+		if len(creds) == 0 {
+			notes = append(notes, fmt.Sprintf("secret %q has no credentials for %s", s, j.host))
+			continue
+		}
+		for k := range creds {
+			desc, err := get(authn.FromConfig(creds[k]))
+			creds[k] = authn.AuthConfig{}
+			if err == nil {
+				return desc, nil
+			}
+			if !isAuthError(err) {
+				return nil, err
+			}
+			notes = append(notes, fmt.Sprintf("secret %q was refused (%s)", s, statusText(err)))
+		}
+	}
+	return nil, &authError{refused + " and to the pod's imagePullSecrets: " + strings.Join(notes, "; ")}
+}
+
+// pickPlatform chooses an index's manifest for p, the way containerd
+// matches: os and architecture equal, the variant equal when p names one
+// (arm64's default variant is v8), an exact variant preferred.
+func pickPlatform(ms []v1.Descriptor, p v1.Platform) (v1.Descriptor, error) {
+	norm := func(arch, variant string) string {
+		if arch == "arm64" && variant == "" {
+			return "v8"
+		}
+		return variant
+	}
+	want := norm(p.Architecture, p.Variant)
+	var loose *v1.Descriptor
+	var have []string
+	for k := range ms {
+		m := ms[k]
+		if m.Platform == nil {
+			continue
+		}
+		mp := m.Platform
+		if s := platString(mp.OS, mp.Architecture, mp.Variant); s != "" && mp.OS != "unknown" {
+			have = append(have, s)
+		}
+		if mp.OS != p.OS || mp.Architecture != p.Architecture {
+			continue
+		}
+		switch got := norm(mp.Architecture, mp.Variant); {
+		case got == want:
+			return m, nil
+		case p.Variant == "" && loose == nil:
+			loose = &ms[k]
+		}
+	}
+	if loose != nil {
+		return *loose, nil
+	}
+	return v1.Descriptor{}, fmt.Errorf("no %s image in the index (it has %s)",
+		platString(p.OS, p.Architecture, p.Variant), clip(strings.Join(have, ", ")))
+}
+
+// loadDisk rebuilds an image from the disk cache, or returns nil.
+func (i *Inspector) loadDisk(digest string) *imageEntry {
+	if i.disk == nil {
+		return nil
+	}
+	rec, ok := i.disk.readImage(digest)
+	if !ok {
+		return nil
+	}
+	layers := make([]*imageindex.Layer, len(rec.Layers))
+	for k, d := range rec.Layers {
+		if layers[k] = i.mem.layer(d); layers[k] == nil {
+			if layers[k] = i.disk.readLayer(d); layers[k] == nil {
+				return nil
+			}
+		}
+	}
+	return i.mem.add(digest, rec, layers)
+}
+
+// imageBudget is what one image may still read.
+type imageBudget struct {
+	bytes   int64
+	entries int
+}
+
+// build reads an image's config and indexes its layers in order.
+func (i *Inspector) build(ctx context.Context, img v1.Image, digest string) (*imageEntry, error) {
+	m, err := img.Manifest()
+	if err != nil {
+		return nil, err
+	}
+	switch m.Config.MediaType {
+	case types.DockerConfigJSON, types.OCIConfigJSON, "":
+	default:
+		return nil, fmt.Errorf("not a container image: its config is %q", clip(string(m.Config.MediaType)))
+	}
+	if m.Config.Size > maxManifestBytes || m.Config.Size < 0 {
+		i.m.budgetExceed.Inc()
+		return nil, &budgetError{fmt.Sprintf("its config declares %d bytes, more than %d", m.Config.Size, maxManifestBytes)}
+	}
+	if len(m.Layers) > maxLayers {
+		i.m.budgetExceed.Inc()
+		return nil, &budgetError{fmt.Sprintf("it has %d layers, more than %d", len(m.Layers), maxLayers)}
+	}
+	cfg, err := img.ConfigFile()
+	if err != nil {
+		return nil, fmt.Errorf("reading its config: %w", err)
+	}
+	rec := imageRecord{
+		User:       cfg.Config.User,
+		WorkingDir: cfg.Config.WorkingDir,
+		Platform:   platString(cfg.OS, cfg.Architecture, cfg.Variant),
+	}
+	b := &imageBudget{bytes: i.o.MaxImageBytes, entries: i.o.MaxEntries}
+	layers := make([]*imageindex.Layer, 0, len(m.Layers))
+	for k, ld := range m.Layers {
+		l, err := i.layer(ctx, img, ld, b)
+		if err != nil {
+			return nil, fmt.Errorf("layer %d of %d (%s): %w", k+1, len(m.Layers), shortDigest(ld.Digest), err)
+		}
+		if b.entries -= l.Len(); b.entries < 0 {
+			i.m.budgetExceed.Inc()
+			return nil, i.tooManyEntries()
+		}
+		layers = append(layers, l)
+		rec.Layers = append(rec.Layers, ld.Digest.String())
+	}
+	if i.disk != nil {
+		if err := i.disk.writeImage(digest, rec); err != nil {
+			i.o.Log.Error(err, "image cache: writing an image record", "digest", digest)
+		}
+	}
+	return i.mem.add(digest, rec, layers), nil
+}
+
+// layer returns a layer's index from the caches or the registry. Layers
+// are shared between images: one fetch for concurrent requests.
+func (i *Inspector) layer(ctx context.Context, img v1.Image, ld v1.Descriptor, b *imageBudget) (*imageindex.Layer, error) {
+	d := ld.Digest.String()
+	if l := i.mem.layer(d); l != nil {
+		return l, nil
+	}
+	v, err, _ := i.layerFlight.Do(d, func() (any, error) {
+		if l := i.mem.layer(d); l != nil {
+			return l, nil
+		}
+		if i.disk != nil {
+			if l := i.disk.readLayer(d); l != nil {
+				return l, nil
+			}
+		}
+		l, err := i.fetchLayer(ctx, img, ld, b)
+		if err != nil {
+			return nil, err
+		}
+		if i.disk != nil {
+			if err := i.disk.writeLayer(d, l); err != nil {
+				i.o.Log.Error(err, "image cache: writing a layer index", "digest", d)
+			}
+		}
+		return l, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(*imageindex.Layer), nil
+}
+
+// fetchLayer streams one compressed layer, counting its bytes against the
+// image's budget, decompresses it (gzip, zstd or none, by sniffing) and
+// indexes its tar headers. It reads the blob to its end so that
+// go-containerregistry verifies its size and digest: layer indexes are
+// shared by digest between images and registries, so an unverified one
+// could poison another image's facts.
+func (i *Inspector) fetchLayer(ctx context.Context, img v1.Image, ld v1.Descriptor, b *imageBudget) (*imageindex.Layer, error) {
+	if b.entries <= 0 {
+		// imageindex reads a zero limit as its default.
+		i.m.budgetExceed.Inc()
+		return nil, i.tooManyEntries()
+	}
+	if ld.Size > b.bytes {
+		i.m.budgetExceed.Inc()
+		return nil, &budgetError{fmt.Sprintf("the image exceeds %d compressed bytes (images.maxImageBytes)", i.o.MaxImageBytes)}
+	}
+	rl, err := img.LayerByDigest(ld.Digest)
+	if err != nil {
+		return nil, err
+	}
+	rc, err := rl.Compressed()
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	cr := &countingReader{r: rc, b: b, i: i}
+	br := bufio.NewReaderSize(cr, 64<<10)
+	dec, err := decompress(br)
+	if err != nil {
+		return nil, cr.cause(err)
+	}
+	defer dec.Close()
+	l, err := imageindex.IndexLayer(dec, imageindex.Limits{MaxEntries: b.entries, MaxPathBytes: maxPathBytes})
+	if errors.Is(err, imageindex.ErrTooManyEntries) && cr.err == nil {
+		i.m.budgetExceed.Inc()
+		return nil, i.tooManyEntries()
+	}
+	if err != nil {
+		return nil, cr.cause(&contentError{fmt.Errorf("indexing: %w", err)})
+	}
+	if _, err := io.Copy(io.Discard, dec); err != nil {
+		return nil, cr.cause(&contentError{fmt.Errorf("decompressing: %w", err)})
+	}
+	if _, err := io.Copy(io.Discard, br); err != nil {
+		return nil, cr.cause(err)
+	}
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	return l, nil
+}
+
+func (i *Inspector) tooManyEntries() error {
+	return &budgetError{fmt.Sprintf("it has more than %d paths (images.maxEntries)", i.o.MaxEntries)}
+}
+
+// countingReader counts compressed bytes against the image's budget, and
+// remembers a failed read, so that a dropped connection or a digest
+// mismatch is not blamed on the layer's content.
+type countingReader struct {
+	r       io.Reader
+	b       *imageBudget
+	i       *Inspector
+	err     error // the budget's
+	readErr error // the blob's
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	if c.err != nil {
+		return 0, c.err
+	}
+	if int64(len(p)) > c.b.bytes+1 {
+		p = p[:c.b.bytes+1]
+	}
+	n, err := c.r.Read(p)
+	if err != nil && err != io.EOF && c.readErr == nil {
+		c.readErr = err
+	}
+	c.b.bytes -= int64(n)
+	c.i.m.fetchBytes.Add(float64(n))
+	if c.b.bytes < 0 {
+		c.i.m.budgetExceed.Inc()
+		c.err = &budgetError{fmt.Sprintf("the image exceeds %d compressed bytes (images.maxImageBytes)", c.i.o.MaxImageBytes)}
+		return 0, c.err
+	}
+	return n, err
+}
+
+// cause prefers the budget error, then the blob's read error, to whatever
+// they caused downstream.
+func (c *countingReader) cause(err error) error {
+	switch {
+	case c.err != nil:
+		return c.err
+	case c.readErr != nil:
+		return fmt.Errorf("reading the blob: %w", c.readErr)
+	}
+	return err
+}
+
+// decompress sniffs a layer's compression.
+func decompress(br *bufio.Reader) (io.ReadCloser, error) {
+	magic, err := br.Peek(4)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	switch {
+	case len(magic) >= 2 && magic[0] == 0x1f && magic[1] == 0x8b:
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return nil, fmt.Errorf("gzip: %w", err)
+		}
+		zr.Multistream(true)
+		return zr, nil
+	case len(magic) == 4 && magic[0] == 0x28 && magic[1] == 0xb5 && magic[2] == 0x2f && magic[3] == 0xfd:
+		// The window bounds the decoder's memory; 64 MiB allows zstd's
+		// --long=26, more than any builder uses by default.
+		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(64<<20), zstd.WithDecoderMaxMemory(64<<20))
+		if err != nil {
+			return nil, fmt.Errorf("zstd: %w", err)
+		}
+		return zr.IOReadCloser(), nil
+	default:
+		return io.NopCloser(br), nil
+	}
+}
+
+func shortDigest(h v1.Hash) string {
+	if len(h.Hex) > 12 {
+		return h.Algorithm + ":" + h.Hex[:12]
+	}
+	return h.String()
+}
+
+// isAuthError reports a registry refusing the credentials used.
+func isAuthError(err error) bool {
+	var te *transport.Error
+	if !errors.As(err, &te) {
+		return false
+	}
+	if te.StatusCode == http.StatusUnauthorized || te.StatusCode == http.StatusForbidden {
+		return true
+	}
+	for _, d := range te.Errors {
+		if d.Code == transport.UnauthorizedErrorCode || d.Code == transport.DeniedErrorCode {
+			return true
+		}
+	}
+	return false
+}
+
+// statusText summarizes a registry error: "HTTP 401 UNAUTHORIZED".
+func statusText(err error) string {
+	var te *transport.Error
+	if !errors.As(err, &te) {
+		return clip(err.Error())
+	}
+	s := fmt.Sprintf("HTTP %d", te.StatusCode)
+	for _, d := range te.Errors {
+		s += " " + clip(string(d.Code))
+		break
+	}
+	return s
+}
+
+// explain turns a fetch error into a Why, and a back-off reason when the
+// registry itself failed (5xx, 429, timeouts, refused or broken
+// connections) rather than the image or the credentials.
+func (i *Inspector) explain(ctx context.Context, j job, err error) (why, backoff string) {
+	var (
+		be *budgetError
+		ae *authError
+		re *errRefused
+		te *transport.Error
+		ne net.Error
+	)
+	switch {
+	case errors.As(err, &re):
+		return fmt.Sprintf("%s: the registry sent podguard to %s, which is not in images.registries", j.raw, re.addr), ""
+	case errors.As(err, &be):
+		return fmt.Sprintf("%s is too large to inspect: %s", j.raw, be.msg), ""
+	case errors.As(err, &ae):
+		return ae.msg, ""
+	case errors.As(err, &te):
+		status := statusText(te)
+		switch {
+		case te.StatusCode >= 500 || te.StatusCode == http.StatusTooManyRequests:
+			return fmt.Sprintf("registry %s failed (%s)", j.host, status), fmt.Sprintf("HTTP %d", te.StatusCode)
+		case te.StatusCode == http.StatusNotFound:
+			return fmt.Sprintf("%s was not found in registry %s (%s)", j.raw, j.host, status), ""
+		default:
+			return fmt.Sprintf("registry %s refused %s (%s)", j.host, j.raw, status), ""
+		}
+	case errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil:
+		reason := fmt.Sprintf("timed out after %s", roundDuration(i.o.FetchTimeout))
+		return fmt.Sprintf("registry %s %s", j.host, reason), reason
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return fmt.Sprintf("registry %s refused the connection", j.host), "connection refused"
+	case errors.As(err, &ne) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.ErrUnexpectedEOF) && !errors.As(err, new(*contentError)):
+		return fmt.Sprintf("registry %s: %s", j.host, clip(err.Error())), "connection failed"
+	default:
+		return fmt.Sprintf("%s could not be inspected: %s", j.raw, clip(err.Error())), ""
+	}
+}

@@ -1,0 +1,61 @@
+package inspector
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// metrics carry no registry or image label: image names are chosen by
+// whoever creates pods, and each label value would be a new series.
+type metrics struct {
+	hits, misses  prometheus.Counter
+	fetchDuration *prometheus.HistogramVec
+	fetchBytes    prometheus.Counter
+	indexBytes    prometheus.Gauge
+	inFlight      prometheus.Gauge
+	dialsRefused  prometheus.Counter
+	budgetExceed  prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		hits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "podguard_image_cache_hits_total",
+			Help: "Image references answered from the cache.",
+		}),
+		misses: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "podguard_image_cache_misses_total",
+			Help: "Image references that needed a registry fetch.",
+		}),
+		fetchDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "podguard_image_fetch_duration_seconds",
+			Help:    "Time to resolve, fetch and index one image.",
+			Buckets: []float64{.05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120},
+		}, []string{"result"}),
+		fetchBytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "podguard_image_fetch_bytes_total",
+			Help: "Compressed layer bytes read from registries.",
+		}),
+		indexBytes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "podguard_image_index_bytes",
+			Help: "Bytes of layer indexes held in memory.",
+		}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "podguard_image_fetches_in_flight",
+			Help: "Image fetches running now.",
+		}),
+		dialsRefused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "podguard_image_dials_refused_total",
+			Help: "Connections refused because their address is not in images.registries.",
+		}),
+		budgetExceed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "podguard_image_budget_exceeded_total",
+			Help: "Images not indexed because they exceeded maxImageBytes, maxEntries or a size bound.",
+		}),
+	}
+	if reg != nil {
+		for _, c := range []prometheus.Collector{m.hits, m.misses, m.fetchDuration, m.fetchBytes, m.indexBytes, m.inFlight, m.dialsRefused, m.budgetExceed} {
+			if err := reg.Register(c); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return m, nil
+}

@@ -1,0 +1,231 @@
+package inspector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+)
+
+// Options configure an Inspector. Zero values take the documented defaults.
+type Options struct {
+	// Registries is the allow-list of registries podguard may contact:
+	// "host", "host:port", "host:*" or "*". A reference whose registry
+	// matches none is never contacted (ImageNotInspected), and no connection
+	// is ever dialled to an address that matches none, whatever a registry
+	// redirects to or names as its token realm.
+	Registries []string
+	// Concurrency is how many image fetches run at once in the background;
+	// default 4.
+	Concurrency int
+	// TagTTL is how long a reference (with its platform and credential
+	// scope) stays resolved to a digest; default 5m.
+	TagTTL time.Duration
+	// FetchTimeout bounds one image, its manifests, config and all its
+	// layers; default 2m.
+	FetchTimeout time.Duration
+	// MaxCacheBytes bounds the in-memory layer indexes; default 256 MiB.
+	MaxCacheBytes int64
+	// CacheDir, when set, persists layer indexes and image records so that a
+	// restarted Inspector does not fetch them again. The directory is kept
+	// under 4×MaxCacheBytes, oldest files first.
+	CacheDir string
+	// MaxImageBytes bounds the compressed bytes read for one image;
+	// default 2 GiB.
+	MaxImageBytes int64
+	// MaxEntries bounds the paths of one image, all layers together;
+	// default 1,000,000.
+	MaxEntries int
+	// Backoff is the first back-off of a failing registry, doubling on each
+	// further failure up to 5m; default 10s.
+	Backoff time.Duration
+	// PullSecrets reads a pod's imagePullSecrets; nil: none are read.
+	PullSecrets SecretReader
+	// Keychain supplies extra credentials (the CLI passes
+	// authn.DefaultKeychain); nil: none.
+	Keychain authn.Keychain
+	// Transport is the base transport (tests); default a clone of
+	// http.DefaultTransport. An *http.Transport is cloned and its dialler
+	// guarded; any other RoundTripper is guarded per request.
+	Transport http.RoundTripper
+	// Registerer registers the inspector's metrics; nil: none.
+	Registerer prometheus.Registerer
+	Log        logr.Logger
+}
+
+// SecretReader returns a Secret of a namespace (the webhook reads them with
+// a client; values are used for one registry call and then dropped).
+type SecretReader func(ctx context.Context, namespace, name string) (*corev1.Secret, error)
+
+const (
+	defaultConcurrency   = 4
+	defaultTagTTL        = 5 * time.Minute
+	defaultFetchTimeout  = 2 * time.Minute
+	defaultMaxCacheBytes = 256 << 20
+	defaultMaxImageBytes = 2 << 30
+	defaultMaxEntries    = 1_000_000
+	defaultBackoff       = 10 * time.Second
+	maxBackoff           = 5 * time.Minute
+
+	// maxManifestBytes bounds a manifest or index body, and the declared
+	// size of an image config. go-containerregistry accepts 100 MiB.
+	maxManifestBytes = 4 << 20
+	// maxPathBytes bounds one path in a layer (Linux's PATH_MAX).
+	maxPathBytes = 4096
+	// maxLayers bounds the layers of one image (overlayfs stacks at most
+	// 128 in practice; docker refuses more than 127).
+	maxLayers = 1000
+	// diskFactor is how much larger than MaxCacheBytes CacheDir may grow.
+	diskFactor = 4
+)
+
+func (o *Options) defaults() {
+	if o.Concurrency == 0 {
+		o.Concurrency = defaultConcurrency
+	}
+	if o.TagTTL == 0 {
+		o.TagTTL = defaultTagTTL
+	}
+	if o.FetchTimeout == 0 {
+		o.FetchTimeout = defaultFetchTimeout
+	}
+	if o.MaxCacheBytes == 0 {
+		o.MaxCacheBytes = defaultMaxCacheBytes
+	}
+	if o.MaxImageBytes == 0 {
+		o.MaxImageBytes = defaultMaxImageBytes
+	}
+	if o.MaxEntries == 0 {
+		o.MaxEntries = defaultMaxEntries
+	}
+	if o.Backoff == 0 {
+		o.Backoff = defaultBackoff
+	}
+}
+
+func (o *Options) validate() error {
+	var errs []error
+	if o.Concurrency < 0 {
+		errs = append(errs, fmt.Errorf("concurrency %d: must not be negative", o.Concurrency))
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"tagTTL", o.TagTTL}, {"fetchTimeout", o.FetchTimeout}, {"backoff", o.Backoff}} {
+		if d.v < 0 {
+			errs = append(errs, fmt.Errorf("%s %s: must not be negative", d.name, d.v))
+		}
+	}
+	if o.MaxCacheBytes < 0 || o.MaxImageBytes < 0 || o.MaxEntries < 0 {
+		errs = append(errs, errors.New("maxCacheBytes, maxImageBytes and maxEntries must not be negative"))
+	}
+	for i, r := range o.Registries {
+		if _, err := parsePattern(r); err != nil {
+			errs = append(errs, fmt.Errorf("registries[%d]: %w", i, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// pattern is one allow-list entry.
+type pattern struct {
+	any  bool   // "*"
+	host string // lower case, without brackets
+	port string // "" = the registry's default ports (443, 80), "*" = any
+}
+
+func parsePattern(s string) (pattern, error) {
+	if s == "*" {
+		return pattern{any: true}, nil
+	}
+	if s == "" || strings.ContainsAny(s, "/@?# ") {
+		return pattern{}, fmt.Errorf("%q: want host, host:port, host:* or *", s)
+	}
+	host, port := s, ""
+	if h, p, err := net.SplitHostPort(s); err == nil {
+		host, port = h, p
+		if p != "*" {
+			if n, err := strconv.Atoi(p); err != nil || n <= 0 || n > 65535 {
+				return pattern{}, fmt.Errorf("%q: bad port", s)
+			}
+		}
+	}
+	host = strings.ToLower(strings.Trim(host, "[]"))
+	if host == "" {
+		return pattern{}, fmt.Errorf("%q: empty host", s)
+	}
+	return pattern{host: host, port: port}, nil
+}
+
+// dockerHub are the names of Docker Hub's registry: a pattern naming one
+// allows the others. Its token realm (auth.docker.io) and blob CDN are other
+// hosts, which the allow-list must name too.
+var dockerHub = map[string]bool{"docker.io": true, "index.docker.io": true, "registry-1.docker.io": true}
+
+func sameHost(a, b string) bool {
+	return a == b || dockerHub[a] && dockerHub[b]
+}
+
+// allowList matches registries and dialled addresses.
+type allowList []pattern
+
+func newAllowList(ss []string) allowList {
+	var l allowList
+	for _, s := range ss {
+		if p, err := parsePattern(s); err == nil {
+			l = append(l, p)
+		}
+	}
+	return l
+}
+
+// registry reports whether a reference's registry ("host" or
+// "host:port") may be contacted.
+func (l allowList) registry(reg string) bool {
+	host, port := splitHostPort(reg)
+	for _, p := range l {
+		if p.any || sameHost(p.host, host) && (p.port == "*" || p.port == port || p.port == "" && (port == "443" || port == "80")) {
+			return true
+		}
+	}
+	return false
+}
+
+// addr reports whether a dialled "host:port" may be connected to. A pattern
+// without a port allows the HTTPS and HTTP ports.
+func (l allowList) addr(addr string) bool {
+	host, port := splitHostPort(addr)
+	for _, p := range l {
+		if p.any {
+			return true
+		}
+		if !sameHost(p.host, host) {
+			continue
+		}
+		switch p.port {
+		case "*", port:
+			return true
+		case "":
+			if port == "443" || port == "80" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func splitHostPort(s string) (host, port string) {
+	if h, p, err := net.SplitHostPort(s); err == nil {
+		return strings.ToLower(h), p
+	}
+	return strings.ToLower(strings.Trim(s, "[]")), ""
+}
