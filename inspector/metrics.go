@@ -1,6 +1,10 @@
 package inspector
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // metrics carry no registry or image label: image names are chosen by
 // whoever creates pods, and each label value would be a new series.
@@ -51,11 +55,28 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.hits, m.misses, m.fetchDuration, m.fetchBytes, m.indexBytes, m.inFlight, m.dialsRefused, m.budgetExceed} {
-			if err := reg.Register(c); err != nil {
-				return nil, err
-			}
+		// A config reload that changes the images settings builds a new
+		// Inspector: it takes over the series the previous one registered.
+		err := errors.Join(register(reg, &m.hits), register(reg, &m.misses), register(reg, &m.fetchDuration),
+			register(reg, &m.fetchBytes), register(reg, &m.indexBytes), register(reg, &m.inFlight),
+			register(reg, &m.dialsRefused), register(reg, &m.budgetExceed))
+		if err != nil {
+			return nil, err
 		}
 	}
 	return m, nil
+}
+
+// register registers *c, or, when a collector of that name and type is
+// registered already, points *c at it.
+func register[C prometheus.Collector](reg prometheus.Registerer, c *C) error {
+	err := reg.Register(*c)
+	var are prometheus.AlreadyRegisteredError
+	if errors.As(err, &are) {
+		if existing, ok := are.ExistingCollector.(C); ok {
+			*c = existing
+			return nil
+		}
+	}
+	return err
 }

@@ -199,6 +199,12 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 
+	images := &imageInspectors{secrets: mgr.GetAPIReader(), log: log.WithName("images")}
+	if err := images.attach(state); err != nil {
+		return fmt.Errorf("images: %w", err)
+	}
+	defer images.close()
+
 	adm := NewAdmission(world, state, log.WithName("admission"))
 	// Scale requests read their workload, and denial events their pods'
 	// owners, straight from the API server: only on those requests, so
@@ -248,7 +254,7 @@ func Run(ctx context.Context, o Options) error {
 
 	if o.ConfigPath != "" {
 		w := config.NewWatcher(o.ConfigPath, raw, func(c *config.Config, err error) {
-			reload(ctx, adm, world, log, c, err)
+			reload(ctx, adm, world, images, log, c, err)
 		})
 		if err := mgr.Add(manager.RunnableFunc(w.Start)); err != nil {
 			return err
@@ -282,10 +288,13 @@ func Run(ctx context.Context, o Options) error {
 }
 
 // reload puts a new config in force, or keeps the last good one.
-func reload(ctx context.Context, adm *Admission, world *ClusterWorld, log logr.Logger, cfg *config.Config, err error) {
+func reload(ctx context.Context, adm *Admission, world *ClusterWorld, images *imageInspectors, log logr.Logger, cfg *config.Config, err error) {
 	var st *State
 	if err == nil {
 		st, err = NewState(cfg)
+	}
+	if err == nil {
+		err = images.attach(st)
 	}
 	if err != nil {
 		ConfigReloads.WithLabelValues("failure").Inc()

@@ -27,6 +27,7 @@ type offlineFlags struct {
 	configPath     string
 	kubeletVersion string
 	namespace      string
+	images         imageFlags
 }
 
 // newOfflineFlagSet returns the flag set of check or mutate, with the flags
@@ -45,6 +46,7 @@ func (o *offlineFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.configPath, "config", "", "podguard config file (default: built-in defaults)")
 	fs.StringVar(&o.kubeletVersion, "kubelet-version", "", "target kubelet version, e.g. 1.29 (default: cluster.kubeletVersion from the config, else the strict behaviour of 1.29 and older)")
 	fs.StringVar(&o.namespace, "namespace", "default", "namespace of objects that set none")
+	o.images.register(fs)
 }
 
 // parseOffline parses check's or mutate's flags, which take files only
@@ -68,6 +70,14 @@ type loaded struct {
 	docs  []manifests.Document
 	warns []manifests.Warning
 	errs  []error
+	// close releases what load started (the image inspector).
+	close func()
+}
+
+func (l loaded) release() {
+	if l.close != nil {
+		l.close()
+	}
 }
 
 // load reads the config and the manifests.
@@ -98,20 +108,35 @@ func (o *offlineFlags) load(stdin io.Reader) (*policies.Engine, check.Options, l
 		opts.KubeletVersion = v
 	}
 	opts.Namespace = o.namespace
+	opts.Settings = &cfg.Policies
 	in.docs, in.warns, in.errs = manifests.Load(o.files, stdin)
 	if len(in.docs) == 0 && len(in.errs) == 0 {
 		return nil, opts, in, &exitError{code: 2, err: fmt.Errorf("no Kubernetes objects in %s (did helm template or kustomize build print nothing?)", o.files.String())}
 	}
+	ins, wait, err := o.images.inspector(cfg, in.docs, o.namespace)
+	if err != nil {
+		return nil, opts, in, err
+	}
+	if ins != nil {
+		in.close = ins.Close
+		opts.Images, opts.ImageWait = ins, wait
+	}
 	return policies.NewEngine(&cfg.Policies, policies.WithExemptions(&cfg.Exemptions)), opts, in, nil
 }
 
-const checkUsage = `Usage: podguard check -f PATH [-f PATH ...] [--config FILE] [--kubelet-version X.Y] [-o text|json|sarif|junit]
+const checkUsage = `Usage: podguard check -f PATH [-f PATH ...] [--config FILE] [--kubelet-version X.Y] [--images [--image-cache DIR]] [-o text|json|sarif|junit]
 
 Runs podguard's policies over manifests, offline, with the same verdicts as
 the admission webhook: Pods, and the pod templates of Deployments,
 ReplicaSets, StatefulSets, DaemonSets, Jobs, CronJobs, ReplicationControllers
 and PodTemplates. ConfigMaps and Secrets in the input are what envFrom and
 volume checks look up.
+
+With --images, podguard reads each image from its registry (config and layer
+tar headers, never file contents) and judges mounts and users from what the
+image really ships, as the webhook does with images.inspect; results are
+marked image-aware. Credentials: anonymous, then ~/.docker/config.json (and
+its credential helpers), then the pull secrets in the given manifests.
 
 Exit status: 0 nothing would be rejected (warnings are fine), 1 something
 would be rejected, 2 usage error or unreadable input.
@@ -133,6 +158,7 @@ func checkCommand(args []string, stdin io.Reader, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	defer in.release()
 	rep, err := check.Run(in.docs, in.warns, in.errs, engine, opts)
 	if err != nil {
 		return err
@@ -155,7 +181,7 @@ func validFormat(f string) bool {
 	return false
 }
 
-const mutateUsage = `Usage: podguard mutate -f PATH [-f PATH ...] [--config FILE] [--kubelet-version X.Y] [--diff]
+const mutateUsage = `Usage: podguard mutate -f PATH [-f PATH ...] [--config FILE] [--kubelet-version X.Y] [--images [--image-cache DIR]] [--diff]
 
 Prints the input with podguard's mutations applied, as multi-document YAML:
 Pods, and the pod templates of workloads, as the admission webhook would
@@ -179,6 +205,7 @@ func mutateCommand(args []string, stdin io.Reader, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
+	defer in.release()
 	for _, w := range in.warns {
 		// "file:line: warning: ...", beside the errors' "file:line: ...".
 		w.Msg = "warning: " + w.Msg
