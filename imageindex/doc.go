@@ -23,7 +23,7 @@
 // decodes at most 16 entries. The paths below a directory are contiguous in
 // this order, so a prefix query is a binary search and a scan. A layer is
 // one []byte and one []uint32, with no per-entry strings or pointers;
-// typical distro paths cost around 20 bytes each. MarshalBinary writes the
+// typical distro paths cost about 17 bytes each, directories included. MarshalBinary writes the
 // same buffer behind a magic and a count, and ParseLayer validates every
 // entry before it trusts one.
 //

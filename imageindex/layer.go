@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"path"
 	"slices"
+	"sort"
 	"strings"
 	"unsafe"
 )
@@ -418,37 +419,34 @@ func (b *builder) build() (*Layer, error) {
 		fs = append(fs, f)
 		i = j
 	}
-	// Parents sort before their children, so a dropped parent is seen
-	// before its children are judged.
+	// Parents sort before their children. Each entry is judged once, by
+	// the nearest "active" path above it (a non-directory, a whiteout, or a
+	// directory re-created after one): an active path that survives takes
+	// on the whiteout seq of the one above it and judges its own subtree,
+	// which the one above skips. That keeps nested whiteouts linear.
 	for i := range fs {
 		f := &fs[i]
-		if f.dropped || (f.rec.kind == Dir && f.wSeq < 0) {
+		if f.dropped || !f.active() || len(b.path(&f.rec)) == 1 {
 			continue
 		}
-		p := b.path(&f.rec)
-		if len(p) == 1 {
-			continue
-		}
-		// The paths starting with p follow it, so when the next one
-		// does not, nothing is below p.
-		if i+1 == len(fs) || !bytes.HasPrefix(b.path(&fs[i+1].rec), p) {
-			continue
-		}
-		pre := append(slices.Clip(p), '/')
-		lo, _ := slices.BinarySearchFunc(fs[i+1:], pre, func(g folded, key []byte) int {
-			return bytes.Compare(b.path(&g.rec), key)
-		})
+		lo, hi := b.subtree(fs, i)
+		nonDir := f.rec.kind != Whiteout && f.rec.kind != Dir
 		kept := false
-		for k := i + 1 + lo; k < len(fs) && bytes.HasPrefix(b.path(&fs[k].rec), pre); k++ {
+		for k := lo; k < hi; k++ {
 			g := &fs[k]
 			switch {
 			case g.dropped:
-			case f.rec.kind != Whiteout && f.rec.kind != Dir:
+			case nonDir:
 				g.dropped = true
 			case int64(g.lastSeq) < f.wSeq:
 				g.dropped = true
 			default:
 				kept = true
+				if g.active() {
+					g.wSeq = max(g.wSeq, f.wSeq)
+					_, end := b.subtree(fs, k)
+					k = end - 1
+				}
 			}
 		}
 		if f.rec.kind == Whiteout && kept {
@@ -477,6 +475,33 @@ func (b *builder) build() (*Layer, error) {
 		return nil, fmt.Errorf("%w: the index would be %d bytes", ErrLayerTooLarge, len(enc.buf))
 	}
 	return enc.layer(), nil
+}
+
+// active reports whether f judges the entries below it: a non-directory
+// drops them, a whiteout (or a directory re-created after one) drops the
+// ones that came before it.
+func (f *folded) active() bool { return f.rec.kind != Dir || f.wSeq >= 0 }
+
+// subtree returns the range of fs, sorted by path, that holds the entries
+// strictly below fs[i]: those starting with its path and "/", which follow
+// it, though not always right after it ("/a-b" sorts between "/a" and
+// "/a/b").
+func (b *builder) subtree(fs []folded, i int) (lo, hi int) {
+	p := b.path(&fs[i].rec)
+	// The paths starting with p follow it, so when the next one does
+	// not, nothing is below p.
+	if i+1 == len(fs) || !bytes.HasPrefix(b.path(&fs[i+1].rec), p) {
+		return i + 1, i + 1
+	}
+	pre := append(slices.Clip(p), '/')
+	rest := fs[i+1:]
+	lo, _ = slices.BinarySearchFunc(rest, pre, func(g folded, key []byte) int {
+		return bytes.Compare(b.path(&g.rec), key)
+	})
+	hi = lo + sort.Search(len(rest)-lo, func(k int) bool {
+		return !bytes.HasPrefix(b.path(&rest[lo+k].rec), pre)
+	})
+	return i + 1 + lo, i + 1 + hi
 }
 
 // encoder front-codes sorted entries into a Layer.
