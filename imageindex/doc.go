@@ -9,8 +9,9 @@
 // decompresses) with archive/tar, headers only: every file's content is
 // discarded as the reader skips it. Names are cleaned as rooted paths, so a
 // "../../etc/passwd" entry is "/etc/passwd" and cannot escape the image.
-// Limits bound the entries per layer and the bytes per path, so a hostile
-// layer costs at most Limits.MaxEntries entries of work and memory.
+// Limits bound the entries per layer, the bytes per path and the bytes of
+// all paths, so a hostile layer costs at most Limits.MaxEntries entries of
+// work and Limits.MaxTotalBytes of paths.
 //
 // # Format
 //
@@ -23,9 +24,9 @@
 // decodes at most 16 entries. The paths below a directory are contiguous in
 // this order, so a prefix query is a binary search and a scan. A layer is
 // one []byte and one []uint32, with no per-entry strings or pointers;
-// typical distro paths cost around 20 bytes each. MarshalBinary writes the
-// same buffer behind a magic and a count, and ParseLayer validates every
-// entry before it trusts one.
+// typical distro paths cost about 17 bytes each, directories included.
+// MarshalBinary writes the same buffer behind a magic and a count, and
+// ParseLayer validates every entry before it trusts one.
 //
 // # Overlay rules
 //
@@ -39,12 +40,19 @@
 //     have below D; D itself stays.
 //   - A non-directory at P hides everything the layers below have below P.
 //   - A directory only implied by deeper entries is a directory.
-//   - Within one layer the last entry at a path wins.
+//   - Within one layer, entries apply in stream order, as an extractor
+//     applies them: the last entry at a path wins; a whiteout or a
+//     non-directory deletes what the layer put below its path before it;
+//     an entry below a whiteout made earlier re-creates the path as an
+//     opaque directory, as does a directory at a path the layer whites
+//     out; and nothing stays below a path that ends up a non-directory.
 //
 // Image.Stat follows symlinks in every element the way securejoin resolves
 // a path inside a rootfs (absolute targets from the image root, ".." stopped
 // at "/", at most 40 links). Image.Files counts the non-directories below a
-// directory at the cost of the entries below it, not of the image.
+// directory at the cost of the entries below it, not of the image; given a
+// non-directory, it counts that one path (policies.ImageFS says "at or
+// below").
 //
 // Layers are immutable and safe for concurrent reads, so one *Layer serves
 // every Image built on it.

@@ -294,3 +294,38 @@ func TestParseLayerRefuses(t *testing.T) {
 		}
 	})
 }
+
+func TestNestedWhiteoutsCostLinearTime(t *testing.T) {
+	// A chain of whiteouts /a, /a/a, /a/a/a... each re-created after, as
+	// deep as MaxPathBytes allows: judging every entry against every
+	// whiteout above it would be cubic in the depth.
+	const depth = DefaultMaxPathBytes/2 - 1
+	var entries []Entry
+	p := ""
+	for range depth {
+		p += "/a"
+		entries = append(entries, whiteout(p))
+	}
+	for p := ""; len(p) < 2*depth; {
+		p += "/a"
+		entries = append(entries, file(p+"/f"))
+	}
+	start := time.Now()
+	l, err := NewLayer(entries)
+	elapsed := time.Since(start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d nested whiteouts indexed in %v", depth, elapsed)
+	if l.Len() != 2*depth {
+		t.Errorf("Len() = %d, want %d opaque directories and files", l.Len(), 2*depth)
+	}
+	for _, e := range l.Entries()[:6] {
+		if e.Kind == Whiteout {
+			t.Errorf("%q is still a whiteout, want an opaque directory", e.Path)
+		}
+	}
+	if elapsed > 3*time.Second {
+		t.Errorf("indexing took %v, want well under a second", elapsed)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"path"
 	"slices"
+	"sort"
 	"strings"
 	"unsafe"
 )
@@ -364,21 +365,63 @@ func (b *builder) link(r *record) []byte { return b.arena[r.lOff : r.lOff+r.lLen
 // folded is a path's state once every entry for it in the layer was applied
 // in order.
 type folded struct {
-	rec     record // path, link, the final kind (Dir to Whiteout)
-	opaque  bool
-	wSeq    int64 // seq of the last whiteout of this path, -1 for none
-	lastSeq uint32
-	dropped bool
+	rec    record // path, link, the final kind (Dir to Whiteout)
+	opaque bool
+	// dropSeq is the seq of the last entry at this path that deleted what
+	// the layer had put below it (a whiteout or a non-directory), -1 for
+	// none.
+	dropSeq int64
+	whited  bool // the layer whites this path out, whatever comes after
+	// firstSeq and lastSeq are the seqs of the path's first and last
+	// entries, recs[ri:rj] the entries.
+	firstSeq, lastSeq uint32
+	ri, rj            int
+	dropped           bool
+}
+
+// fold applies the entries recs[i:j] of one path in order, ignoring those
+// before seq after (a deletion of a path above wiped them, though a
+// whiteout among them still deleted the lower layers' path).
+func fold(recs []record, i, j int, after int64) folded {
+	f := folded{dropSeq: -1, ri: i, rj: j, firstSeq: recs[i].seq, lastSeq: recs[j-1].seq}
+	for _, r := range recs[i:j] {
+		if int64(r.seq) < after {
+			f.whited = f.whited || r.kind == Whiteout
+			continue
+		}
+		switch r.kind {
+		case Whiteout:
+			f.rec, f.opaque, f.dropSeq, f.whited = r, false, int64(r.seq), true
+		case Opaque:
+			if f.rec.kind != Dir {
+				f.rec = r
+				f.rec.kind = Dir
+			}
+			f.opaque = true
+		case Dir:
+			if f.whited {
+				f.opaque = true
+			}
+			if f.rec.kind != Dir {
+				f.rec = r
+			}
+		default:
+			f.rec, f.opaque, f.dropSeq = r, false, int64(r.seq)
+		}
+	}
+	return f
 }
 
 // build applies the layer's entries in order and encodes the result:
-//   - the last entry at a path wins; a whiteout followed by a directory is
-//     an opaque directory (the lower one was deleted, a new one made);
-//   - a whiteout deletes what the layer itself created below the path
-//     before it; when the layer creates entries below it afterwards, the
-//     path is an opaque directory instead;
-//   - a file, symlink or device at a path drops the layer's entries below
-//     it: nothing can exist below a non-directory.
+//   - the last entry at a path wins; a directory at a path the layer also
+//     whites out is opaque (the lower one was deleted, a new one made);
+//   - a whiteout, file, symlink or device deletes what the layer created
+//     below its path before it;
+//   - when the layer creates entries below a whiteout afterwards, the path
+//     is an opaque directory instead;
+//   - nothing is below a path that ends up a non-directory (an extractor
+//     would fail to create it); below one that ends up a directory, what
+//     came after the last deletion stays.
 func (b *builder) build() (*Layer, error) {
 	// Sorting by path then seq keeps a path's entries in stream order, as
 	// a stable sort would, at the speed of an unstable one.
@@ -390,65 +433,58 @@ func (b *builder) build() (*Layer, error) {
 	})
 	fs := make([]folded, 0, len(b.recs))
 	for i := 0; i < len(b.recs); {
-		j := i
-		f := folded{wSeq: -1}
-		for ; j < len(b.recs) && bytes.Equal(b.path(&b.recs[j]), b.path(&b.recs[i])); j++ {
-			r := b.recs[j]
-			f.lastSeq = r.seq
-			switch r.kind {
-			case Whiteout:
-				f.rec, f.opaque, f.wSeq = r, false, int64(r.seq)
-			case Opaque:
-				if f.rec.kind != Dir {
-					f.rec = r
-					f.rec.kind = Dir
-				}
-				f.opaque = true
-			case Dir:
-				if f.rec.kind == Whiteout {
-					f.opaque = true
-				}
-				if f.rec.kind != Dir {
-					f.rec = r
-				}
-			default:
-				f.rec, f.opaque = r, false
-			}
+		j := i + 1
+		for j < len(b.recs) && bytes.Equal(b.path(&b.recs[j]), b.path(&b.recs[i])) {
+			j++
 		}
-		fs = append(fs, f)
+		fs = append(fs, fold(b.recs, i, j, -1))
 		i = j
 	}
-	// Parents sort before their children, so a dropped parent is seen
-	// before its children are judged.
+	// Parents sort before their children. Each entry is judged once, by
+	// the nearest "active" path above it (a non-directory, a whiteout, or a
+	// directory re-created after a deletion): an active path that survives
+	// takes on the dropSeq of the one above it and judges its own subtree,
+	// which the one above skips. That keeps nested whiteouts linear.
 	for i := range fs {
 		f := &fs[i]
-		if f.dropped || (f.rec.kind == Dir && f.wSeq < 0) {
+		if f.dropped || !f.active() || len(b.path(&f.rec)) == 1 {
 			continue
 		}
-		p := b.path(&f.rec)
-		if len(p) == 1 {
-			continue
-		}
-		// The paths starting with p follow it, so when the next one
-		// does not, nothing is below p.
-		if i+1 == len(fs) || !bytes.HasPrefix(b.path(&fs[i+1].rec), p) {
-			continue
-		}
-		pre := append(slices.Clip(p), '/')
-		lo, _ := slices.BinarySearchFunc(fs[i+1:], pre, func(g folded, key []byte) int {
-			return bytes.Compare(b.path(&g.rec), key)
-		})
+		lo, hi := b.subtree(fs, i)
+		nonDir := f.rec.kind != Whiteout && f.rec.kind != Dir
 		kept := false
-		for k := i + 1 + lo; k < len(fs) && bytes.HasPrefix(b.path(&fs[k].rec), pre); k++ {
+		// skip maps the start of a subtree judged by its own root to its
+		// end. The subtree of "/a/b" does not start right after it:
+		// "/a/b-y" sorts between them and is judged here.
+		var skip map[int]int
+		for k := lo; k < hi; k++ {
+			if end, ok := skip[k]; ok {
+				k = end - 1
+				continue
+			}
 			g := &fs[k]
 			switch {
 			case g.dropped:
-			case f.rec.kind != Whiteout && f.rec.kind != Dir:
+			case nonDir:
 				g.dropped = true
-			case int64(g.lastSeq) < f.wSeq:
+			case int64(g.lastSeq) < f.dropSeq:
 				g.dropped = true
 			default:
+				if int64(g.firstSeq) < f.dropSeq {
+					// The deletion above wiped this path's
+					// earlier entries: only the later ones count.
+					*g = fold(b.recs, g.ri, g.rj, f.dropSeq)
+				}
 				kept = true
+				if g.active() {
+					g.dropSeq = max(g.dropSeq, f.dropSeq)
+					if glo, ghi := b.subtree(fs, k); glo < ghi {
+						if skip == nil {
+							skip = map[int]int{}
+						}
+						skip[glo] = ghi
+					}
+				}
 			}
 		}
 		if f.rec.kind == Whiteout && kept {
@@ -477,6 +513,33 @@ func (b *builder) build() (*Layer, error) {
 		return nil, fmt.Errorf("%w: the index would be %d bytes", ErrLayerTooLarge, len(enc.buf))
 	}
 	return enc.layer(), nil
+}
+
+// active reports whether f judges the entries below it: a non-directory
+// drops them, a whiteout (or a directory re-created after a deletion) drops
+// the ones that came before it.
+func (f *folded) active() bool { return f.rec.kind != Dir || f.dropSeq >= 0 }
+
+// subtree returns the range of fs, sorted by path, that holds the entries
+// strictly below fs[i]: those starting with its path and "/", which follow
+// it, though not always right after it ("/a-b" sorts between "/a" and
+// "/a/b").
+func (b *builder) subtree(fs []folded, i int) (lo, hi int) {
+	p := b.path(&fs[i].rec)
+	// The paths starting with p follow it, so when the next one does
+	// not, nothing is below p.
+	if i+1 == len(fs) || !bytes.HasPrefix(b.path(&fs[i+1].rec), p) {
+		return i + 1, i + 1
+	}
+	pre := append(slices.Clip(p), '/')
+	rest := fs[i+1:]
+	lo, _ = slices.BinarySearchFunc(rest, pre, func(g folded, key []byte) int {
+		return bytes.Compare(b.path(&g.rec), key)
+	})
+	hi = lo + sort.Search(len(rest)-lo, func(k int) bool {
+		return !bytes.HasPrefix(b.path(&rest[lo+k].rec), pre)
+	})
+	return i + 1 + lo, i + 1 + hi
 }
 
 // encoder front-codes sorted entries into a Layer.

@@ -27,9 +27,10 @@ const (
 // their target) and devices and fifos (as Other) are kept; ".wh.NAME"
 // becomes a Whiteout of NAME and ".wh..wh..opq" makes its directory Opaque;
 // other ".wh..wh." names and the entries below them are skipped, as
-// containerd skips them. Every header counts toward lim.MaxEntries, and a
+// containerd skips them. Every header counts toward lim.MaxEntries, a
 // cleaned path or symlink target longer than lim.MaxPathBytes is an error,
-// so a hostile stream costs at most MaxEntries entries of work and memory.
+// and so are paths and targets totalling more than lim.MaxTotalBytes, so a
+// hostile stream costs at most MaxEntries entries of work and memory.
 func IndexLayer(r io.Reader, lim Limits) (*Layer, error) {
 	b := builder{lim: lim}
 	tr := tar.NewReader(r)
