@@ -21,10 +21,21 @@ import (
 // imageRecord is what the inspector keeps of an image besides its layer
 // indexes; it is also the persisted form.
 type imageRecord struct {
-	User       string   `json:"user,omitempty"`
-	WorkingDir string   `json:"workingDir,omitempty"`
-	Platform   string   `json:"platform,omitempty"`
-	Layers     []string `json:"layers"`
+	User       string `json:"user,omitempty"`
+	WorkingDir string `json:"workingDir,omitempty"`
+	// Env is the config's environment, "NAME=value" as the image sets it.
+	Env      []string `json:"env,omitempty"`
+	Platform string   `json:"platform,omitempty"`
+	Layers   []string `json:"layers"`
+}
+
+// overhead is what an image's record costs besides its layers.
+func (r imageRecord) overhead() int64 {
+	n := int64(imageOverhead)
+	for _, e := range r.Env {
+		n += int64(len(e)) + 16
+	}
+	return n
 }
 
 // imageOverhead is what an image entry costs besides its layers, counted
@@ -104,7 +115,7 @@ func (c *memCache) add(digest string, rec imageRecord, layers []*imageindex.Laye
 		c.touch(old)
 		return old
 	}
-	own := int64(imageOverhead)
+	own := rec.overhead()
 	seen := map[string]bool{}
 	for i, d := range rec.Layers {
 		if !seen[d] {
@@ -129,7 +140,7 @@ func (c *memCache) add(digest string, rec imageRecord, layers []*imageindex.Laye
 		c.layers[d] = &layerEntry{index: layers[i], refs: 1, bytes: b}
 		c.total += b
 	}
-	c.total += imageOverhead
+	c.total += rec.overhead()
 	c.touch(e)
 	c.images[digest] = e
 	for c.total > c.max {
@@ -150,7 +161,7 @@ func (c *memCache) add(digest string, rec imageRecord, layers []*imageindex.Laye
 
 func (c *memCache) evict(e *imageEntry) {
 	delete(c.images, e.digest)
-	c.total -= imageOverhead
+	c.total -= e.rec.overhead()
 	for _, d := range e.layers {
 		l := c.layers[d]
 		if l.refs--; l.refs == 0 {

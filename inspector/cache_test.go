@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"sync"
 	"testing"
@@ -39,6 +40,9 @@ func TestRestartWithCacheDirFetchesNoBlob(t *testing.T) {
 	mustKnown(t, f)
 	if f.WorkingDir != "/usr/local/tomcat" {
 		t.Errorf("reloaded workdir %q", f.WorkingDir)
+	}
+	if !slices.Contains(f.Env, "CATALINA_HOME=/usr/local/tomcat") {
+		t.Errorf("reloaded env %q lacks CATALINA_HOME", f.Env)
 	}
 	if k, _ := f.FS.Stat("/usr/local/tomcat/conf/server.xml"); k != policies.FileRegular {
 		t.Errorf("reloaded index: server.xml is %d", k)

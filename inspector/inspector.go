@@ -335,6 +335,7 @@ func known(raw, digest string, e *imageEntry) policies.ImageFacts {
 		Platform:   e.rec.Platform,
 		User:       e.rec.User,
 		WorkingDir: e.rec.WorkingDir,
+		Env:        e.rec.Env,
 		FS:         e.fs,
 	}
 }

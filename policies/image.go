@@ -45,6 +45,8 @@ type ImageFacts struct {
 	// "tomcat"), and WorkingDir its WORKDIR.
 	User       string
 	WorkingDir string
+	// Env is the config's environment, "NAME=value".
+	Env []string
 	// FS is the image's file tree after every layer and whiteout is applied.
 	FS ImageFS
 }
