@@ -41,8 +41,8 @@ func TestRestartWithCacheDirFetchesNoBlob(t *testing.T) {
 	if f.WorkingDir != "/usr/local/tomcat" {
 		t.Errorf("reloaded workdir %q", f.WorkingDir)
 	}
-	if !slices.Contains(f.Env, "CATALINA_HOME=/usr/local/tomcat") {
-		t.Errorf("reloaded env %q lacks CATALINA_HOME", f.Env)
+	if !slices.Contains(f.Env, "HOME=/usr/local/tomcat") {
+		t.Errorf("reloaded env %q lacks HOME", f.Env)
 	}
 	if k, _ := f.FS.Stat("/usr/local/tomcat/conf/server.xml"); k != policies.FileRegular {
 		t.Errorf("reloaded index: server.xml is %d", k)

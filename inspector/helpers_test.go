@@ -198,7 +198,7 @@ func imageOf(t testing.TB, user, workdir, platform string, layers ...v1.Layer) v
 		t.Fatal(err)
 	}
 	cfg.OS, cfg.Architecture, cfg.Variant = p.OS, p.Architecture, p.Variant
-	cfg.Config.User, cfg.Config.WorkingDir = user, workdir
+	cfg.Config.User, cfg.Config.WorkingDir, cfg.Config.Env = user, workdir, []string{"HOME=" + workdir}
 	img, err = mutate.ConfigFile(img, cfg)
 	if err != nil {
 		t.Fatal(err)
