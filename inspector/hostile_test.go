@@ -3,6 +3,7 @@ package inspector
 import (
 	"archive/tar"
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
@@ -260,5 +261,59 @@ func TestRefusedConnectionsBackOffAndDouble(t *testing.T) {
 	}
 	if got := i.backoff[host].until.Sub(now); got != maxBackoff {
 		t.Errorf("back-off after many failures: %s, want %s", got, maxBackoff)
+	}
+}
+
+// fakeResolver answers from a map.
+type fakeResolver map[string][]string
+
+func (f fakeResolver) LookupIPAddr(_ context.Context, host string) ([]net.IPAddr, error) {
+	var out []net.IPAddr
+	for _, s := range f[host] {
+		out = append(out, net.IPAddr{IP: net.ParseIP(s)})
+	}
+	if len(out) == 0 {
+		return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
+	}
+	return out, nil
+}
+
+func TestStarReachesOnlyPublicAddresses(t *testing.T) {
+	reg := newTestRegistry(t)
+	ref := reg.push(t, "ok:1", imageOf(t, "", "", "linux/amd64", layerOf(t, file("a"))))
+	_, port, _ := net.SplitHostPort(reg.host)
+	old := resolver
+	resolver = fakeResolver{"localhost": {"127.0.0.1"}, "internal.example.com": {"10.0.0.9", "fd00::9"}, "metadata.example.com": {"169.254.169.254"}}
+	t.Cleanup(func() { resolver = old })
+
+	i, dl := newTestInspector(t, Options{Registries: []string{"*"}})
+	f := inspectOne(t, i, Request{Refs: []string{ref}}, 5*time.Second)
+	if f.Status != policies.ImageNotInspected {
+		t.Errorf("a loopback registry under \"*\": status %d why %q; want not inspected", f.Status, f.Why)
+	}
+	for _, name := range []string{"localhost", "internal.example.com", "metadata.example.com"} {
+		f := inspectOne(t, i, Request{Refs: []string{name + ":" + port + "/ok:1"}}, 5*time.Second)
+		if f.Status != policies.ImageFailed || !strings.Contains(f.Why, "not a public address") {
+			t.Errorf("%s under \"*\": status %d why %q; want failed, not a public address", name, f.Status, f.Why)
+		}
+	}
+	if d := dl.list(); len(d) != 0 {
+		t.Errorf("\"*\" dialled %v", d)
+	}
+
+	// Listed by address, the same registry is inspected.
+	listed, _ := newTestInspector(t, Options{Registries: []string{"*"}}, reg)
+	mustKnown(t, inspectOne(t, listed, Request{Refs: []string{ref}}, 5*time.Second))
+}
+
+func TestPublicIP(t *testing.T) {
+	for ip, want := range map[string]bool{
+		"127.0.0.1": false, "10.1.2.3": false, "172.16.0.1": false, "192.168.1.1": false, "169.254.169.254": false,
+		"100.64.0.1": false, "0.0.0.0": false, "224.0.0.1": false, "::1": false, "fd00::1": false, "fe80::1": false, "::": false,
+		"8.8.8.8": true, "100.128.0.1": true, "2001:4860:4860::8888": true,
+	} {
+		if got := publicIP(net.ParseIP(ip)); got != want {
+			t.Errorf("publicIP(%s) = %v, want %v", ip, got, want)
+		}
 	}
 }

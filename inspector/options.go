@@ -189,26 +189,49 @@ func newAllowList(ss []string) allowList {
 }
 
 // registry reports whether a reference's registry ("host" or
-// "host:port") may be contacted.
+// "host:port") may be contacted. "*" does not cover an IP address that is
+// not public (see publicIP): such a registry must be listed.
 func (l allowList) registry(reg string) bool {
 	host, port := splitHostPort(reg)
+	if l.explicit(host, port) {
+		return true
+	}
+	if ip := net.ParseIP(host); ip != nil && !publicIP(ip) {
+		return false
+	}
+	return l.any()
+}
+
+// addr reports whether a dialled "host:port" may be connected to, by name:
+// an explicit pattern, or "*". A connection allowed only by "*" must also
+// reach a public address, which the guarded dialler checks once the name is
+// resolved (anyOnly).
+func (l allowList) addr(addr string) bool {
+	host, port := splitHostPort(addr)
+	return l.explicit(host, port) || l.any()
+}
+
+// anyOnly reports whether addr is allowed by "*" alone, so that only a
+// public address may be dialled for it.
+func (l allowList) anyOnly(addr string) bool {
+	host, port := splitHostPort(addr)
+	return !l.explicit(host, port) && l.any()
+}
+
+func (l allowList) any() bool {
 	for _, p := range l {
-		if p.any || sameHost(p.host, host) && (p.port == "*" || p.port == port || p.port == "" && (port == "443" || port == "80")) {
+		if p.any {
 			return true
 		}
 	}
 	return false
 }
 
-// addr reports whether a dialled "host:port" may be connected to. A pattern
-// without a port allows the HTTPS and HTTP ports.
-func (l allowList) addr(addr string) bool {
-	host, port := splitHostPort(addr)
+// explicit reports whether a pattern other than "*" allows host:port. A
+// pattern without a port allows the HTTPS and HTTP ports.
+func (l allowList) explicit(host, port string) bool {
 	for _, p := range l {
-		if p.any {
-			return true
-		}
-		if !sameHost(p.host, host) {
+		if p.any || !sameHost(p.host, host) {
 			continue
 		}
 		switch p.port {
@@ -221,6 +244,23 @@ func (l allowList) addr(addr string) bool {
 		}
 	}
 	return false
+}
+
+// publicIP reports whether ip is an address "*" may reach: not loopback,
+// private (RFC 1918, unique local), link-local (which includes the cloud
+// metadata endpoint 169.254.169.254), shared (100.64.0.0/10), unspecified or
+// multicast. Otherwise anyone who may create a pod could make podguard send
+// requests into the cluster's network with an image named
+// 10.0.0.5:6443/x; a registry there must be listed by name or address.
+func publicIP(ip net.IP) bool {
+	if ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() ||
+		ip.IsInterfaceLocalMulticast() || ip.IsMulticast() || ip.IsUnspecified() {
+		return false
+	}
+	if ip4 := ip.To4(); ip4 != nil && (ip4[0] == 100 && ip4[1]&0xc0 == 64 || ip4[0] == 0) {
+		return false
+	}
+	return true
 }
 
 func splitHostPort(s string) (host, port string) {

@@ -10,6 +10,11 @@ import (
 	"sync/atomic"
 )
 
+// resolver resolves the names "*" allows; a variable for tests.
+var resolver interface {
+	LookupIPAddr(ctx context.Context, host string) ([]net.IPAddr, error)
+} = net.DefaultResolver
+
 // errRefused is returned for a connection to an address outside the
 // allow-list; nothing was dialled.
 type errRefused struct{ addr string }
@@ -46,7 +51,27 @@ func guardedTransport(base http.RoundTripper, allow allowList, refused *atomic.I
 			if !allow.addr(addr) {
 				return nil, refuse(addr)
 			}
-			return dial(ctx, network, addr)
+			if !allow.anyOnly(addr) {
+				return dial(ctx, network, addr)
+			}
+			// Allowed by "*" alone: resolve the name here and dial a public
+			// address of it, so that neither a name pointing inside the
+			// cluster nor a DNS answer that changes between a check and
+			// the dial reaches a private one.
+			host, port, err := net.SplitHostPort(addr)
+			if err != nil {
+				return nil, refuse(addr)
+			}
+			ips, err := resolver.LookupIPAddr(ctx, host)
+			if err != nil {
+				return nil, err
+			}
+			for _, ip := range ips {
+				if publicIP(ip.IP) {
+					return dial(ctx, network, net.JoinHostPort(ip.IP.String(), port))
+				}
+			}
+			return nil, refuse(addr + " (not a public address: list it in images.registries)")
 		}
 		// A custom TLS dialler would bypass DialContext.
 		t.DialTLSContext = nil
