@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -553,4 +554,170 @@ func TestImageAwareVerdicts(t *testing.T) {
 		t.Logf("registry requests after the restart: %d (%v)", len(reg.Requests()), reg.Requests())
 	})
 	t.Logf("TestImageAwareVerdicts took %s", time.Since(start).Round(time.Millisecond))
+}
+
+// peakRSS is a process's peak resident set size (VmHWM), in bytes.
+func vmHWM(t *testing.T, pid int) int64 {
+	t.Helper()
+	status := readFile(t, fmt.Sprintf("/proc/%d/status", pid))
+	for _, line := range strings.Split(status, "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			var kb int64
+			if _, err := fmt.Sscanf(strings.TrimSpace(v), "%d kB", &kb); err != nil {
+				t.Fatalf("VmHWM %q: %v", v, err)
+			}
+			return kb << 10
+		}
+	}
+	t.Fatalf("no VmHWM in /proc/%d/status", pid)
+	return 0
+}
+
+// metricSum sums every series of name on a /metrics page.
+func metricSum(t *testing.T, url, name string) float64 {
+	t.Helper()
+	var sum float64
+	for _, line := range strings.Split(get(t, url), "\n") {
+		if !strings.HasPrefix(line, name+" ") && !strings.HasPrefix(line, name+"{") {
+			continue
+		}
+		var v float64
+		if _, err := fmt.Sscanf(line[strings.LastIndexByte(line, ' ')+1:], "%g", &v); err != nil {
+			t.Fatalf("%s: %v", line, err)
+		}
+		sum += v
+	}
+	return sum
+}
+
+// tomcatLike is an image with Tomcat's conf files in a layer of its own,
+// which tag makes unique: its manifest and layer digests are shared with no
+// other image.
+func tomcatLike(t *testing.T, tag string) v1.Image {
+	t.Helper()
+	es := []registrytest.Entry{registrytest.Dir("usr/"), registrytest.Dir("usr/local/"), registrytest.Dir("usr/local/tomcat/"), registrytest.Dir("usr/local/tomcat/conf/")}
+	for _, f := range registrytest.TomcatConfFiles {
+		es = append(es, registrytest.File("usr/local/tomcat/conf/"+f, "<!-- "+tag+" -->\n"))
+	}
+	l, err := registrytest.Layer(es...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := registrytest.NewImage(registrytest.ImageConfig{User: "1000", Env: []string{"TAG=" + tag}}, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+// TestImageRegistryFaults gives podguard images whose registry is slow,
+// fails, stalls, never ends a blob, serves hostile tars or refuses
+// anonymous access: each pod is answered within the budget plus a margin,
+// with the heuristic verdict and a warning that the image was not
+// inspected, and podguard's memory stays bounded. Images from registries
+// outside the allow-list are never fetched, and nothing is said about them.
+func TestImageRegistryFaults(t *testing.T) {
+	const (
+		budget    = time.Second
+		margin    = 1500 * time.Millisecond
+		rssBound  = 300 << 20
+		conf      = "/usr/local/tomcat/conf"
+		heuristic = "replaces the whole directory /usr/local/tomcat/conf"
+	)
+	start := time.Now()
+	reg := registrytest.Start(t)
+	imgs := registrytest.SeedWith(t, reg, registrytest.SeedOptions{ManyEntries: 20000})
+	// A registry that fails is backed off as a whole, so each registry-wide
+	// fault gets a registry (a host) of its own, and an image of its own:
+	// fetches of the same manifest or layer digest are shared, whatever
+	// the registry (see the "shared fetch" subtest).
+	faulty := func(repo string, img v1.Image, fault func(*registrytest.Registry)) string {
+		r := registrytest.Start(t)
+		r.Push(t, repo+":1", img)
+		fault(r)
+		return r.Ref(repo + ":1")
+	}
+	slow := faulty("slow/app", tomcatLike(t, "slow"), func(r *registrytest.Registry) { r.Slow("slow", registrytest.SlowDelay) })
+	broken := faulty("broken/app", tomcatLike(t, "broken"), func(r *registrytest.Registry) { r.Status("broken", 500) })
+	stall := faulty("stall/app", tomcatLike(t, "stall"), func(r *registrytest.Registry) { r.Stall("stall") })
+	endless := faulty("endless/app", registrytest.Endless(), func(r *registrytest.Registry) { r.NeverEndingBlob("endless") })
+
+	ns := newNamespace(t, "faults", optIn)
+	createConfigMap(t, ns, "conf", "app.properties")
+	pg := runPodguard(t, "opt-in", imageConfig(fmt.Sprintf("  budget: %s\n  fetchTimeout: 5s\n  maxEntries: 10000\n", budget)))
+	cs, w := clientWithWarnings(t)
+	e := &imageEnv{pg: pg, ns: ns, cs: cs, warnings: w}
+	cm := configMapVolume("conf")
+
+	fallback := imageVerdict{denied: true, policies: []string{"mount-shadowing"}, msg: []string{heuristic}, fallback: true}
+	cases := []struct {
+		name, ref string
+		want      imageVerdict
+		why       string // in the warning
+	}{
+		// traversal is indexed (names are cleaned as rooted paths): it ships
+		// nothing at the conf dir, so the mount is admitted.
+		{"traversal", imgs.MaliciousTraversal.Ref, imageVerdict{}, ""},
+		{"pax header of 2 MiB", imgs.MaliciousPAX.Ref, fallback, ""},
+		{"20000 entries, maxEntries 10000", imgs.MaliciousMany.Ref, fallback, ""},
+		{"private, no pull secret", imgs.Private.Ref, fallback, "refused anonymous access (HTTP 401"},
+		{"slow", slow, fallback, ""},
+		{"500", broken, fallback, "HTTP 500"},
+		{"stall", stall, fallback, ""},
+		{"endless blob", endless, fallback, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p := mountPod(ns, "fault", c.ref, cm, conf)
+			for i := range 2 {
+				a := e.create(t, p, true)
+				t.Logf("create %d: %s; %v; warnings:\n%s", i+1, a.took.Round(time.Millisecond), a.err, strings.Join(a.warnings, "\n"))
+				if a.took > budget+margin {
+					t.Errorf("create %d took %s, more than the budget %s + %s", i+1, a.took.Round(time.Millisecond), budget, margin)
+				}
+				if c.want.fallback || i > 0 {
+					want := c.want
+					if c.why != "" && i > 0 {
+						want.warn = []string{c.why}
+					}
+					want.assert(t, a)
+				}
+			}
+		})
+	}
+	// The fetches that outlive their requests end within fetchTimeout.
+	eventually(t, 15*time.Second, "no image fetch in flight", func() (bool, error) {
+		return metricSum(t, pg.MetricsURL, "podguard_image_fetches_in_flight") == 0, nil
+	})
+	rss := vmHWM(t, pg.Pid())
+	t.Logf("podguard peak RSS after the faults: %.1f MiB (bound %d MiB)", float64(rss)/(1<<20), rssBound>>20)
+	if rss > rssBound {
+		t.Errorf("podguard's peak RSS is %.1f MiB, more than %d MiB", float64(rss)/(1<<20), rssBound>>20)
+	}
+
+	t.Run("registries outside the allow-list are never contacted", func(t *testing.T) {
+		fetches := metricSum(t, pg.MetricsURL, "podguard_image_fetch_duration_seconds_count")
+		misses := metricSum(t, pg.MetricsURL, "podguard_image_cache_misses_total")
+		for _, ref := range []string{"nginx:1.27", "10.0.0.130:5000/app:1"} {
+			// The heuristic denies the conf dir...
+			a := e.create(t, mountPod(ns, "outside", ref, cm, conf), true)
+			if a.took > budget {
+				t.Errorf("%s: the create took %s; nothing should be waited for", ref, a.took)
+			}
+			imageVerdict{denied: true, policies: []string{"mount-shadowing"}, msg: []string{heuristic}}.assert(t, a)
+			// ...and admits /app/config, silently: that is what the admin configured.
+			a = e.create(t, mountPod(ns, "outside", ref, cm, "/app/config"), true)
+			imageVerdict{noWarn: []string{"checked against podguard's list"}}.assert(t, a)
+		}
+		if n := metricSum(t, pg.MetricsURL, "podguard_image_dials_refused_total"); n != 0 {
+			t.Errorf("podguard_image_dials_refused_total = %v, want 0: the inspector tried a registry outside the allow-list", n)
+		}
+		if n := metricSum(t, pg.MetricsURL, "podguard_image_fetch_duration_seconds_count"); n != fetches {
+			t.Errorf("%v image fetches for refs outside the allow-list, want none", n-fetches)
+		}
+		if n := metricSum(t, pg.MetricsURL, "podguard_image_cache_misses_total"); n != misses {
+			t.Logf("cache misses went from %v to %v", misses, n)
+		}
+	})
+	t.Logf("TestImageRegistryFaults took %s", time.Since(start).Round(time.Millisecond))
 }
