@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -27,6 +28,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/podguard/podguard/check"
+	"github.com/podguard/podguard/e2e/framework"
 	"github.com/podguard/podguard/internal/registrytest"
 )
 
@@ -694,6 +696,41 @@ func TestImageRegistryFaults(t *testing.T) {
 	if rss > rssBound {
 		t.Errorf("podguard's peak RSS is %.1f MiB, more than %d MiB", float64(rss)/(1<<20), rssBound>>20)
 	}
+
+	// Known bug: the inspector merges concurrent fetches of one manifest
+	// digest (imageFlight) and of one layer digest (layerFlight) whatever
+	// the registry, so a healthy registry's image waits for, and then
+	// inherits, the failure of a stalled registry serving the same digest:
+	// it is reported as "registry <healthy host> timed out after 5s" and
+	// the healthy registry is backed off. Run with PODGUARD_E2E_KNOWN_BUGS=1.
+	t.Run("a fetch shared with a stalled registry does not fail a healthy one", func(t *testing.T) {
+		if os.Getenv("PODGUARD_E2E_KNOWN_BUGS") == "" {
+			t.Skip("known bug: fetches are merged by digest across registries; set PODGUARD_E2E_KNOWN_BUGS=1 to run")
+		}
+		img := tomcatLike(t, "shared")
+		stalled := registrytest.Start(t)
+		stalled.Push(t, "shared:1", img)
+		stalled.Stall("shared")
+		healthy := registrytest.Start(t)
+		healthy.Push(t, "shared:1", img)
+		a := e.create(t, mountPod(ns, "shared", stalled.Ref("shared:1"), cm, conf), true)
+		if !a.says(notInspected) {
+			t.Fatalf("the stalled registry's image was inspected: %v %v", a.err, a.warnings)
+		}
+		p := mountPod(ns, "shared", healthy.Ref("shared:1"), cm, conf)
+		var last admission
+		ctx, cancel := context.WithTimeout(t.Context(), 8*time.Second)
+		defer cancel()
+		err := framework.Eventually(ctx, 8*time.Second, 100*time.Millisecond, func() (bool, error) {
+			last = e.create(t, p, true)
+			return !last.says(notInspected), nil
+		})
+		if err != nil {
+			t.Fatalf("the healthy registry's image was not inspected in 8s (fetchTimeout 5s); last answer: %v\n%s", last.err, strings.Join(last.warnings, "\n"))
+		}
+		tomcatConfDenied := imageVerdict{denied: true, policies: []string{"mount-shadowing"}, msg: []string{"hides 7 files the image ships at /usr/local/tomcat/conf"}}
+		tomcatConfDenied.assert(t, last)
+	})
 
 	t.Run("registries outside the allow-list are never contacted", func(t *testing.T) {
 		fetches := metricSum(t, pg.MetricsURL, "podguard_image_fetch_duration_seconds_count")
