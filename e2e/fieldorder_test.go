@@ -142,25 +142,28 @@ func withEnvFrom(p *corev1.Pod, configMap string, optional bool) *corev1.Pod {
 // expectedVerdicts pins what the verdicts must be, so that a verdict that is
 // wrong from the start cannot pass by staying wrong. Kubelets 1.28 skip keys
 // that start with a digit (a denial); 1.33 passes them through, and a key
-// that is not a POSIX name is a warning.
+// that is not a POSIX name is a warning. Image inspection is off here, so
+// restricted warns on every admitted pod that its image's user is unknown
+// (runAsNonRoot left unset): the security-context warning.
 func expectedVerdicts(native bool) map[string]string {
+	const user = `"[security-context] spec.containers[0].image "`
 	digitKey := `denied [envfrom-keys] spec.containers[0].envFrom[0] key "1st.key"`
 	secretKey := `denied [envfrom-keys] spec.containers[0].envFrom[0] key "0token"`
 	sidecar := "containers=app,app-logs init= fsGroup=65534 sidecarUser=65534:65534"
 	if native {
-		digitKey = `admitted containers=app init= pullSecrets= warnings=["[envfrom-keys] spec.containers[0].envFrom[0] key \"1st.key\""]`
-		secretKey = `admitted containers=app init= pullSecrets= warnings=["[envfrom-keys] spec.containers[0].envFrom[0] key \"0token\""]`
+		digitKey = `admitted containers=app init= pullSecrets= warnings=["[envfrom-keys] spec.containers[0].envFrom[0] key \"1st.key\"" ` + user + `]`
+		secretKey = `admitted containers=app init= pullSecrets= warnings=["[envfrom-keys] spec.containers[0].envFrom[0] key \"0token\"" ` + user + `]`
 		sidecar = "containers=app init=app-logs fsGroup=65534 sidecarUser=65534:65534"
 	}
 	return map[string]string{
 		"envfrom-digit-key":       digitKey,
-		"envfrom-binarydata-only": "admitted containers=app init= pullSecrets= warnings=[]",
-		"envfrom-missing":         `admitted containers=app init= pullSecrets= warnings=["[envfrom-keys] spec.containers[0].envFrom[0] "]`,
+		"envfrom-binarydata-only": "admitted containers=app init= pullSecrets= warnings=[" + user + "]",
+		"envfrom-missing":         `admitted containers=app init= pullSecrets= warnings=["[envfrom-keys] spec.containers[0].envFrom[0] " ` + user + `]`,
 		"envfrom-secret":          secretKey,
 		"mount-key-as-directory":  `denied [mount-shadowing] spec.containers[0].volumeMounts[0].mountPath key "settings"`,
-		"mount-key-with-subpath":  "admitted containers=app init= pullSecrets= warnings=[]",
+		"mount-key-with-subpath":  "admitted containers=app init= pullSecrets= warnings=[" + user + "]",
 		"log-sidecar":             "admitted " + sidecar,
-		"private-registry":        "admitted containers=app init= pullSecrets=myregistrykey warnings=[]",
+		"private-registry":        "admitted containers=app init= pullSecrets=myregistrykey warnings=[" + user + "]",
 	}
 }
 
