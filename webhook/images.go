@@ -41,8 +41,9 @@ func (x *imageInspectors) attach(st *State) error {
 		x.cur = nil
 		return nil
 	}
-	if x.cur != nil && reflect.DeepEqual(x.cfg, c) {
+	if x.cur != nil && sameInspector(x.cfg, c) {
 		st.Images = x.cur
+		x.cfg = c
 		return nil
 	}
 	o := inspector.OptionsFor(&c)
@@ -86,4 +87,12 @@ func (x *imageInspectors) close() {
 		x.cur.Close()
 		x.cur = nil
 	}
+}
+
+// sameInspector reports whether two images configs build the same
+// inspector: the budget is read per request, so changing it alone keeps
+// the inspector and its cache.
+func sameInspector(a, b config.ImagesConfig) bool {
+	a.Budget, b.Budget = nil, nil
+	return reflect.DeepEqual(a, b)
 }

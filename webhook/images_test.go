@@ -8,11 +8,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	admissionv1 "k8s.io/api/admission/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/podguard/podguard/config"
 	"github.com/podguard/podguard/policies"
 )
 
@@ -70,5 +72,39 @@ func TestAdmissionAsksTheInspectorWithThePodsPlatformSecretsAndBudget(t *testing
 	}
 	if validate.platform != "linux/amd64" || !slices.Equal(validate.refs, []string{"127.0.0.1:5000/app:1", "10.0.0.130:5000/side"}) || !slices.Equal(validate.pullSecrets, []string{"myregistrykey"}) {
 		t.Errorf("validate asked %+v", validate)
+	}
+}
+
+func TestReloadKeepsTheInspectorUnlessItsSettingsChange(t *testing.T) {
+	x := &imageInspectors{log: logr.Discard()}
+	t.Cleanup(x.close)
+	state := func(images string) *State {
+		t.Helper()
+		cfg, err := config.Parse("test", []byte("apiVersion: podguard.io/v1alpha1\nkind: Config\nimages: "+images+"\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := NewState(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := x.attach(st); err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	first := state(`{inspect: true, registries: ["127.0.0.1:*"], budget: 1s}`)
+	if first.Images == nil {
+		t.Fatal("inspect: true gave no inspector")
+	}
+	if again := state(`{inspect: true, registries: ["127.0.0.1:*"], budget: 2s}`); again.Images != first.Images {
+		t.Error("a budget change replaced the inspector (and dropped its cache)")
+	}
+	changed := state(`{inspect: true, registries: ["127.0.0.1:5000"], budget: 2s}`)
+	if changed.Images == nil || changed.Images == first.Images {
+		t.Error("a registries change kept the old inspector")
+	}
+	if off := state(`{inspect: false}`); off.Images != nil {
+		t.Error("inspect: false kept an inspector")
 	}
 }

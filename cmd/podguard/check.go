@@ -224,11 +224,30 @@ func mutateCommand(args []string, stdin io.Reader, stdout, stderr io.Writer) err
 		return err
 	}
 	code := 0
+	aware, inspected := 0, 0
 	for _, m := range out {
 		for _, v := range m.Violations {
 			fmt.Fprintf(stderr, "%s:%d: %s\n", m.Document.File, m.Document.Line, v)
 			code = 1
 		}
+		if m.Images == nil {
+			continue
+		}
+		// With --images, say which objects' mutations rest on their
+		// images, and why the others do not.
+		inspected++
+		if m.ImageAware {
+			aware++
+			continue
+		}
+		for _, img := range m.Images {
+			if img.Status != "inspected" {
+				fmt.Fprintf(stderr, "%s:%d: warning: image %s %s: %s; mutated without knowing what it ships\n", m.Document.File, m.Document.Line, img.Ref, img.Status, img.Reason)
+			}
+		}
+	}
+	if inspected > 0 {
+		fmt.Fprintf(stderr, "podguard mutate: %d of %d objects image-aware\n", aware, inspected)
 	}
 	for _, e := range in.errs {
 		fmt.Fprintln(stderr, e)

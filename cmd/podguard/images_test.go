@@ -148,6 +148,9 @@ func TestMutateImagesOutputPassesCheckImages(t *testing.T) {
 		t.Fatalf("mutate --images: exit %d: %s", code, stderr.String())
 	}
 	mutated := stdout.String()
+	if !strings.Contains(stderr.String(), "podguard mutate: 3 of 3 objects image-aware") {
+		t.Errorf("mutate --images does not say the objects are image-aware: %s", stderr.String())
+	}
 	for _, doc := range strings.Split(mutated, "\n---\n") {
 		nonRoot := strings.Contains(doc, "runAsNonRoot: true")
 		if numeric := strings.Contains(doc, "name: numeric"); nonRoot != numeric {
@@ -170,5 +173,22 @@ func TestImageFlagsNeedImages(t *testing.T) {
 	stderr.Reset()
 	if code := run([]string{"check", "-f", filepath.Join(dir, "pod.yaml"), "--images", "--image-registries", "https://ghcr.io"}, nil, &stdout, &stderr); code != 2 {
 		t.Errorf("--image-registries with a URL: exit %d: %s", code, stderr.String())
+	}
+}
+
+func TestMutateImagesSaysWhichImagesWereNotInspected(t *testing.T) {
+	t.Setenv("HOME", t.TempDir())
+	t.Setenv("DOCKER_CONFIG", t.TempDir())
+	r := registrytest.Start(t)
+	imgs := registrytest.SeedWith(t, r, registrytest.SeedOptions{ManyEntries: 1000})
+	dir := writeFiles(t, map[string]string{"pods.yaml": confMap + mountPod("known", imgs.Ubuntu.Ref, "/srv") + mountPod("elsewhere", "10.0.0.130:5000/app:1", "/srv")})
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"mutate", "-f", filepath.Join(dir, "pods.yaml"), "--images", "--image-registries", "127.0.0.1:*"}, nil, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	for _, want := range []string{"warning: image 10.0.0.130:5000/app:1 not-inspected: registry 10.0.0.130:5000 is not in images.registries", "podguard mutate: 1 of 2 objects image-aware"} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("stderr lacks %q:\n%s", want, stderr.String())
+		}
 	}
 }
