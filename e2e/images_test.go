@@ -374,9 +374,9 @@ func TestImageAwareVerdicts(t *testing.T) {
 	type tc struct {
 		name string
 		obj  client.Object
+		// Every case whose image can be inspected is first dry-run until
+		// podguard answers from the image (see imageEnv.warm).
 		want imageVerdict
-		// warm: wait until the images are inspected first (every case
-		// whose image can be inspected).
 	}
 	arm := func(p *corev1.Pod, arch string) *corev1.Pod {
 		p.Spec.NodeSelector = map[string]string{"kubernetes.io/arch": arch}
