@@ -301,3 +301,36 @@ func BenchmarkFiles(b *testing.B) {
 		})
 	}
 }
+
+// hugeLayer returns n entries: packages of 150 files in directories of their
+// own below /usr/lib/<tag> and /usr/share/<tag>, with those directories.
+func hugeLayer(tag string, n int) []Entry {
+	es := make([]Entry, 0, n)
+	for pkg := 0; len(es) < n; pkg++ {
+		top := []string{"/usr/lib/", "/usr/share/"}[pkg%2] + tag
+		d := fmt.Sprintf("%s/pkg%05d", top, pkg)
+		es = append(es, dir(d))
+		for f := 0; f < 149 && len(es) < n; f++ {
+			es = append(es, file(fmt.Sprintf("%s/file%03d.so", d, f)))
+		}
+	}
+	return es
+}
+
+// BenchmarkFilesHugeImage is a mount at / (or /usr) of an image of 900,000
+// paths in two layers, the worst an admission request can ask of Files:
+// counting stops past policies.FilesCountLimit, so it costs what 10,000
+// files cost, not what the image holds.
+func BenchmarkFilesHugeImage(b *testing.B) {
+	im := NewImage([]*Layer{mustLayer(b, hugeLayer("a", 450_000)), mustLayer(b, hugeLayer("b", 450_000))})
+	for _, dir := range []string{"/", "/usr/lib"} {
+		b.Run(dir, func(b *testing.B) {
+			b.ReportAllocs()
+			var n int
+			for b.Loop() {
+				n, _ = im.Files(dir, 3)
+			}
+			b.ReportMetric(float64(n), "files")
+		})
+	}
+}

@@ -97,10 +97,13 @@ func (im *Image) lookup(p string) (policies.FileKind, string) {
 // root, a relative one to the link's directory, and ".." applies to the
 // path resolved so far (after the symlinks before it), stopping at "/".
 // It returns the kind and the resolved path. A symlink whose target does not
-// exist (or is reached through a non-directory), as the last element,
-// returns FileSymlink and the link's path; more than 40 links return
-// FileSymlink and the link where resolution gave up. A missing element
-// before the last returns FileAbsent. "/" is always a directory.
+// exist, as the last element, returns FileSymlink and the link's path (the
+// runtime creates the target). An element before the last that is not a
+// directory (a regular file, device, fifo or socket), reached directly or
+// through a link, returns FileNotDir and that element's resolved path: the
+// runtime cannot create anything below it (ENOTDIR). More than 40 links
+// return FileLoop and the link where resolution gave up (ELOOP). A missing
+// element before the last returns FileAbsent. "/" is always a directory.
 func (im *Image) Stat(p string) (policies.FileKind, string) {
 	rest := p // "..", "." and empty elements are handled as the walk meets them
 	resolved := "/"
@@ -122,7 +125,7 @@ func (im *Image) Stat(p string) (policies.FileKind, string) {
 		case kind == policies.FileSymlink:
 			links++
 			if links > maxLinks {
-				return policies.FileSymlink, next
+				return policies.FileLoop, next
 			}
 			if rest == "" {
 				finalLink = next
@@ -143,7 +146,11 @@ func (im *Image) Stat(p string) (policies.FileKind, string) {
 				rest = link + "/" + rest
 			}
 			continue
-		case kind == policies.FileAbsent || (kind != policies.FileDir && rest != ""):
+		case kind != policies.FileAbsent && kind != policies.FileDir && rest != "":
+			// A file, device, fifo or socket with elements left to walk:
+			// nothing can be created below it.
+			return policies.FileNotDir, next
+		case kind == policies.FileAbsent:
 			if finalLink != "" {
 				return policies.FileSymlink, finalLink
 			}
@@ -165,6 +172,14 @@ func (im *Image) Stat(p string) (policies.FileKind, string) {
 // symlinks and devices strictly below it; when dir is something else, it is
 // dir itself. The cost is that of the entries below dir in every layer,
 // plus a binary search per layer, never that of the whole image.
+//
+// Counting stops at policies.FilesCountLimit+1, which then means "more
+// than FilesCountLimit": the layers are walked top to bottom and the walk
+// ends there, so a mount at / of an image of a million files costs what
+// 10,000 cost (the paths an upper layer has are kept to tell which lower
+// entries it hides, and those are what costs). The sample is then the
+// first max files of the layers walked, in sorted order, which need not be
+// the image's first.
 func (im *Image) Files(dir string, max int) (int, []string) {
 	dir = path.Clean("/" + dir)
 	switch kind, _ := im.lookup(dir); kind {
@@ -211,7 +226,9 @@ func (im *Image) Files(dir string, max int) (int, []string) {
 				return true
 			}
 			if ek := EntryKind(k & kindMask); ek != Dir && ek != Whiteout {
-				count++
+				if count++; count > policies.FilesCountLimit {
+					return false
+				}
 				if layerSample < max {
 					// Each layer's visible entries come in order, so
 					// the first max of the image are among the first
@@ -238,7 +255,7 @@ func (im *Image) Files(dir string, max int) (int, []string) {
 		for _, s := range pending {
 			hidden[s] = struct{}{}
 		}
-		if !lower {
+		if !lower || count > policies.FilesCountLimit {
 			break
 		}
 		if k, _, ok := l.lookup(dir); ok && hidesBelow(k) {

@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"fmt"
 	"path"
 	"slices"
 	"strings"
@@ -123,6 +124,8 @@ func TestImage(t *testing.T) {
 		regular = policies.FileRegular
 		symlink = policies.FileSymlink
 		other   = policies.FileOther
+		notDir  = policies.FileNotDir
+		loop    = policies.FileLoop
 	)
 	tests := []struct {
 		name   string
@@ -148,6 +151,19 @@ func TestImage(t *testing.T) {
 				"/etc":        {isDir, "/etc"},
 			},
 			files: []filesWant{{dir: "/etc", max: 5, count: 1, sample: []string{"/etc/group"}}},
+		},
+		{
+			name: "a path through a file, or through a link to one, is not a directory, whatever follows",
+			layers: [][]Entry{
+				layerOf(file("/app/config.yaml"), link("/app/cfg", "config.yaml"), link("/app/up", "/app")),
+			},
+			stat: map[string]statWant{
+				"/app/config.yaml/x":     {notDir, "/app/config.yaml"},
+				"/app/config.yaml/x/y/z": {notDir, "/app/config.yaml"},
+				"/app/cfg/x":             {notDir, "/app/config.yaml"},
+				"/app/up/config.yaml/x":  {notDir, "/app/config.yaml"},
+				"/app/config.yaml":       {regular, "/app/config.yaml"},
+			},
 		},
 		{
 			name: "a whiteout of a directory deletes everything below it",
@@ -245,7 +261,7 @@ func TestImage(t *testing.T) {
 			},
 			stat: map[string]statWant{
 				"/srv/data":   {regular, "/srv/data"},
-				"/srv/data/x": {absent, "/srv/data/x"},
+				"/srv/data/x": {notDir, "/srv/data"},
 			},
 			files: []filesWant{
 				{dir: "/srv", max: 5, count: 1, sample: []string{"/srv/data"}},
@@ -314,25 +330,25 @@ func TestImage(t *testing.T) {
 			files: []filesWant{{dir: "/opt", max: 5, count: 1, sample: []string{"/opt/x"}}},
 		},
 		{
-			name: "a symlink loop is a symlink",
+			name: "a symlink loop is a loop, as the last element or before it",
 			layers: [][]Entry{
 				layerOf(link("/a", "b"), link("/b", "/a"), link("/self", "./self")),
 			},
 			stat: map[string]statWant{
-				"/a":      {symlink, "/a"},
-				"/a/x":    {symlink, "/a"},
-				"/self":   {symlink, "/self"},
-				"/self/y": {symlink, "/self"},
+				"/a":      {loop, "/a"},
+				"/a/x":    {loop, "/a"},
+				"/self":   {loop, "/self"},
+				"/self/y": {loop, "/self"},
 			},
 		},
 		{
-			name: "a dangling symlink as the last element is a symlink",
+			name: "a dangling symlink as the last element is a symlink, and one through a file is not a directory",
 			layers: [][]Entry{
 				layerOf(file("/etc/passwd"), link("/x", "/nowhere"), link("/y", "/etc/passwd/z"), link("/z", "x"), link("/empty", "")),
 			},
 			stat: map[string]statWant{
 				"/x":     {symlink, "/x"},
-				"/y":     {symlink, "/y"},
+				"/y":     {notDir, "/etc/passwd"},
 				"/z":     {symlink, "/x"},
 				"/x/y":   {absent, "/nowhere/y"},
 				"/empty": {symlink, "/empty"},
@@ -358,7 +374,7 @@ func TestImage(t *testing.T) {
 			layers: [][]Entry{
 				layerOf(device("/dev/null")),
 			},
-			stat:  map[string]statWant{"/dev/null": {other, "/dev/null"}},
+			stat:  map[string]statWant{"/dev/null": {other, "/dev/null"}, "/dev/null/x": {notDir, "/dev/null"}},
 			files: []filesWant{{dir: "/dev", max: 5, count: 1, sample: []string{"/dev/null"}}},
 		},
 		{
@@ -544,4 +560,40 @@ func TestConcurrentReads(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+func TestFilesStopsCountingPastTheLimit(t *testing.T) {
+	const limit = policies.FilesCountLimit
+	many := func(prefix string, n int) []Entry {
+		es := make([]Entry, n)
+		for i := range es {
+			es[i] = file(fmt.Sprintf("%s/f%06d", prefix, i))
+		}
+		return es
+	}
+	tests := []struct {
+		name      string
+		layers    [][]Entry
+		dir       string
+		wantCount int
+	}{
+		{name: "counts exactly up to the limit", layers: [][]Entry{many("/d", limit)}, dir: "/d", wantCount: limit},
+		{name: "says one more than the limit for anything beyond it", layers: [][]Entry{many("/d", 3*limit)}, dir: "/", wantCount: limit + 1},
+		{name: "stops in the top layer without walking the lower ones",
+			layers: [][]Entry{many("/a", 2*limit), many("/b", 2*limit)}, dir: "/", wantCount: limit + 1},
+		{name: "stops across layers", layers: [][]Entry{many("/a", limit/2+1), many("/b", limit/2)}, dir: "/", wantCount: limit + 1},
+		{name: "counts a big directory below the limit exactly", layers: [][]Entry{many("/a", 2*limit), many("/b", 10)}, dir: "/b", wantCount: 10},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var layers []*Layer
+			for _, es := range tt.layers {
+				layers = append(layers, mustLayer(t, es))
+			}
+			n, sample := NewImage(layers).Files(tt.dir, 3)
+			if n != tt.wantCount || len(sample) != min(3, n) || !slices.IsSorted(sample) {
+				t.Errorf("Files(%s, 3) = %d, %q; want %d and 3 sorted paths", tt.dir, n, sample, tt.wantCount)
+			}
+		})
+	}
 }

@@ -65,6 +65,35 @@ var DefaultProtectedDirs = []string{
 	"/opt/bitnami",
 }
 
+// DefaultReplaceableDirs are the directories whose content an image ships
+// only as a default that a whole volume is meant to replace, so that, with
+// the image inspected, a mount at or below one of them that hides files is
+// a warning naming them rather than a denial:
+//
+//   - /etc/nginx/conf.d: nginx's default.conf, the default server that a
+//     site's own configuration replaces;
+//   - /usr/share/nginx/html: nginx's index.html and 50x.html, the
+//     placeholder site that the image's documentation mounts content over;
+//   - /usr/local/apache2/htdocs: httpd's index.html, likewise;
+//   - /var/www/html: the document root of the php:*-apache images (and of
+//     Debian's apache2), documented as the place to mount the site;
+//   - /docker-entrypoint-initdb.d: the init scripts of the postgres, mysql,
+//     mariadb and mongo images (and of images built on them), documented as
+//     the place to mount one's own;
+//   - /etc/grafana/provisioning: grafana's sample provisioning files, which
+//     the datasources and dashboards of a deployment replace;
+//   - /etc/prometheus: prometheus's default prometheus.yml, documented to be
+//     replaced by mounting a directory with one's own.
+var DefaultReplaceableDirs = []string{
+	"/etc/nginx/conf.d",
+	"/usr/share/nginx/html",
+	"/usr/local/apache2/htdocs",
+	"/var/www/html",
+	"/docker-entrypoint-initdb.d",
+	"/etc/grafana/provisioning",
+	"/etc/prometheus",
+}
+
 // DefaultFileExtensions are the name endings that make a mountPath look like
 // a file rather than a directory.
 var DefaultFileExtensions = []string{
@@ -76,6 +105,7 @@ var DefaultFileExtensions = []string{
 //
 //	mountShadowing:
 //	  protectedDirs: [/etc, /usr/local/tomcat/conf]  # replaces DefaultProtectedDirs; [] turns the check off
+//	  replaceableDirs: [/etc/nginx/conf.d]           # replaces DefaultReplaceableDirs; [] means none
 //	  fileLikeMountPaths: warn                      # or deny
 //	  fileExtensions: [.xml, .conf, .yaml]          # replaces DefaultFileExtensions; [] turns the check off
 type MountShadowingConfig struct {
@@ -85,6 +115,14 @@ type MountShadowingConfig struct {
 	// DefaultProtectedDirs; a list replaces them (copy the defaults to extend
 	// them), and an empty list turns the check off.
 	ProtectedDirs []string `json:"protectedDirs,omitempty"`
+	// ReplaceableDirs are the directories whose content is meant to be
+	// replaced by a whole volume: absolute, clean paths. With the image
+	// inspected, a mount at or below one of them that hides files the image
+	// ships is a warning naming them instead of a denial. Unset means
+	// DefaultReplaceableDirs; a list replaces them, and an empty list means
+	// none. They play no part when the image is not known: the protected
+	// directories decide then.
+	ReplaceableDirs []string `json:"replaceableDirs,omitempty"`
 	// FileLikeMountPaths says what to do with a mountPath whose last element
 	// looks like a file (it ends with one of FileExtensions): "warn" (the
 	// default) or "deny".
@@ -102,6 +140,9 @@ func (c *MountShadowingConfig) defaults() {
 	if c.ProtectedDirs == nil {
 		c.ProtectedDirs = slices.Clone(DefaultProtectedDirs)
 	}
+	if c.ReplaceableDirs == nil {
+		c.ReplaceableDirs = slices.Clone(DefaultReplaceableDirs)
+	}
 	if c.FileLikeMountPaths == "" {
 		c.FileLikeMountPaths = FileLikeWarn
 	}
@@ -111,24 +152,12 @@ func (c *MountShadowingConfig) defaults() {
 }
 
 func (c *MountShadowingConfig) validate(fldPath *field.Path) field.ErrorList {
-	var errs field.ErrorList
-	seen := map[string]bool{}
-	for i, dir := range c.ProtectedDirs {
-		p := fldPath.Child("protectedDirs").Index(i)
-		switch {
-		case !strings.HasPrefix(dir, "/"):
-			errs = append(errs, field.Invalid(p, dir, "must be an absolute path"))
-		case path.Clean(dir) != dir:
-			errs = append(errs, field.Invalid(p, dir, fmt.Sprintf("must be a clean path (%s)", path.Clean(dir))))
-		case seen[dir]:
-			errs = append(errs, field.Duplicate(p, dir))
-		}
-		seen[dir] = true
-	}
+	errs := validateDirList(fldPath.Child("protectedDirs"), c.ProtectedDirs)
+	errs = append(errs, validateDirList(fldPath.Child("replaceableDirs"), c.ReplaceableDirs)...)
 	if c.FileLikeMountPaths != FileLikeWarn && c.FileLikeMountPaths != FileLikeDeny {
 		errs = append(errs, field.NotSupported(fldPath.Child("fileLikeMountPaths"), c.FileLikeMountPaths, []string{FileLikeWarn, FileLikeDeny}))
 	}
-	seen = map[string]bool{}
+	seen := map[string]bool{}
 	for i, ext := range c.FileExtensions {
 		p := fldPath.Child("fileExtensions").Index(i)
 		switch {
@@ -138,6 +167,25 @@ func (c *MountShadowingConfig) validate(fldPath *field.Path) field.ErrorList {
 			errs = append(errs, field.Duplicate(p, ext))
 		}
 		seen[strings.ToLower(ext)] = true
+	}
+	return errs
+}
+
+// validateDirList checks a list of directories: absolute, clean, each once.
+func validateDirList(fldPath *field.Path, dirs []string) field.ErrorList {
+	var errs field.ErrorList
+	seen := map[string]bool{}
+	for i, dir := range dirs {
+		p := fldPath.Index(i)
+		switch {
+		case !strings.HasPrefix(dir, "/"):
+			errs = append(errs, field.Invalid(p, dir, "must be an absolute path"))
+		case path.Clean(dir) != dir:
+			errs = append(errs, field.Invalid(p, dir, fmt.Sprintf("must be a clean path (%s)", path.Clean(dir))))
+		case seen[dir]:
+			errs = append(errs, field.Duplicate(p, dir))
+		}
+		seen[dir] = true
 	}
 	return errs
 }
@@ -166,11 +214,36 @@ const serviceAccountTokenDir = "/var/run/secrets/kubernetes.io/serviceaccount"
 //   - a mountPath that is a regular file (or a device, fifo or socket) in
 //     the image is denied: the runtime cannot mount a directory over a file,
 //     and the container fails to start with "not a directory";
+//   - a mountPath below such a file (/app/config.yaml/x) is denied: the
+//     runtime cannot create it ("not a directory"), and the message names
+//     the file;
+//   - a mountPath whose resolution meets a symlink loop is denied: the
+//     runtime cannot resolve it ("too many levels of symbolic links");
 //   - a mountPath that is a directory with files at or below it is denied,
-//     naming how many files it hides and the first few of them;
-//   - a mountPath the image leaves empty or absent (or a dangling link) is
-//     admitted, whatever the protected directories and file-like names say:
-//     a TLS Secret at /etc/pki/tls/certs on an ubuntu image hides nothing.
+//     naming how many files it hides (counting stops past
+//     FilesCountLimit: "more than 10,000 files") and the first few of them,
+//     unless:
+//   - the volume's known files (keys or items paths) include the base name
+//     of every file it hides, all of them directly in the directory: the
+//     mount replaces those files on purpose and loses nothing, so it is
+//     admitted silently;
+//   - else the directory is at or below one of replaceableDirs
+//     (/etc/nginx/conf.d, /usr/share/nginx/html, ...): replacing the
+//     image's defaults there is the documented pattern, so it is a warning
+//     naming the hidden files instead of a denial;
+//   - a mountPath the image leaves empty or absent (or a dangling link as
+//     its last element, whose target the runtime creates) is admitted,
+//     whatever the protected directories and file-like names say: a TLS
+//     Secret at /etc/pki/tls/certs on an ubuntu image hides nothing.
+//
+// A mount below another mount of the same container (a Secret at
+// /etc/pki/tls/certs with an emptyDir at /etc/pki, whatever its kind or
+// subPath) is not checked against the image, nor against the protected
+// directories and file-like names: the runtime mounts the parent first (it
+// sorts mounts by depth), and the image's files there are already hidden by
+// it. Paths are compared as written, cleaned, without following the image's
+// symlinks. Only the key rule applies to such a mount. Mounts of other
+// containers do not count: each container has its own mount namespace.
 //
 // Otherwise the heuristic decides, as it did before images were inspected:
 // a mountPath that is a protected directory, or a parent of one, is denied,
@@ -190,6 +263,7 @@ const serviceAccountTokenDir = "/var/run/secrets/kubernetes.io/serviceaccount"
 // containers are checked like the others, against their own image.
 type mountShadowing struct {
 	protected    []string
+	replaceable  []string
 	extensions   []string
 	fileLikeDeny bool
 }
@@ -197,6 +271,7 @@ type mountShadowing struct {
 func newMountShadowing(c MountShadowingConfig) *mountShadowing {
 	p := &mountShadowing{fileLikeDeny: c.FileLikeMountPaths == FileLikeDeny}
 	p.protected = slices.Sorted(slices.Values(c.ProtectedDirs))
+	p.replaceable = slices.Sorted(slices.Values(c.ReplaceableDirs))
 	for _, ext := range c.FileExtensions {
 		p.extensions = append(p.extensions, strings.ToLower(ext))
 	}
@@ -243,12 +318,22 @@ func (p *mountShadowing) Validate(in Input) Report {
 func (p *mountShadowing) checkContainer(rep *Report, images *podImages, volumes map[string]*shadowVolume, ctrPath *field.Path, image string, mounts []corev1.VolumeMount, ephemeral bool) {
 	var img *ImageFacts
 	checked := false
+	var mounted map[string]bool // the container's mountPaths, cleaned, when one may be below another
 	for i, m := range mounts {
-		if img == nil && p.checked(volumes, m) {
+		if !p.checked(volumes, m) {
+			continue
+		}
+		if img == nil {
 			f := images.get(image)
 			img = &f
 		}
-		if p.check(rep, volumes, img, ctrPath.Child("volumeMounts").Index(i).Child("mountPath"), m, ephemeral) {
+		if mounted == nil && len(mounts) > 1 {
+			mounted = make(map[string]bool, len(mounts))
+			for _, o := range mounts {
+				mounted[path.Clean(o.MountPath)] = true
+			}
+		}
+		if p.check(rep, volumes, img, ctrPath.Child("volumeMounts").Index(i).Child("mountPath"), m, ephemeral, mountedAbove(mounted, path.Clean(m.MountPath))) {
 			checked = true
 		}
 	}
@@ -258,6 +343,21 @@ func (p *mountShadowing) checkContainer(rep *Report, images *podImages, volumes 
 				img.notInspectedYet())
 		})
 	}
+}
+
+// mountedAbove returns the closest strict parent of dir that is one of
+// mounted, or "".
+func mountedAbove(mounted map[string]bool, dir string) string {
+	if len(mounted) == 0 {
+		return ""
+	}
+	for d := dir; d != "/"; {
+		d = path.Dir(d)
+		if mounted[d] {
+			return d
+		}
+	}
+	return ""
 }
 
 // checked reports whether check looks at m beyond the volume's key names:
@@ -276,9 +376,11 @@ func (p *mountShadowing) checked(volumes map[string]*shadowVolume, m corev1.Volu
 
 // check checks one mount against the volume's key names and, for a
 // container whose image was inspected, against the image's files, else
-// against the protected directories and file-like names. It reports whether
-// the mount was one to check (see checked).
-func (p *mountShadowing) check(rep *Report, volumes map[string]*shadowVolume, img *ImageFacts, fieldPath *field.Path, m corev1.VolumeMount, ephemeral bool) bool {
+// against the protected directories and file-like names; below another
+// mount of the container (parent, the closest one), only against the key
+// names. It reports whether the verdict on the mount may have come from the
+// protected directories and file-like names, when the image is not known.
+func (p *mountShadowing) check(rep *Report, volumes map[string]*shadowVolume, img *ImageFacts, fieldPath *field.Path, m corev1.VolumeMount, ephemeral bool, parent string) bool {
 	if !p.checked(volumes, m) {
 		return false
 	}
@@ -288,12 +390,14 @@ func (p *mountShadowing) check(rep *Report, volumes map[string]*shadowVolume, im
 	// Messages are built only for the findings that will be listed.
 	lead := func() string { return fmt.Sprintf("mounting %s at %s without subPath", v.desc, m.MountPath) }
 
-	// What the image has at the mountPath, when it was inspected.
+	// What the image has at the mountPath, when it was inspected. Below
+	// another mount, the image's files are hidden by that mount, so the
+	// mountPath is as good as absent, and the lists do not apply either.
 	known := img.Known()
 	kind, resolved := FileAbsent, dir
-	if known {
+	if known && parent == "" {
 		kind, resolved = img.FS.Stat(dir)
-		if kind == FileSymlink { // dangling or a loop: the runtime creates the directory
+		if kind == FileSymlink { // dangling: the runtime creates its target
 			kind = FileAbsent
 		}
 	}
@@ -314,12 +418,22 @@ func (p *mountShadowing) check(rep *Report, volumes map[string]*shadowVolume, im
 			switch {
 			case known && (kind == FileRegular || kind == FileOther):
 				consequence = fmt.Sprintf("and the image ships a file at %s, so the container does not start at all (\"not a directory\")", at())
-			case known:
+			case known && kind == FileNotDir:
+				consequence = fmt.Sprintf("and %s is a file in the image, so the runtime cannot create %s and the container does not start at all (\"not a directory\")", imagePath(resolved), dir)
+			case known && kind == FileLoop:
+				consequence = fmt.Sprintf("and the image has a symlink loop at %s, so the runtime cannot create %s and the container does not start at all (\"too many levels of symbolic links\")", imagePath(resolved), dir)
+			case known || parent != "":
 				consequence = "and the application finds a directory where it expects a file"
 			}
 			return fmt.Sprintf("%s creates a directory named %s instead of a file: %s ends up at %s, %s. Fix: %s",
 				lead(), base, f.describe(), path.Join(dir, f.path), consequence, p.fix(v, ephemeral, fmt.Sprintf("add subPath: %s to mount just that file", f.path), dir))
 		})
+	}
+
+	if parent != "" {
+		// The runtime mounts parent first: what the image has here is
+		// already hidden, and the lists' premise does not hold either.
+		return false
 	}
 
 	if known {
@@ -332,13 +446,45 @@ func (p *mountShadowing) check(rep *Report, volumes map[string]*shadowVolume, im
 				return fmt.Sprintf("%s mounts a directory over %s, which is a file in the image: the container runtime cannot mount a directory over a file, so the container does not start (\"not a directory\"). Fix: %s",
 					lead(), at(), p.fix(v, ephemeral, v.subPathFor(), dir))
 			})
-		case FileDir:
-			if n, sample := img.FS.Files(resolved, 3); n > 0 {
-				rep.DenyFunc(fieldPath, func() string {
-					return fmt.Sprintf("%s hides %s the image ships at %s%s: %s invisible and only the volume's files remain. Fix: %s",
-						lead(), plural(n, "1 file", thousands(n)+" files"), at(), imageFileList(resolved, sample), plural(n, "it becomes", "they become"), p.fix(v, ephemeral, v.subPathExample(dir), dir))
-				})
+		case FileNotDir:
+			if keyName {
+				break
 			}
+			rep.DenyFunc(fieldPath, func() string {
+				return fmt.Sprintf("%s: %s is a file in the image, so the runtime cannot create %s (not a directory) and the container does not start. Fix: %s",
+					lead(), imagePath(resolved), dir, p.ownFix(v, dir))
+			})
+		case FileLoop:
+			if keyName {
+				break
+			}
+			rep.DenyFunc(fieldPath, func() string {
+				return fmt.Sprintf("%s: resolving it in the image meets a symlink loop at %s, so the runtime cannot create the mount point (too many levels of symbolic links) and the container does not start. Fix: %s",
+					lead(), imagePath(resolved), p.ownFix(v, dir))
+			})
+		case FileDir:
+			n, sample := img.FS.Files(resolved, 3)
+			if n == 0 || v.replacesAll(img.FS, resolved, n, sample) {
+				break
+			}
+			hides := func() string {
+				return fmt.Sprintf("%s hides %s the image ships at %s%s: %s invisible and only the volume's files remain.",
+					lead(), imageFileCount(n), at(), imageFileList(resolved, sample), plural(n, "it becomes", "they become"))
+			}
+			if r := p.replaceableDir(dir, resolved); r != "" {
+				rep.WarnFunc(fieldPath, func() string {
+					which := "it is one of mountShadowing.replaceableDirs"
+					if r != dir {
+						which = fmt.Sprintf("it is in %s, one of mountShadowing.replaceableDirs", r)
+					}
+					return fmt.Sprintf("%s %s is meant to be replaced (%s), so this is not denied: if the application still needs %s, add %s to the volume (a volume that provides every file it hides is admitted silently)",
+						hides(), dir, which, plural(n, "that file", "those files"), plural(n, "it", "them"))
+				})
+				break
+			}
+			rep.DenyFunc(fieldPath, func() string {
+				return fmt.Sprintf("%s Fix: %s", hides(), p.fix(v, ephemeral, v.subPathExample(dir), dir))
+			})
 		}
 		// An empty or absent directory hides nothing, whatever the lists
 		// say, and a path the image does not have cannot be a file it
@@ -378,6 +524,52 @@ func (p *mountShadowing) check(rep *Report, volumes map[string]*shadowVolume, im
 		rep.WarnFunc(fieldPath, msg)
 	}
 	return true
+}
+
+// imageFileCount renders how many files a mount hides: "1 file", "7 files",
+// "more than 10,000 files" once Files stopped counting.
+func imageFileCount(n int) string {
+	switch {
+	case n > FilesCountLimit:
+		return "more than " + thousands(FilesCountLimit) + " files"
+	case n == 1:
+		return "1 file"
+	}
+	return thousands(n) + " files"
+}
+
+// replaceableDir returns the replaceable directory that dir, or the path
+// it resolves to in the image, is at or below, or "".
+func (p *mountShadowing) replaceableDir(dir, resolved string) string {
+	for _, r := range p.replaceable {
+		for _, d := range []string{dir, resolved} {
+			if d == r || strings.HasPrefix(d, r+"/") || r == "/" {
+				return r
+			}
+		}
+	}
+	return ""
+}
+
+// replacesAll reports whether the volume's known files include every one
+// of the n files the image has below dir, each directly in dir, by name:
+// the mount replaces them on purpose and hides nothing else. sample is the
+// first of them Files returned.
+func (v *shadowVolume) replacesAll(fs ImageFS, dir string, n int, sample []string) bool {
+	if n > len(v.files.list) || n > FilesCountLimit {
+		return false
+	}
+	if len(sample) < n {
+		_, sample = fs.Files(dir, n)
+	}
+	prefix := strings.TrimSuffix(dir, "/") + "/"
+	for _, f := range sample {
+		name, ok := strings.CutPrefix(f, prefix)
+		if !ok || name == "" || strings.Contains(name, "/") || !v.files.has(name) {
+			return false
+		}
+	}
+	return len(sample) == n
 }
 
 // imageFileList renders files below dir as the first one's full path, then
@@ -504,6 +696,12 @@ func (s *shadowFiles) find(base string) (shadowFile, bool) {
 		return shadowFile{}, false
 	}
 	return s.list[i], true
+}
+
+// has reports whether one of the files is at path p.
+func (s *shadowFiles) has(p string) bool {
+	_, ok := slices.BinarySearchFunc(s.list, p, func(f shadowFile, p string) int { return cmp.Compare(f.path, p) })
+	return ok
 }
 
 // describeShadowVolume returns what the policy needs of a configMap, secret,
@@ -655,6 +853,12 @@ func (p *mountShadowing) fix(v *shadowVolume, ephemeral bool, subPath, mountPath
 		tradeOff += "; a service account token mounted this way is never refreshed and eventually expires"
 	}
 	return fmt.Sprintf("%s (%s), or %s", subPath, tradeOff, own)
+}
+
+// ownFix is the fix for a mount that subPath cannot fix either: a mount
+// point the runtime cannot create.
+func (p *mountShadowing) ownFix(v *shadowVolume, mountPath string) string {
+	return fmt.Sprintf("mount the volume at a directory of its own (e.g. %s) and point the application there", p.ownDir(v, mountPath))
 }
 
 // subPathExample shows how to mount one file into the directory dir.

@@ -48,7 +48,11 @@ func msWorld() *Snapshot {
 		"nginx-conf":           {"nginx.conf"},
 		"app-config":           {"settings"},
 		"two-files":            {"a.conf", "b.conf"},
-		"kube-root-ca.crt":     {"ca.crt"},
+		"site":                 {"app.conf"},
+		"nginx-default":        {"default.conf"},
+		"tomcat-all-conf": {"server.xml", "web.xml", "context.xml", "logging.properties", "tomcat-users.xml",
+			"catalina.properties", "catalina.policy", "jaspic-providers.xml"},
+		"kube-root-ca.crt": {"ca.crt"},
 	} {
 		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: name}, Data: map[string]string{}}
 		for _, k := range keys {
@@ -292,10 +296,10 @@ func TestMountShadowing(t *testing.T) {
 		{name: "replaces the default protected directories with custom ones",
 			cfg:        MountShadowingConfig{ProtectedDirs: []string{"/srv/app"}},
 			volumes:    []corev1.Volume{tomcat},
-			containers: []msContainer{msMain(msMount("server-config", "/etc"), msMount("server-config", "/srv/app"), msMount("server-config", "/srv"), msMount("server-config", "/usr/local/tomcat/conf"))},
+			containers: []msContainer{msMain(msMount("server-config", "/etc"), msMount("server-config", "/srv/app"), msMount("server-config", "/usr/local/tomcat/conf")), msMain(msMount("server-config", "/srv"))},
 			wantViolations: []string{
 				`spec.containers[0].volumeMounts[1].mountPath: mounting volume "server-config" (ConfigMap "tomcat-server-config") at /srv/app without subPath replaces the whole directory /srv/app: every file`,
-				`spec.containers[0].volumeMounts[2].mountPath: mounting volume "server-config" (ConfigMap "tomcat-server-config") at /srv without subPath replaces the whole directory /srv, which contains /srv/app: every file`,
+				`spec.containers[1].volumeMounts[0].mountPath: mounting volume "server-config" (ConfigMap "tomcat-server-config") at /srv without subPath replaces the whole directory /srv, which contains /srv/app: every file`,
 			},
 		},
 		{name: "turns the directory and file-like checks off with empty lists, but keeps the key check",
@@ -467,15 +471,20 @@ func TestMountShadowingConfigDefaults(t *testing.T) {
 	var c MountShadowingConfig
 	c.defaults()
 	if !ptr.Deref(c.Enabled, false) || c.FileLikeMountPaths != FileLikeWarn ||
-		!slices.Equal(c.ProtectedDirs, DefaultProtectedDirs) || !slices.Equal(c.FileExtensions, DefaultFileExtensions) {
+		!slices.Equal(c.ProtectedDirs, DefaultProtectedDirs) || !slices.Equal(c.ReplaceableDirs, DefaultReplaceableDirs) ||
+		!slices.Equal(c.FileExtensions, DefaultFileExtensions) {
 		t.Errorf("defaults = %+v", c)
 	}
 	if errs := c.validate(field.NewPath("policies", "mountShadowing")); len(errs) > 0 {
 		t.Errorf("defaults do not validate: %v", errs)
 	}
-	c.ProtectedDirs[0] = "/changed"
-	if DefaultProtectedDirs[0] == "/changed" {
-		t.Error("defaulted config shares its list with DefaultProtectedDirs")
+	c.ProtectedDirs[0], c.ReplaceableDirs[0] = "/changed", "/changed"
+	if DefaultProtectedDirs[0] == "/changed" || DefaultReplaceableDirs[0] == "/changed" {
+		t.Error("defaulted config shares its list with DefaultProtectedDirs or DefaultReplaceableDirs")
+	}
+	empty := MountShadowingConfig{ReplaceableDirs: []string{}}
+	if empty.defaults(); empty.ReplaceableDirs == nil || len(empty.ReplaceableDirs) != 0 {
+		t.Errorf("replaceableDirs: [] defaulted to %v, want none", empty.ReplaceableDirs)
 	}
 }
 
@@ -503,6 +512,13 @@ func TestMountShadowingConfigValidation(t *testing.T) {
 		{name: "rejects a duplicate directory",
 			cfg:  MountShadowingConfig{ProtectedDirs: []string{"/etc", "/srv", "/etc"}},
 			want: []string{`policies.mountShadowing.protectedDirs[2]: Duplicate value: "/etc"`}},
+		{name: "rejects replaceable directories that are relative, not clean or listed twice",
+			cfg: MountShadowingConfig{ReplaceableDirs: []string{"var/www/html", "/etc/nginx/conf.d/", "/srv/www", "/srv/www"}},
+			want: []string{
+				`policies.mountShadowing.replaceableDirs[0]: Invalid value: "var/www/html": must be an absolute path`,
+				`policies.mountShadowing.replaceableDirs[1]: Invalid value: "/etc/nginx/conf.d/": must be a clean path (/etc/nginx/conf.d)`,
+				`policies.mountShadowing.replaceableDirs[3]: Duplicate value: "/srv/www"`,
+			}},
 		{name: "rejects an unknown fileLikeMountPaths mode",
 			cfg:  MountShadowingConfig{FileLikeMountPaths: "error"},
 			want: []string{`policies.mountShadowing.fileLikeMountPaths: Unsupported value: "error": supported values: "warn", "deny"`}},

@@ -45,7 +45,9 @@ type ImageFacts struct {
 	// "tomcat"), and WorkingDir its WORKDIR.
 	User       string
 	WorkingDir string
-	// Env is the config's environment, "NAME=value".
+	// Env are the names of the variables the image config sets ("PATH",
+	// "JAVA_HOME"), without their values: images bake secrets into ENV, and
+	// podguard keeps no secret in memory.
 	Env []string
 	// FS is the image's file tree after every layer and whiteout is applied.
 	FS ImageFS
@@ -65,12 +67,28 @@ const (
 	FileAbsent FileKind = iota
 	FileDir
 	FileRegular
-	// FileSymlink is a symlink that could not be resolved inside the image
-	// (dangling, or a loop); resolvable ones are followed.
+	// FileSymlink is a symlink, as the last element, whose target does not
+	// exist in the image (dangling); resolvable ones are followed. The
+	// runtime creates the target of a dangling link when it mounts there.
 	FileSymlink
 	// FileOther is a device, fifo or socket.
 	FileOther
+	// FileNotDir means an element before the last is not a directory (a
+	// regular file, device, fifo or socket), so nothing can exist below it
+	// and the runtime cannot create the path ("not a directory", ENOTDIR).
+	// Stat returns the resolved path of that element, e.g. /app/config.yaml
+	// for /app/config.yaml/x.
+	FileNotDir
+	// FileLoop means resolving the path followed more than 40 symlinks (a
+	// loop), so the runtime cannot resolve it ("too many levels of symbolic
+	// links", ELOOP). Stat returns the link where resolution gave up.
+	FileLoop
 )
+
+// FilesCountLimit is where ImageFS.Files stops counting: a count above it
+// means "more than FilesCountLimit files", whatever the exact number, so
+// that a mount at / of a huge image costs the same as one of 10,000 files.
+const FilesCountLimit = 10_000
 
 // ImageFS is an inspected image's file tree: the paths its layers create,
 // with whiteouts applied, without any file content. Paths are absolute and
@@ -83,7 +101,10 @@ type ImageFS interface {
 	Stat(p string) (kind FileKind, resolved string)
 	// Files counts the entries other than directories at or below dir
 	// (already resolved, as Stat returns it), and returns up to max of their
-	// paths in sorted order.
+	// paths in sorted order. Counting stops past FilesCountLimit: a count of
+	// FilesCountLimit+1 means "more than FilesCountLimit", and then the
+	// sample is some of the files in sorted order, not necessarily the
+	// first ones.
 	Files(dir string, max int) (count int, sample []string)
 }
 
@@ -101,12 +122,17 @@ type ImageUser struct {
 // ParseImageUser reads a config's USER the way the container runtimes report
 // it to the kubelet: the part before ":" is a uid when it is a number, else
 // a user name; an empty USER is root.
+//
+// A number is whatever strconv.ParseInt reads, negative ones included, as
+// containerd's and CRI-O's getUserFromImage do: USER -1 reaches the kubelet
+// as uid -1, which its runAsNonRoot check admits (only 0 is root), so it is
+// a non-root uid here too, not a name.
 func ParseImageUser(user string) ImageUser {
 	u, g, _ := strings.Cut(user, ":")
 	var out ImageUser
 	if u == "" {
 		out.UID = new(int64)
-	} else if n, err := strconv.ParseInt(u, 10, 64); err == nil && n >= 0 {
+	} else if n, err := strconv.ParseInt(u, 10, 64); err == nil {
 		out.UID = &n
 	} else {
 		out.Name = u

@@ -94,7 +94,10 @@ func TestParseImageUser(t *testing.T) {
 		{"1000:2000", ptr.To[int64](1000), ptr.To[int64](2000), ""},
 		{"1000:staff", ptr.To[int64](1000), nil, ""},
 		{"app:app", nil, nil, "app"},
-		{"-1", nil, nil, "-1"},
+		// containerd and CRI-O read it with strconv.ParseInt: a uid,
+		// which the kubelet's runAsNonRoot check admits.
+		{"-1", ptr.To[int64](-1), nil, ""},
+		{"-1:-1", ptr.To[int64](-1), nil, ""},
 	}
 	for _, tt := range tests {
 		got := ParseImageUser(tt.user)

@@ -56,7 +56,7 @@ func (fs testFS) Stat(p string) (FileKind, string) {
 		switch fs.kinds[next] {
 		case FileSymlink:
 			if hops++; hops > 40 {
-				return FileSymlink, next
+				return FileLoop, next
 			}
 			followed = true
 			target := fs.targets[next]
@@ -74,7 +74,7 @@ func (fs testFS) Stat(p string) (FileKind, string) {
 			return FileAbsent, path.Join(append([]string{next}, rest...)...)
 		default:
 			if len(rest) > 0 { // a file in the middle of the path
-				return FileAbsent, path.Join(append([]string{next}, rest...)...)
+				return FileNotDir, next
 			}
 			return fs.kinds[next], next
 		}
@@ -91,7 +91,7 @@ func (fs testFS) Files(dir string, max int) (int, []string) {
 		}
 	}
 	slices.Sort(all)
-	return len(all), all[:min(len(all), max)]
+	return min(len(all), FilesCountLimit+1), all[:min(len(all), max)]
 }
 
 // Images the tests use: their facts as an inspector would give them.
@@ -142,9 +142,9 @@ func TestTestFS(t *testing.T) {
 		{"/etc/ssl/certs", FileDir, "/etc/pki/tls/certs"},
 		{"/etc/ssl/certs/ca-bundle.crt", FileRegular, "/etc/pki/tls/certs/ca-bundle.crt"},
 		{"/etc/app/settings", FileRegular, "/etc/app/settings"},
-		{"/etc/app/settings/x", FileAbsent, "/etc/app/settings/x"},
+		{"/etc/app/settings/x", FileNotDir, "/etc/app/settings"},
 		{"/etc/broken", FileSymlink, "/nowhere"},
-		{"/etc/loop", FileSymlink, "/etc/loop"},
+		{"/etc/loop", FileLoop, "/etc/loop"},
 		{"/dev/null", FileOther, "/dev/null"},
 		{"/opt", FileAbsent, "/opt"},
 		{"/", FileDir, "/"},

@@ -18,6 +18,7 @@ var (
 	scRootImage    = ImageFacts{Ref: "tomcat:10", Status: ImageKnown, User: "", FS: newTestFS("/usr/local/tomcat/conf/server.xml")}
 	scUIDZeroImage = ImageFacts{Ref: "registry.local/app:uid0", Status: ImageKnown, User: "0:0", FS: newTestFS()}
 	scNamedImage   = ImageFacts{Ref: "node:22", Status: ImageKnown, User: "node", FS: newTestFS()}
+	scMinusOne     = ImageFacts{Ref: "registry.local/app:minus-one", Status: ImageKnown, User: "-1", FS: newTestFS()}
 	scWinAdmin     = ImageFacts{Ref: "mcr.microsoft.com/windows/servercore:ltsc2022", Status: ImageKnown, User: "ContainerAdministrator", FS: newTestFS()}
 	scWinUser      = ImageFacts{Ref: "mcr.microsoft.com/windows/nanoserver:ltsc2022", Status: ImageKnown, User: "ContainerUser", FS: newTestFS()}
 )
@@ -69,6 +70,12 @@ func TestSecurityContextWithImages(t *testing.T) {
 		{name: "leaves runAsNonRoot unset for an image whose USER is uid 0",
 			cfg: restricted, images: []ImageFacts{scUIDZeroImage}, pod: []string{scUIDZeroImage.Ref},
 			wantWarnings: []string{`its image "registry.local/app:uid0" runs as root (USER "0:0")`}},
+		{name: "sets runAsNonRoot for an image whose USER is -1, which the runtimes report as a uid, not a name",
+			cfg: restricted, images: []ImageFacts{scMinusOne}, pod: []string{scMinusOne.Ref},
+			want: []func(*corev1.Pod){nonRoot}, pss: api.LevelRestricted},
+		{name: "admits runAsNonRoot: true with an image whose USER is -1",
+			cfg: restricted, images: []ImageFacts{scMinusOne}, pod: []string{scMinusOne.Ref}, in: []func(*corev1.Pod){nonRoot},
+			want: []func(*corev1.Pod){nonRoot}, pss: api.LevelRestricted},
 		{name: "leaves runAsNonRoot unset for an image whose USER is a name",
 			cfg: restricted, images: []ImageFacts{scNamedImage}, pod: []string{scNamedImage.Ref},
 			wantWarnings: []string{`runAsNonRoot was left unset for container "app": its image "node:22" runs as the user name "node" (USER "node"), which the kubelet cannot verify: ` +
