@@ -492,18 +492,25 @@ func (p *mountShadowing) check(rep *Report, volumes map[string]*shadowVolume, im
 		return true
 	}
 
+	// A denial from the list says when it stands in for an inspection that
+	// did not finish: warnings never travel with a denial, and the next
+	// attempt may be judged from the image.
+	byList := ""
+	if img != nil && img.Fallback() {
+		byList = fmt.Sprintf(" (judged by podguard's list of protected directories: %s)", img.notInspectedYet())
+	}
 	definite := keyName
 	if slices.Contains(p.protected, dir) {
 		definite = true
 		rep.DenyFunc(fieldPath, func() string {
-			return fmt.Sprintf("%s replaces the whole directory %s: every file the image ships there becomes invisible and only the volume's files remain. Fix: %s",
-				lead(), dir, p.fix(v, ephemeral, v.subPathExample(dir), dir))
+			return fmt.Sprintf("%s replaces the whole directory %s: every file the image ships there becomes invisible and only the volume's files remain%s. Fix: %s",
+				lead(), dir, byList, p.fix(v, ephemeral, v.subPathExample(dir), dir))
 		})
 	} else if below := p.protectedBelow(dir); len(below) > 0 {
 		definite = true
 		rep.DenyFunc(fieldPath, func() string {
-			return fmt.Sprintf("%s replaces the whole directory %s, which contains %s: every file the image ships there becomes invisible and only the volume's files remain. Fix: %s",
-				lead(), dir, shadowDirList(below, 3), p.fix(v, ephemeral, v.subPathExample(dir), dir))
+			return fmt.Sprintf("%s replaces the whole directory %s, which contains %s: every file the image ships there becomes invisible and only the volume's files remain%s. Fix: %s",
+				lead(), dir, shadowDirList(below, 3), byList, p.fix(v, ephemeral, v.subPathExample(dir), dir))
 		})
 	}
 

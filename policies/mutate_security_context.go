@@ -513,6 +513,10 @@ func (u containerUser) why(windows bool) string {
 		return fmt.Sprintf("the user its image runs as is unknown (%s), and with runAsNonRoot: true the kubelet refuses to start an image that runs as ContainerAdministrator. Fix: set securityContext.windowsOptions.runAsUserName, or runAsNonRoot: true yourself if the image runs as another user", u.image.userUnknown())
 	case u.kind == userImageRoot:
 		return fmt.Sprintf("its image %s runs as root (%s), and with runAsNonRoot: true the kubelet would refuse to start it (\"container has runAsNonRoot and image will run as root\"). Fix: %s", img, describeImageUser(u.image.User), rootFix)
+	case u.kind == userImageName && u.name == "root":
+		// Named, so unverifiable, and root besides: its uid is no fix.
+		return fmt.Sprintf("its image %s runs as the user name %s (%s), which the kubelet cannot verify: with runAsNonRoot: true it would refuse to start it (%s). Fix: %s",
+			img, quote(u.name), describeImageUser(u.image.User), quote(nonNumericUserError(u.name)), rootFix)
 	case u.kind == userImageName:
 		return fmt.Sprintf("its image %s runs as the user name %s (%s), which the kubelet cannot verify: with runAsNonRoot: true it would refuse to start it (%s). Fix: set runAsUser to that user's uid, or %s",
 			img, quote(u.name), describeImageUser(u.image.User), quote(nonNumericUserError(u.name)), rootFix)

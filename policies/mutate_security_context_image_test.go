@@ -80,6 +80,9 @@ func TestSecurityContextWithImages(t *testing.T) {
 			cfg: restricted, images: []ImageFacts{scNamedImage}, pod: []string{scNamedImage.Ref},
 			wantWarnings: []string{`runAsNonRoot was left unset for container "app": its image "node:22" runs as the user name "node" (USER "node"), which the kubelet cannot verify: ` +
 				`with runAsNonRoot: true it would refuse to start it ("container has runAsNonRoot and image has non-numeric user (node), cannot verify user is non-root"). Fix: set runAsUser to that user's uid, or`}},
+		{name: "does not suggest the uid of a user named root, which is 0",
+			cfg: restricted, images: []ImageFacts{{Ref: "registry.local/app:named-root", Status: ImageKnown, User: "root", FS: newTestFS()}}, pod: []string{"registry.local/app:named-root"},
+			wantWarnings: []string{`runs as the user name "root" (USER "root"), which the kubelet cannot verify: with runAsNonRoot: true it would refuse to start it ("container has runAsNonRoot and image has non-numeric user (root), cannot verify user is non-root"). Fix: use an image whose USER is a non-root uid`}},
 		{name: "gives root and named-user images the configured runAsUser with rootImages: runAsUser, and then runAsNonRoot",
 			cfg: runAsUserCfg, images: []ImageFacts{scRootImage, scNamedImage, scNumericImage}, pod: []string{scRootImage.Ref, scNamedImage.Ref, scNumericImage.Ref},
 			want: []func(*corev1.Pod){nonRoot, runAs(0, 10001), runAs(1, 10001)}, pss: api.LevelRestricted},
