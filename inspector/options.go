@@ -249,7 +249,9 @@ func (l allowList) explicit(host, port string) bool {
 // publicIP reports whether ip is an address "*" may reach: not loopback,
 // private (RFC 1918, unique local), link-local (which includes the cloud
 // metadata endpoint 169.254.169.254), shared (100.64.0.0/10), unspecified or
-// multicast. Otherwise anyone who may create a pod could make podguard send
+// multicast, nor an IPv6 address that embeds an IPv4 one a relay or
+// translator would forward to (NAT64 64:ff9b::/96 and 64:ff9b:1::/48, 6to4
+// 2002::/16, Teredo 2001::/32). Otherwise anyone who may create a pod could make podguard send
 // requests into the cluster's network with an image named
 // 10.0.0.5:6443/x; a registry there must be listed by name or address.
 func publicIP(ip net.IP) bool {
@@ -260,8 +262,30 @@ func publicIP(ip net.IP) bool {
 	if ip4 := ip.To4(); ip4 != nil && (ip4[0] == 100 && ip4[1]&0xc0 == 64 || ip4[0] == 0) {
 		return false
 	}
+	if ip16 := ip.To16(); ip16 != nil && ip.To4() == nil {
+		for _, n := range tunnelled {
+			if n.Contains(ip16) {
+				return false
+			}
+		}
+	}
 	return true
 }
+
+// tunnelled are the IPv6 prefixes that embed an IPv4 address: a NAT64
+// gateway, a 6to4 relay or a Teredo server forwards to it, which could be
+// a private one.
+var tunnelled = func() []*net.IPNet {
+	var out []*net.IPNet
+	for _, s := range []string{"64:ff9b::/96", "64:ff9b:1::/48", "2002::/16", "2001::/32"} {
+		_, n, err := net.ParseCIDR(s)
+		if err != nil {
+			panic(err)
+		}
+		out = append(out, n)
+	}
+	return out
+}()
 
 func splitHostPort(s string) (host, port string) {
 	if h, p, err := net.SplitHostPort(s); err == nil {
