@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -23,10 +24,25 @@ import (
 type imageRecord struct {
 	User       string `json:"user,omitempty"`
 	WorkingDir string `json:"workingDir,omitempty"`
-	// Env is the config's environment, "NAME=value" as the image sets it.
+	// Env is the NAMES of the config's environment variables, never their
+	// values: images bake secrets into ENV, and records of private images
+	// are persisted to CacheDir.
 	Env      []string `json:"env,omitempty"`
 	Platform string   `json:"platform,omitempty"`
 	Layers   []string `json:"layers"`
+}
+
+// envNames returns the names of "NAME=value" entries, in order.
+func envNames(env []string) []string {
+	if len(env) == 0 {
+		return nil
+	}
+	out := make([]string, 0, len(env))
+	for _, e := range env {
+		n, _, _ := strings.Cut(e, "=")
+		out = append(out, n)
+	}
+	return out
 }
 
 // overhead is what an image's record costs besides its layers.
@@ -306,6 +322,12 @@ func (d *diskCache) readImage(digest string) (imageRecord, bool) {
 	if err := json.Unmarshal(b, &rec); err != nil || len(rec.Layers) > maxLayers {
 		_ = os.Remove(p)
 		return imageRecord{}, false
+	}
+	// A record written before only names were kept holds values: drop
+	// them, and rewrite the file without them.
+	if slices.ContainsFunc(rec.Env, func(e string) bool { return strings.Contains(e, "=") }) {
+		rec.Env = envNames(rec.Env)
+		_ = d.writeImage(digest, rec)
 	}
 	for _, l := range rec.Layers {
 		if _, ok := fileName(l); !ok {

@@ -292,7 +292,7 @@ func (i *Inspector) build(ctx context.Context, img v1.Image, digest string) (*im
 	rec := imageRecord{
 		User:       cfg.Config.User,
 		WorkingDir: cfg.Config.WorkingDir,
-		Env:        cfg.Config.Env,
+		Env:        envNames(cfg.Config.Env),
 		Platform:   platString(cfg.OS, cfg.Architecture, cfg.Variant),
 	}
 	b := &imageBudget{bytes: i.o.MaxImageBytes, entries: i.o.MaxEntries}
