@@ -2,6 +2,7 @@ package inspector
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -68,19 +69,40 @@ func (i *Inspector) fetch(ctx context.Context, j job) (string, *imageEntry, erro
 	if e, ok := i.mem.image(digest); ok {
 		return digest, e, nil
 	}
-	v, err, _ := i.imageFlight.Do(digest, func() (any, error) {
-		if e, ok := i.mem.image(digest); ok {
-			return e, nil
+	// Builds are shared by repository and digest, not by digest alone: a
+	// build reads blobs from its own registry, within its leader's context,
+	// and must not make another registry's image wait for, or inherit, a
+	// stalled registry's failure.
+	repo := j.ref.Context().Name()
+	for attempt := 0; ; attempt++ {
+		v, err, shared := i.imageFlight.Do(repo+"@"+digest, func() (any, error) {
+			if e, ok := i.mem.image(digest); ok {
+				return e, nil
+			}
+			if e := i.loadDisk(digest); e != nil {
+				return e, nil
+			}
+			return i.build(ctx, img, repo, digest)
+		})
+		if err != nil && shared && attempt == 0 && i.notMine(ctx, err) {
+			continue // the leader's deadline or budget, not this fetch's
 		}
-		if e := i.loadDisk(digest); e != nil {
-			return e, nil
+		if err != nil {
+			return "", nil, err
 		}
-		return i.build(ctx, img, digest)
-	})
-	if err != nil {
-		return "", nil, err
+		return digest, v.(*imageEntry), nil
 	}
-	return digest, v.(*imageEntry), nil
+}
+
+// notMine reports whether err, from a fetch shared with another caller,
+// may be that caller's own: its context ended while ctx lives on, or its
+// budget ran out. The waiter then fetches again on its own account.
+func (i *Inspector) notMine(ctx context.Context, err error) bool {
+	if ctx.Err() != nil {
+		return false
+	}
+	var be *budgetError
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) || errors.As(err, &be)
 }
 
 // remoteOptions are the options of every registry call: the guarded
@@ -260,14 +282,35 @@ func (i *Inspector) loadDisk(digest string) *imageEntry {
 	return i.mem.add(digest, rec, layers)
 }
 
-// imageBudget is what one image may still read.
+// imageBudget is what one image may still read and index.
 type imageBudget struct {
-	bytes   int64
+	bytes   int64 // compressed
+	decomp  int64 // decompressed
+	index   int64 // bytes of paths and link targets
 	entries int
 }
 
+// blobError is a failure to read a config or layer blob, after the
+// registry served the manifest: it fails the image, never backs the
+// registry off (a stalled or endless blob is the image's doing).
+type blobError struct{ err error }
+
+func (e *blobError) Error() string { return e.err.Error() }
+func (e *blobError) Unwrap() error { return e.err }
+
 // build reads an image's config and indexes its layers in order.
-func (i *Inspector) build(ctx context.Context, img v1.Image, digest string) (*imageEntry, error) {
+func (i *Inspector) build(ctx context.Context, img v1.Image, repo, digest string) (*imageEntry, error) {
+	e, err := i.buildImage(ctx, img, repo, digest)
+	if err != nil {
+		var be *budgetError
+		if !errors.As(err, &be) {
+			err = &blobError{err}
+		}
+	}
+	return e, err
+}
+
+func (i *Inspector) buildImage(ctx context.Context, img v1.Image, repo, digest string) (*imageEntry, error) {
 	m, err := img.Manifest()
 	if err != nil {
 		return nil, err
@@ -295,16 +338,20 @@ func (i *Inspector) build(ctx context.Context, img v1.Image, digest string) (*im
 		Env:        envNames(cfg.Config.Env),
 		Platform:   platString(cfg.OS, cfg.Architecture, cfg.Variant),
 	}
-	b := &imageBudget{bytes: i.o.MaxImageBytes, entries: i.o.MaxEntries}
+	b := &imageBudget{bytes: i.o.MaxImageBytes, decomp: decompressFactor * i.o.MaxImageBytes, index: i.o.MaxIndexBytes, entries: i.o.MaxEntries}
 	layers := make([]*imageindex.Layer, 0, len(m.Layers))
 	for k, ld := range m.Layers {
-		l, err := i.layer(ctx, img, ld, b)
+		l, err := i.layer(ctx, img, repo, ld, b)
 		if err != nil {
 			return nil, fmt.Errorf("layer %d of %d (%s): %w", k+1, len(m.Layers), shortDigest(ld.Digest), err)
 		}
 		if b.entries -= l.Len(); b.entries < 0 {
 			i.m.budgetExceed.Inc()
 			return nil, i.tooManyEntries()
+		}
+		if b.index -= int64(l.PathBytes()); b.index < 0 {
+			i.m.budgetExceed.Inc()
+			return nil, i.indexTooLarge()
 		}
 		layers = append(layers, l)
 		rec.Layers = append(rec.Layers, ld.Digest.String())
@@ -317,103 +364,155 @@ func (i *Inspector) build(ctx context.Context, img v1.Image, digest string) (*im
 	return i.mem.add(digest, rec, layers), nil
 }
 
-// layer returns a layer's index from the caches or the registry. Layers
-// are shared between images: one fetch for concurrent requests.
-func (i *Inspector) layer(ctx context.Context, img v1.Image, ld v1.Descriptor, b *imageBudget) (*imageindex.Layer, error) {
+// layer returns a layer's index from the caches or the registry, and
+// charges what reading it cost to the image's budget. Layers are shared
+// between images: a layer is cached as soon as it is indexed, and
+// concurrent fetches of one layer from one repository are made once.
+func (i *Inspector) layer(ctx context.Context, img v1.Image, repo string, ld v1.Descriptor, b *imageBudget) (*imageindex.Layer, error) {
 	d := ld.Digest.String()
 	if l := i.mem.layer(d); l != nil {
 		return l, nil
 	}
-	v, err, _ := i.layerFlight.Do(d, func() (any, error) {
-		if l := i.mem.layer(d); l != nil {
-			return l, nil
+	for attempt := 0; ; attempt++ {
+		// The budget is checked here, outside the shared fetch, for every
+		// image that waits for it.
+		switch {
+		case b.entries <= 0:
+			// imageindex reads a zero limit as its default.
+			i.m.budgetExceed.Inc()
+			return nil, i.tooManyEntries()
+		case b.index <= 0:
+			i.m.budgetExceed.Inc()
+			return nil, i.indexTooLarge()
+		case ld.Size > b.bytes || ld.Size < 0:
+			i.m.budgetExceed.Inc()
+			return nil, i.tooManyBytes()
 		}
-		if i.disk != nil {
-			if l := i.disk.readLayer(d); l != nil {
-				return l, nil
+		lim := *b // the leader's remaining budget bounds the shared fetch
+		v, err, shared := i.layerFlight.Do(repo+"@"+d, func() (any, error) {
+			if l := i.mem.layer(d); l != nil {
+				return fetchedLayer{l: l}, nil
 			}
+			if i.disk != nil {
+				if l := i.disk.readLayer(d); l != nil {
+					return fetchedLayer{l: i.mem.put(d, l)}, nil
+				}
+			}
+			l, decomp, err := i.fetchLayer(ctx, img, ld, lim)
+			if err != nil {
+				return nil, err
+			}
+			if i.disk != nil {
+				if err := i.disk.writeLayer(d, l); err != nil {
+					i.o.Log.Error(err, "image cache: writing a layer index", "digest", d)
+				}
+			}
+			return fetchedLayer{l: i.mem.put(d, l), compressed: ld.Size, decomp: decomp}, nil
+		})
+		if err != nil && shared && attempt == 0 && i.notMine(ctx, err) {
+			continue
 		}
-		l, err := i.fetchLayer(ctx, img, ld, b)
 		if err != nil {
 			return nil, err
 		}
-		if i.disk != nil {
-			if err := i.disk.writeLayer(d, l); err != nil {
-				i.o.Log.Error(err, "image cache: writing a layer index", "digest", d)
-			}
+		f := v.(fetchedLayer)
+		b.bytes -= f.compressed
+		if b.decomp -= f.decomp; b.decomp < 0 {
+			i.m.budgetExceed.Inc()
+			return nil, i.tooManyDecompressed()
 		}
-		return l, nil
-	})
-	if err != nil {
-		return nil, err
+		return f.l, nil
 	}
-	return v.(*imageindex.Layer), nil
 }
 
-// fetchLayer streams one compressed layer, counting its bytes against the
-// image's budget, decompresses it (gzip, zstd or none, by sniffing) and
-// indexes its tar headers. It reads the blob to its end so that
-// go-containerregistry verifies its size and digest: layer indexes are
-// shared by digest between images and registries, so an unverified one
-// could poison another image's facts.
-func (i *Inspector) fetchLayer(ctx context.Context, img v1.Image, ld v1.Descriptor, b *imageBudget) (*imageindex.Layer, error) {
-	if b.entries <= 0 {
-		// imageindex reads a zero limit as its default.
-		i.m.budgetExceed.Inc()
-		return nil, i.tooManyEntries()
-	}
-	if ld.Size > b.bytes {
-		i.m.budgetExceed.Inc()
-		return nil, &budgetError{fmt.Sprintf("the image exceeds %d compressed bytes (images.maxImageBytes)", i.o.MaxImageBytes)}
-	}
+// fetchedLayer is a shared layer fetch's result: the index, and what
+// reading it cost.
+type fetchedLayer struct {
+	l          *imageindex.Layer
+	compressed int64
+	decomp     int64
+}
+
+// fetchLayer streams one compressed layer (go-containerregistry stops at
+// its declared size, which the caller checked against the image's budget),
+// decompresses it (gzip, zstd or none, by sniffing) within lim.decomp bytes
+// and indexes its tar headers within lim's entries and index bytes. After
+// the tar ends, it reads the rest of the compressed blob without
+// decompressing it, so that go-containerregistry verifies its size and
+// digest: layer indexes are shared by digest between images and
+// registries, so an unverified one could poison another image's facts. It
+// returns the index and the decompressed bytes read.
+func (i *Inspector) fetchLayer(ctx context.Context, img v1.Image, ld v1.Descriptor, lim imageBudget) (*imageindex.Layer, int64, error) {
 	rl, err := img.LayerByDigest(ld.Digest)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	rc, err := rl.Compressed()
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	defer rc.Close()
-	cr := &countingReader{r: rc, b: b, i: i}
+	cr := &countingReader{ctx: ctx, r: rc, left: ld.Size, i: i}
 	br := bufio.NewReaderSize(cr, 64<<10)
 	dec, err := decompress(br)
 	if err != nil {
-		return nil, cr.cause(err)
+		return nil, 0, cr.cause(err)
 	}
 	defer dec.Close()
-	l, err := imageindex.IndexLayer(dec, imageindex.Limits{MaxEntries: b.entries, MaxPathBytes: maxPathBytes})
-	if errors.Is(err, imageindex.ErrTooManyEntries) && cr.err == nil {
-		i.m.budgetExceed.Inc()
-		return nil, i.tooManyEntries()
-	}
+	dr := &decompressedReader{ctx: ctx, r: dec, left: lim.decomp, i: i}
+	l, err := imageindex.IndexLayer(dr, imageindex.Limits{MaxEntries: lim.entries, MaxPathBytes: maxPathBytes, MaxTotalBytes: int(min(lim.index, 1<<31))})
 	if err != nil {
-		return nil, cr.cause(&contentError{fmt.Errorf("indexing: %w", err)})
+		if e := cmp.Or(cr.err, dr.err); e != nil {
+			return nil, dr.n, e
+		}
 	}
-	if _, err := io.Copy(io.Discard, dec); err != nil {
-		return nil, cr.cause(&contentError{fmt.Errorf("decompressing: %w", err)})
+	switch {
+	case errors.Is(err, imageindex.ErrTooManyEntries) && cr.readErr == nil:
+		i.m.budgetExceed.Inc()
+		return nil, dr.n, i.tooManyEntries()
+	case errors.Is(err, imageindex.ErrLayerTooLarge) && cr.readErr == nil:
+		i.m.budgetExceed.Inc()
+		return nil, dr.n, i.indexTooLarge()
+	case err != nil:
+		return nil, dr.n, cr.cause(&contentError{fmt.Errorf("indexing: %w", err)})
 	}
+	// The tar ended: what follows in the decompressed stream is padding,
+	// or a bomb. Read the compressed rest without decompressing it.
 	if _, err := io.Copy(io.Discard, br); err != nil {
-		return nil, cr.cause(err)
+		return nil, dr.n, cr.cause(err)
 	}
 	if ctx.Err() != nil {
-		return nil, ctx.Err()
+		return nil, dr.n, ctx.Err()
 	}
-	return l, nil
+	return l, dr.n, nil
 }
 
 func (i *Inspector) tooManyEntries() error {
 	return &budgetError{fmt.Sprintf("it has more than %d paths (images.maxEntries)", i.o.MaxEntries)}
 }
 
-// countingReader counts compressed bytes against the image's budget, and
-// remembers a failed read, so that a dropped connection or a digest
-// mismatch is not blamed on the layer's content.
+func (i *Inspector) tooManyBytes() error {
+	return &budgetError{fmt.Sprintf("the image exceeds %d compressed bytes (images.maxImageSize)", i.o.MaxImageBytes)}
+}
+
+func (i *Inspector) indexTooLarge() error {
+	return &budgetError{fmt.Sprintf("its paths and link targets take more than %d bytes (images.maxIndexSize)", i.o.MaxIndexBytes)}
+}
+
+func (i *Inspector) tooManyDecompressed() error {
+	return &budgetError{fmt.Sprintf("it decompresses to more than %d bytes (%d× images.maxImageSize)", decompressFactor*i.o.MaxImageBytes, decompressFactor)}
+}
+
+// countingReader reads one compressed blob, at most its declared size,
+// counting bytes and checking ctx, and remembers a failed read, so that a
+// dropped connection or a digest mismatch is not blamed on the layer's
+// content.
 type countingReader struct {
+	ctx     context.Context
 	r       io.Reader
-	b       *imageBudget
+	left    int64
 	i       *Inspector
-	err     error // the budget's
+	err     error // the budget's or the context's
 	readErr error // the blob's
 }
 
@@ -421,18 +520,22 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	if c.err != nil {
 		return 0, c.err
 	}
-	if int64(len(p)) > c.b.bytes+1 {
-		p = p[:c.b.bytes+1]
+	if err := c.ctx.Err(); err != nil {
+		c.err = err
+		return 0, err
+	}
+	if int64(len(p)) > c.left+1 {
+		p = p[:c.left+1]
 	}
 	n, err := c.r.Read(p)
 	if err != nil && err != io.EOF && c.readErr == nil {
 		c.readErr = err
 	}
-	c.b.bytes -= int64(n)
+	c.left -= int64(n)
 	c.i.m.fetchBytes.Add(float64(n))
-	if c.b.bytes < 0 {
+	if c.left < 0 {
 		c.i.m.budgetExceed.Inc()
-		c.err = &budgetError{fmt.Sprintf("the image exceeds %d compressed bytes (images.maxImageBytes)", c.i.o.MaxImageBytes)}
+		c.err = c.i.tooManyBytes()
 		return 0, c.err
 	}
 	return n, err
@@ -448,6 +551,39 @@ func (c *countingReader) cause(err error) error {
 		return fmt.Errorf("reading the blob: %w", c.readErr)
 	}
 	return err
+}
+
+// decompressedReader bounds and counts the decompressed bytes of a layer,
+// and checks ctx, so that a decompression bomb ends with its budget or its
+// fetch's deadline.
+type decompressedReader struct {
+	ctx  context.Context
+	r    io.Reader
+	left int64
+	n    int64
+	i    *Inspector
+	err  error
+}
+
+func (d *decompressedReader) Read(p []byte) (int, error) {
+	if d.err != nil {
+		return 0, d.err
+	}
+	if err := d.ctx.Err(); err != nil {
+		d.err = err
+		return 0, err
+	}
+	if int64(len(p)) > d.left+1 {
+		p = p[:d.left+1]
+	}
+	n, err := d.r.Read(p)
+	d.n += int64(n)
+	if d.left -= int64(n); d.left < 0 {
+		d.i.m.budgetExceed.Inc()
+		d.err = d.i.tooManyDecompressed()
+		return 0, d.err
+	}
+	return n, err
 }
 
 // decompress sniffs a layer's compression.
@@ -517,8 +653,18 @@ func statusText(err error) string {
 
 // explain turns a fetch error into a Why, and a back-off reason when the
 // registry itself failed (5xx, 429, timeouts, refused or broken
-// connections) rather than the image or the credentials.
+// connections on its manifest and token requests) rather than the image or
+// the credentials. A blob that fails, stalls or is too large fails its
+// image only: one hostile image must not back off a registry others use.
 func (i *Inspector) explain(ctx context.Context, j job, err error) (why, backoff string) {
+	why, backoff = i.explainErr(ctx, j, err)
+	if errors.As(err, new(*blobError)) {
+		backoff = ""
+	}
+	return why, backoff
+}
+
+func (i *Inspector) explainErr(ctx context.Context, j job, err error) (why, backoff string) {
 	var (
 		be *budgetError
 		ae *authError

@@ -40,11 +40,27 @@ type Options struct {
 	// under 4×MaxCacheBytes, oldest files first.
 	CacheDir string
 	// MaxImageBytes bounds the compressed bytes read for one image;
-	// default 2 GiB.
+	// default 2 GiB. The decompressed bytes of one image are bounded by
+	// 4×MaxImageBytes (a decompression bomb fails its image once it has
+	// cost that), and after a layer's tar ends its compressed rest is read
+	// (to verify its digest) without being decompressed.
 	MaxImageBytes int64
 	// MaxEntries bounds the paths of one image, all layers together;
 	// default 1,000,000.
 	MaxEntries int
+	// MaxIndexBytes bounds the bytes of one image's paths and symlink
+	// targets, all layers together (each layer is indexed within what the
+	// layers below it left); default 32 MiB. Building a layer's index costs
+	// a few times what it indexes, and more per entry: a fetch holds at most
+	// about 6×MaxIndexBytes of heap while it indexes, with MaxEntries at its
+	// default (measured: 1M entries of 32-byte paths, the worst case of the
+	// defaults, peak at 196 MiB; 140k entries of 238-byte paths at 137 MiB;
+	// without this bound, 1M entries of 238-byte paths peaked at 848 MiB).
+	// Concurrency fetches hold at most Concurrency times that: about
+	// 800 MiB with the defaults (4 × 196 MiB), reached only when four
+	// hostile images are indexed at the same moment; lower Concurrency or
+	// MaxIndexBytes to fit a smaller memory limit.
+	MaxIndexBytes int64
 	// Backoff is the first back-off of a failing registry, doubling on each
 	// further failure up to 5m; default 10s.
 	Backoff time.Duration
@@ -73,6 +89,10 @@ const (
 	defaultMaxCacheBytes = 256 << 20
 	defaultMaxImageBytes = 2 << 30
 	defaultMaxEntries    = 1_000_000
+	defaultMaxIndexBytes = 32 << 20
+	// decompressFactor bounds one image's decompressed bytes:
+	// decompressFactor×MaxImageBytes.
+	decompressFactor = 4
 	defaultBackoff       = 10 * time.Second
 	maxBackoff           = 5 * time.Minute
 
@@ -107,6 +127,9 @@ func (o *Options) defaults() {
 	if o.MaxEntries == 0 {
 		o.MaxEntries = defaultMaxEntries
 	}
+	if o.MaxIndexBytes == 0 {
+		o.MaxIndexBytes = defaultMaxIndexBytes
+	}
 	if o.Backoff == 0 {
 		o.Backoff = defaultBackoff
 	}
@@ -125,8 +148,8 @@ func (o *Options) validate() error {
 			errs = append(errs, fmt.Errorf("%s %s: must not be negative", d.name, d.v))
 		}
 	}
-	if o.MaxCacheBytes < 0 || o.MaxImageBytes < 0 || o.MaxEntries < 0 {
-		errs = append(errs, errors.New("maxCacheBytes, maxImageBytes and maxEntries must not be negative"))
+	if o.MaxCacheBytes < 0 || o.MaxImageBytes < 0 || o.MaxEntries < 0 || o.MaxIndexBytes < 0 {
+		errs = append(errs, errors.New("maxCacheBytes, maxImageBytes, maxEntries and maxIndexBytes must not be negative"))
 	}
 	for i, r := range o.Registries {
 		if _, err := parsePattern(r); err != nil {
