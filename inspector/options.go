@@ -93,8 +93,8 @@ const (
 	// decompressFactor bounds one image's decompressed bytes:
 	// decompressFactor×MaxImageBytes.
 	decompressFactor = 4
-	defaultBackoff       = 10 * time.Second
-	maxBackoff           = 5 * time.Minute
+	defaultBackoff   = 10 * time.Second
+	maxBackoff       = 5 * time.Minute
 
 	// maxManifestBytes bounds a manifest or index body, and the declared
 	// size of an image config. go-containerregistry accepts 100 MiB.
