@@ -270,6 +270,15 @@ func (x *expiring[K, V]) get(k K, now time.Time) (V, time.Time, bool) {
 	return e.v, e.expires, true
 }
 
+// peek returns k's entry even when it has expired (until it is dropped to
+// make room), and whether it has.
+func (x *expiring[K, V]) peek(k K, now time.Time) (v V, stale, ok bool) {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	e, ok := x.m[k]
+	return e.v, ok && !now.Before(e.expires), ok
+}
+
 func (x *expiring[K, V]) put(k K, v V, expires time.Time, now time.Time) {
 	x.mu.Lock()
 	defer x.mu.Unlock()

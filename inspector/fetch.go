@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
@@ -48,16 +49,16 @@ func (i *Inspector) fetch(ctx context.Context, j job) (string, *imageEntry, erro
 	// be on disk.
 	now := time.Now()
 	for _, k := range [...]refKey{j.shared, j.key} {
-		if d, _, ok := i.refs.get(k, now); ok {
-			if e, ok := i.mem.image(d); ok {
-				return d, e, nil
+		if r, _, ok := i.refs.get(k, now); ok {
+			if e, ok := i.mem.image(r.digest); ok {
+				return r.digest, e, nil
 			}
-			if e := i.loadDisk(d); e != nil {
-				return d, e, nil
+			if e := i.loadDisk(r.digest); e != nil {
+				return r.digest, e, nil
 			}
 		}
 	}
-	img, digest, scoped, err := i.resolve(ctx, j)
+	img, digest, top, scoped, err := i.resolve(ctx, j)
 	if err != nil {
 		return "", nil, err
 	}
@@ -65,7 +66,7 @@ func (i *Inspector) fetch(ctx context.Context, j job) (string, *imageEntry, erro
 	if scoped {
 		key = j.key
 	}
-	i.refs.put(key, digest, time.Now().Add(i.o.TagTTL), time.Now())
+	i.refs.put(key, resolved{top: top, digest: digest}, i.refExpiry(j, time.Now()), time.Now())
 	if e, ok := i.mem.image(digest); ok {
 		return digest, e, nil
 	}
@@ -121,70 +122,135 @@ func (i *Inspector) remoteOptions(ctx context.Context, auth authn.Authenticator)
 	}
 }
 
-// resolve gets j's manifest, as the kubelet would: anonymously first, then
-// with the keychain, then with each of the pod's pull secrets. scoped says
-// the pod's pull secrets were needed. The credentials live in the returned
-// image (for its config and layers) and nowhere else.
-func (i *Inspector) resolve(ctx context.Context, j job) (img v1.Image, digest string, scoped bool, err error) {
-	get := func(auth authn.Authenticator) (*remote.Descriptor, error) {
-		return remote.Get(j.ref, i.remoteOptions(ctx, auth)...)
+// resolved is what a reference resolves to: top is the digest of its
+// manifest (an index, for a multi-arch reference), as a HEAD answers it;
+// digest is the platform's image manifest.
+type resolved struct{ top, digest string }
+
+// never is the expiry of a digest-pinned reference: what it names cannot
+// change.
+var never = time.Unix(1<<62, 0)
+
+// refExpiry is when j's resolution must be checked again.
+func (i *Inspector) refExpiry(j job, now time.Time) time.Time {
+	if _, pinned := j.ref.(name.Digest); pinned {
+		return never
 	}
-	desc, err := get(authn.Anonymous)
+	return now.Add(i.o.TagTTL)
+}
+
+// withCredentials calls call as the kubelet would pull: anonymously first,
+// then with the keychain, then with each of the pod's pull secrets, until
+// one is not refused. scoped says the pod's pull secrets were needed.
+func (i *Inspector) withCredentials(ctx context.Context, j job, call func(authn.Authenticator) error) (scoped bool, err error) {
+	err = call(authn.Anonymous)
 	if err != nil && isAuthError(err) {
 		first := err
 		if i.o.Keychain != nil {
 			if a, kerr := authn.Resolve(ctx, i.o.Keychain, j.ref.Context()); kerr == nil && a != authn.Anonymous {
-				desc, err = get(a)
+				err = call(a)
 			}
 		}
 		if err != nil && isAuthError(err) {
-			desc, err = i.withSecrets(ctx, j, get, first)
+			err = i.withSecrets(ctx, j, call, first)
 			scoped = err == nil
 		}
 	}
-	if err != nil {
-		return nil, "", false, err
+	return scoped, err
+}
+
+// head returns the digest j's reference resolves to now, with a HEAD of its
+// manifest (which Docker Hub does not count as a pull), or a GET when the
+// registry does not answer HEAD.
+func (i *Inspector) head(ctx context.Context, j job) (string, error) {
+	var top string
+	_, err := i.withCredentials(ctx, j, func(a authn.Authenticator) error {
+		d, err := remote.Head(j.ref, i.remoteOptions(ctx, a)...)
+		if err == nil {
+			top = d.Digest.String()
+			return nil
+		}
+		if !headUnsupported(err) {
+			return err
+		}
+		desc, err := remote.Get(j.ref, i.remoteOptions(ctx, a)...)
+		if err != nil {
+			return err
+		}
+		top = desc.Digest.String()
+		return nil
+	})
+	return top, err
+}
+
+// headUnsupported reports a registry that does not answer a manifest HEAD
+// usefully: 405 or 501, or an answer without a digest.
+func headUnsupported(err error) bool {
+	var te *transport.Error
+	if errors.As(err, &te) {
+		return te.StatusCode == http.StatusMethodNotAllowed || te.StatusCode == http.StatusNotImplemented
 	}
+	var ne net.Error
+	return !errors.As(err, &ne) && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) &&
+		!errors.As(err, new(*errRefused)) && !errors.Is(err, syscall.ECONNREFUSED) && !errors.Is(err, syscall.ECONNRESET)
+}
+
+// resolve gets j's manifest, as the kubelet would: anonymously first, then
+// with the keychain, then with each of the pod's pull secrets. scoped says
+// the pod's pull secrets were needed. The credentials live in the returned
+// image (for its config and layers) and nowhere else. top is the
+// manifest's digest, digest the platform image's.
+func (i *Inspector) resolve(ctx context.Context, j job) (img v1.Image, digest, top string, scoped bool, err error) {
+	var desc *remote.Descriptor
+	scoped, err = i.withCredentials(ctx, j, func(a authn.Authenticator) error {
+		var err error
+		desc, err = remote.Get(j.ref, i.remoteOptions(ctx, a)...)
+		return err
+	})
+	if err != nil {
+		return nil, "", "", false, err
+	}
+	top = desc.Digest.String()
 	switch {
 	case desc.MediaType.IsIndex():
 		idx, err := desc.ImageIndex()
 		if err != nil {
-			return nil, "", false, err
+			return nil, "", "", false, err
 		}
 		im, err := idx.IndexManifest()
 		if err != nil {
-			return nil, "", false, err
+			return nil, "", "", false, err
 		}
 		chosen, err := pickPlatform(im.Manifests, j.platform)
 		if err != nil {
-			return nil, "", false, err
+			return nil, "", "", false, err
 		}
 		img, err := idx.Image(chosen.Digest)
 		if err != nil {
-			return nil, "", false, err
+			return nil, "", "", false, err
 		}
-		return img, chosen.Digest.String(), scoped, nil
+		return img, chosen.Digest.String(), top, scoped, nil
 	case desc.MediaType.IsImage() || desc.MediaType.IsSchema1():
 		img, err := desc.Image()
 		if err != nil {
-			return nil, "", false, err
+			return nil, "", "", false, err
 		}
-		return img, desc.Digest.String(), scoped, nil
+		return img, desc.Digest.String(), top, scoped, nil
 	default:
-		return nil, "", false, fmt.Errorf("%s is not an image (media type %q)", j.raw, clip(string(desc.MediaType)))
+		return nil, "", "", false, fmt.Errorf("%s is not an image (media type %q)", j.raw, clip(string(desc.MediaType)))
 	}
 }
 
 // withSecrets tries the pod's pull secrets, in order, after the registry
 // refused anonymous access (first). A secret's content is used for one call
 // and dropped; errors name secrets, never their content.
-func (i *Inspector) withSecrets(ctx context.Context, j job, get func(authn.Authenticator) (*remote.Descriptor, error), first error) (*remote.Descriptor, error) {
+func (i *Inspector) withSecrets(ctx context.Context, j job, call func(authn.Authenticator) error, first error) error {
 	refused := fmt.Sprintf("registry %s refused anonymous access (%s)", j.host, statusText(first))
 	switch {
 	case len(j.secrets) == 0:
-		return nil, &authError{refused + " and the pod has no imagePullSecrets"}
+		return &authError{refused + " and the pod has no imagePullSecrets"}
 	case i.o.PullSecrets == nil:
-		return nil, &authError{refused + "; podguard does not read pull secrets (no secret reader configured)"}
+		return &authError{refused + "; podguard does not read pull secrets (no secret reader configured)"}
 	}
 	repo := j.ref.Context().RegistryStr()
 	if dockerHub[repo] {
@@ -209,18 +275,18 @@ func (i *Inspector) withSecrets(ctx context.Context, j job, get func(authn.Authe
 			continue
 		}
 		for k := range creds {
-			desc, err := get(authn.FromConfig(creds[k]))
+			err := call(authn.FromConfig(creds[k]))
 			creds[k] = authn.AuthConfig{}
 			if err == nil {
-				return desc, nil
+				return nil
 			}
 			if !isAuthError(err) {
-				return nil, err
+				return err
 			}
 			notes = append(notes, fmt.Sprintf("secret %q was refused (%s)", s, statusText(err)))
 		}
 	}
-	return nil, &authError{refused + " and to the pod's imagePullSecrets: " + strings.Join(notes, "; ")}
+	return &authError{refused + " and to the pod's imagePullSecrets: " + strings.Join(notes, "; ")}
 }
 
 // pickPlatform chooses an index's manifest for p, the way containerd
