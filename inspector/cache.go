@@ -137,7 +137,7 @@ func (c *memCache) put(digest string, l *imageindex.Layer) *imageindex.Layer {
 	}
 	c.layers[digest] = &layerEntry{index: l, bytes: b}
 	c.total += b
-	c.shrink(nil)
+	c.shrink(nil, digest)
 	c.onSize(c.total)
 	return l
 }
@@ -190,14 +190,15 @@ func (c *memCache) add(digest string, rec imageRecord, layers []*imageindex.Laye
 	c.total += rec.overhead()
 	c.touch(e)
 	c.images[digest] = e
-	c.shrink(e)
+	c.shrink(e, "")
 	c.onSize(c.total)
 	return e
 }
 
-// shrink evicts layers no image holds, then the least recently used images
-// other than keep, until the cache is within its bound.
-func (c *memCache) shrink(keep *imageEntry) {
+// shrink evicts layers no image holds but keepLayer, then the least
+// recently used images other than keep, until the cache is within its
+// bound.
+func (c *memCache) shrink(keep *imageEntry, keepLayer string) {
 	if c.total <= c.max {
 		return
 	}
@@ -205,7 +206,7 @@ func (c *memCache) shrink(keep *imageEntry) {
 		if c.total <= c.max {
 			return
 		}
-		if l.refs == 0 {
+		if l.refs == 0 && d != keepLayer {
 			delete(c.layers, d)
 			c.total -= l.bytes
 		}

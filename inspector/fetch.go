@@ -85,8 +85,8 @@ func (i *Inspector) fetch(ctx context.Context, j job) (string, *imageEntry, erro
 			}
 			return i.build(ctx, img, repo, digest)
 		})
-		if err != nil && shared && attempt == 0 && i.notMine(ctx, err) {
-			continue // the leader's deadline or budget, not this fetch's
+		if err != nil && shared && attempt == 0 && ctx.Err() == nil && isContextError(err) {
+			continue // the leader's deadline, not this fetch's
 		}
 		if err != nil {
 			return "", nil, err
@@ -95,15 +95,21 @@ func (i *Inspector) fetch(ctx context.Context, j job) (string, *imageEntry, erro
 	}
 }
 
-// notMine reports whether err, from a fetch shared with another caller,
-// may be that caller's own: its context ended while ctx lives on, or its
-// budget ran out. The waiter then fetches again on its own account.
-func (i *Inspector) notMine(ctx context.Context, err error) bool {
+// isContextError reports a fetch that ended with its context.
+func isContextError(err error) bool {
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)
+}
+
+// notMine reports whether err, from a layer fetch shared with another
+// image, may be that image's own: its context ended while ctx lives on, or
+// the budget it left (which bounded the shared fetch) ran out while this
+// image had more. The waiter then fetches again on its own account.
+func (i *Inspector) notMine(ctx context.Context, err error, mine, leader imageBudget) bool {
 	if ctx.Err() != nil {
 		return false
 	}
 	var be *budgetError
-	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) || errors.As(err, &be)
+	return isContextError(err) || errors.As(err, &be) && (mine.decomp > leader.decomp || mine.index > leader.index || mine.entries > leader.entries)
 }
 
 // remoteOptions are the options of every registry call: the guarded
@@ -455,6 +461,7 @@ func (i *Inspector) layer(ctx context.Context, img v1.Image, repo string, ld v1.
 			return nil, i.tooManyBytes()
 		}
 		lim := *b // the leader's remaining budget bounds the shared fetch
+		var leader imageBudget
 		v, err, shared := i.layerFlight.Do(repo+"@"+d, func() (any, error) {
 			if l := i.mem.layer(d); l != nil {
 				return fetchedLayer{l: l}, nil
@@ -466,16 +473,19 @@ func (i *Inspector) layer(ctx context.Context, img v1.Image, repo string, ld v1.
 			}
 			l, decomp, err := i.fetchLayer(ctx, img, ld, lim)
 			if err != nil {
-				return nil, err
+				return fetchedLayer{lim: lim}, err // the waiters compare budgets
 			}
 			if i.disk != nil {
 				if err := i.disk.writeLayer(d, l); err != nil {
 					i.o.Log.Error(err, "image cache: writing a layer index", "digest", d)
 				}
 			}
-			return fetchedLayer{l: i.mem.put(d, l), compressed: ld.Size, decomp: decomp}, nil
+			return fetchedLayer{l: i.mem.put(d, l), compressed: ld.Size, decomp: decomp, lim: lim}, nil
 		})
-		if err != nil && shared && attempt == 0 && i.notMine(ctx, err) {
+		if f, ok := v.(fetchedLayer); ok {
+			leader = f.lim
+		}
+		if err != nil && shared && attempt == 0 && i.notMine(ctx, err, *b, leader) {
 			continue
 		}
 		if err != nil {
@@ -497,6 +507,7 @@ type fetchedLayer struct {
 	l          *imageindex.Layer
 	compressed int64
 	decomp     int64
+	lim        imageBudget // the budget that bounded the fetch
 }
 
 // fetchLayer streams one compressed layer (go-containerregistry stops at

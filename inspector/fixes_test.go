@@ -205,3 +205,42 @@ func TestSharedFetchesStayWithinTheirRegistry(t *testing.T) {
 		})
 	}
 }
+
+// TestSharedLayerFetchBoundByAnotherImagesBudget: an image that waited for
+// a layer fetch bounded by another image's smaller remaining budget
+// fetches it again within its own.
+func TestSharedLayerFetchBoundByAnotherImagesBudget(t *testing.T) {
+	reg := newTestRegistry(t)
+	pad := strings.Repeat("p", 90)
+	var big, shared []entry
+	for k := range 10 {
+		big = append(big, file(fmt.Sprintf("big/%s%02d", pad, k)))
+		shared = append(shared, file(fmt.Sprintf("shared/%s%02d", pad, k)))
+	}
+	sharedLayer := layerOf(t, shared...)
+	release := make(chan struct{})
+	// a indexes 1000 path bytes before the shared layer, b none: the
+	// shared layer (1000 bytes) fits b's budget, not a's.
+	a := reg.push(t, "app:a", imageOf(t, "", "", "linux/amd64", layerOf(t, big...), sharedLayer))
+	b := reg.push(t, "app:b", imageOf(t, "2", "", "linux/amd64", sharedLayer))
+	stallBlob(t, reg, "app", sharedLayer, release)
+	i, _ := newTestInspector(t, Options{MaxIndexBytes: 1500}, reg)
+	waitBlobs := func(n int) {
+		deadline := time.Now().Add(5 * time.Second)
+		for reg.count("blobs") < n && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	i.Inspect(t.Context(), Request{Refs: []string{a}}, 0)
+	waitBlobs(3) // a's config, big, shared (stalled)
+	i.Inspect(t.Context(), Request{Refs: []string{b}}, 0)
+	waitBlobs(4) // b's config; b then waits for a's fetch of shared
+	time.Sleep(50 * time.Millisecond)
+	close(release)
+	if f := inspectOne(t, i, Request{Refs: []string{b}}, 5*time.Second); f.Status != policies.ImageKnown {
+		t.Errorf("b: status %d why %q; want known (a's budget is not b's)", f.Status, f.Why)
+	}
+	if f := inspectOne(t, i, Request{Refs: []string{a}}, 5*time.Second); f.Status != policies.ImageFailed || !strings.Contains(f.Why, "images.maxIndexSize") {
+		t.Errorf("a: status %d why %q; want failed, over maxIndexSize", f.Status, f.Why)
+	}
+}
