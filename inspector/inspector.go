@@ -4,9 +4,16 @@
 // per admission request.
 //
 // Fetches run in the background, bounded in number (Options.Concurrency),
-// time (FetchTimeout) and bytes (MaxImageBytes, MaxEntries); a request waits
-// at most its budget and otherwise gets ImagePending, while the fetch goes
-// on and fills the cache for the next one. Only registries in the allow-list
+// time (FetchTimeout) and bytes (MaxImageBytes compressed, 4× that
+// decompressed, MaxEntries paths and MaxIndexBytes of paths per image); a
+// request waits at most its budget and otherwise gets ImagePending, while
+// the fetch goes on and fills the cache for the next one. A tag past its
+// TagTTL is served from its last digest while a manifest HEAD checks it in
+// the background. Fetches are shared by repository and digest, and a layer
+// index is shared by digest as soon as it is built. A registry is backed
+// off when its manifest or token requests fail (connection failures, 5xx,
+// 429, timeouts); a blob that stalls, fails or is too large fails its image
+// only. Only registries in the allow-list
 // are ever dialled. Pull secrets are read only after a registry refused
 // anonymous access, used for that fetch only, and never cached, logged or
 // quoted.
