@@ -371,18 +371,21 @@ func (b *builder) link(r *record) []byte { return b.arena[r.lOff : r.lOff+r.lLen
 
 // folded is a path's state once every entry for it in the layer was applied
 // in order.
+//
+// Its fields are ordered to pack it in 56 bytes: a layer holds one per
+// path while it is built.
 type folded struct {
-	rec    record // path, link, the final kind (Dir to Whiteout)
-	opaque bool
+	rec record // path, link, the final kind (Dir to Whiteout)
 	// dropSeq is the seq of the last entry at this path that deleted what
 	// the layer had put below it (a whiteout or a non-directory), -1 for
 	// none.
 	dropSeq int64
-	whited  bool // the layer whites this path out, whatever comes after
 	// firstSeq and lastSeq are the seqs of the path's first and last
 	// entries, recs[ri:rj] the entries.
 	firstSeq, lastSeq uint32
-	ri, rj            int
+	ri, rj            uint32
+	opaque            bool
+	whited            bool // the layer whites this path out, whatever comes after
 	dropped           bool
 }
 
@@ -390,7 +393,7 @@ type folded struct {
 // before seq after (a deletion of a path above wiped them, though a
 // whiteout among them still deleted the lower layers' path).
 func fold(recs []record, i, j int, after int64) folded {
-	f := folded{dropSeq: -1, ri: i, rj: j, firstSeq: recs[i].seq, lastSeq: recs[j-1].seq}
+	f := folded{dropSeq: -1, ri: uint32(i), rj: uint32(j), firstSeq: recs[i].seq, lastSeq: recs[j-1].seq}
 	for _, r := range recs[i:j] {
 		if int64(r.seq) < after {
 			f.whited = f.whited || r.kind == Whiteout
@@ -480,7 +483,7 @@ func (b *builder) build() (*Layer, error) {
 				if int64(g.firstSeq) < f.dropSeq {
 					// The deletion above wiped this path's
 					// earlier entries: only the later ones count.
-					*g = fold(b.recs, g.ri, g.rj, f.dropSeq)
+					*g = fold(b.recs, int(g.ri), int(g.rj), f.dropSeq)
 				}
 				kept = true
 				if g.active() {

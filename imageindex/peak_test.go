@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"unsafe"
 )
 
 // worstTar streams a tar of n regular files whose cleaned paths are
@@ -93,5 +94,11 @@ func TestLayerBuffersAreExactAndPathBytesCounted(t *testing.T) {
 	tr := tarOf(t, []Entry{dir("/a"), file("/a/b")})
 	if _, err := IndexLayer(bytes.NewReader(tr), Limits{MaxTotalBytes: len("/a/a/b") - 1}); !errors.Is(err, ErrLayerTooLarge) {
 		t.Errorf("over MaxTotalBytes: %v", err)
+	}
+}
+
+func TestFoldedIsPacked(t *testing.T) {
+	if n := unsafe.Sizeof(folded{}); n > 56 {
+		t.Errorf("folded is %d bytes, want at most 56: a layer holds one per path while it is built", n)
 	}
 }
