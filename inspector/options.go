@@ -52,14 +52,15 @@ type Options struct {
 	// targets, all layers together (each layer is indexed within what the
 	// layers below it left); default 32 MiB. Building a layer's index costs
 	// a few times what it indexes, and more per entry: a fetch holds at most
-	// about 6×MaxIndexBytes of heap while it indexes, with MaxEntries at its
-	// default (measured: 1M entries of 32-byte paths, the worst case of the
-	// defaults, peak at 196 MiB; 140k entries of 238-byte paths at 137 MiB;
-	// without this bound, 1M entries of 238-byte paths peaked at 848 MiB).
-	// Concurrency fetches hold at most Concurrency times that: about
-	// 800 MiB with the defaults (4 × 196 MiB), reached only when four
-	// hostile images are indexed at the same moment; lower Concurrency or
-	// MaxIndexBytes to fit a smaller memory limit.
+	// about 5.5×MaxIndexBytes of heap while it indexes, with MaxEntries at
+	// its default (measured by imageindex's TestWorstCaseLayerPeakHeap:
+	// 1M entries of 32-byte paths, the worst case of the defaults, peak at
+	// 173 MiB; 140k entries of 238-byte paths at 134 MiB; without this
+	// bound, 1M entries of 238-byte paths peaked at 847 MiB). Concurrency
+	// fetches hold at most Concurrency times that: about 700 MiB with the
+	// defaults (4 × 173 MiB), reached only when four hostile images are
+	// indexed at the same moment; lower Concurrency or MaxIndexBytes to fit
+	// a smaller memory limit (2 × 173 MiB with concurrency 2).
 	MaxIndexBytes int64
 	// Backoff is the first back-off of a failing registry, doubling on each
 	// further failure up to 5m; default 10s.
