@@ -2,6 +2,8 @@ package config
 
 import (
 	"errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/utils/ptr"
 	"strings"
 	"testing"
@@ -96,6 +98,7 @@ images:
   fetchTimeout: 30s
   maxImageSize: 1Gi
   maxEntries: 500000
+  maxIndexSize: 16Mi
 `},
 		{name: "requires an allow-list when images are inspected", yaml: header + "images: {inspect: true}\n",
 			want: []string{"images.registries: Required value"}},
@@ -107,7 +110,9 @@ images:
   cacheDir: cache
   concurrency: 500
   maxEntries: -1
+  maxIndexSize: "0"
 `, want: []string{
+			`images.maxIndexSize: Invalid value: "0": must be positive`,
 			`images.registries[0]: Invalid value: "https://ghcr.io"`, `images.registries[1]: Invalid value: "ghcr.io/acme"`,
 			`images.registries[2]: Invalid value: "*.acme.io"`, `images.registries[3]: Invalid value: "host:99999"`,
 			`images.registries[5]: Duplicate value: "ghcr.io"`,
@@ -225,5 +230,17 @@ func TestDefaultExemptionsLetPodsSkipOnlyTheConveniences(t *testing.T) {
 	}
 	if c.Exemptions.PodSkippable == nil || len(c.Exemptions.PodSkippable) != 0 {
 		t.Errorf("an explicit [] became %q, want it kept empty", c.Exemptions.PodSkippable)
+	}
+}
+
+func TestImagesMaxIndexSizeDefaults(t *testing.T) {
+	var c ImagesConfig
+	c.Default()
+	if got := c.MaxIndexSize.Value(); got != 32<<20 {
+		t.Errorf("images.maxIndexSize defaults to %d bytes, want 32Mi", got)
+	}
+	c.MaxIndexSize = ptr.To(resource.MustParse("-1Mi"))
+	if errs := c.Validate(field.NewPath("images")); len(errs) != 1 || !strings.Contains(errs[0].Error(), "images.maxIndexSize") {
+		t.Errorf("a negative maxIndexSize: %v", errs)
 	}
 }

@@ -26,6 +26,7 @@ import (
 //	  pullSecrets: false           # read the pods' imagePullSecrets (needs the secret-access component)
 //	  cacheDir: /var/cache/podguard/images
 //	  maxCacheSize: 256Mi
+//	  maxIndexSize: 32Mi           # paths and link targets indexed per image
 //
 // It is off by default: podguard then never contacts a registry, and the
 // policies use their heuristics (the protected-directory list, an unknown
@@ -67,6 +68,11 @@ type ImagesConfig struct {
 	MaxImageSize *resource.Quantity `json:"maxImageSize,omitempty"`
 	// MaxEntries bounds the paths indexed for one image. Default 1000000.
 	MaxEntries int `json:"maxEntries,omitempty"`
+	// MaxIndexSize bounds the bytes of the paths and symlink targets
+	// indexed for one image, all layers together; a larger image is not
+	// inspected. Indexing holds at most a few times this much memory per
+	// concurrent fetch. Default 32Mi.
+	MaxIndexSize *resource.Quantity `json:"maxIndexSize,omitempty"`
 }
 
 // Image inspector defaults.
@@ -82,6 +88,7 @@ const (
 var (
 	defaultImageCacheSize = resource.MustParse("256Mi")
 	defaultImageMaxSize   = resource.MustParse("2Gi")
+	defaultImageIndexSize = resource.MustParse("32Mi")
 )
 
 // Enabled reports whether the inspector is on.
@@ -112,6 +119,9 @@ func (c *ImagesConfig) Default() {
 	}
 	if c.MaxEntries == 0 {
 		c.MaxEntries = DefaultImageMaxEntries
+	}
+	if c.MaxIndexSize == nil {
+		c.MaxIndexSize = ptr.To(defaultImageIndexSize.DeepCopy())
 	}
 }
 
@@ -153,6 +163,9 @@ func (c *ImagesConfig) Validate(p *field.Path) field.ErrorList {
 	}
 	if c.MaxEntries < 1 {
 		errs = append(errs, field.Invalid(p.Child("maxEntries"), c.MaxEntries, "must be positive"))
+	}
+	if c.MaxIndexSize.Sign() <= 0 {
+		errs = append(errs, field.Invalid(p.Child("maxIndexSize"), c.MaxIndexSize.String(), "must be positive"))
 	}
 	return errs
 }

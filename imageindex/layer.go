@@ -155,7 +155,14 @@ type Layer struct {
 	// blocks holds the offset in buf of every blockSize'th entry.
 	blocks []uint32
 	n      int
+	// pathBytes is the sum of the entries' full path and link lengths.
+	pathBytes int
 }
+
+// PathBytes is the sum of the lengths of the layer's paths and symlink
+// targets, as Limits.MaxTotalBytes counts them (for the entries the layer
+// kept), so that a caller can bound several layers together.
+func (l *Layer) PathBytes() int { return l.pathBytes }
 
 // Len is the number of entries the layer holds, after the entries a later
 // one at the same path replaced were dropped.
@@ -364,18 +371,21 @@ func (b *builder) link(r *record) []byte { return b.arena[r.lOff : r.lOff+r.lLen
 
 // folded is a path's state once every entry for it in the layer was applied
 // in order.
+//
+// Its fields are ordered to pack it in 56 bytes: a layer holds one per
+// path while it is built.
 type folded struct {
-	rec    record // path, link, the final kind (Dir to Whiteout)
-	opaque bool
+	rec record // path, link, the final kind (Dir to Whiteout)
 	// dropSeq is the seq of the last entry at this path that deleted what
 	// the layer had put below it (a whiteout or a non-directory), -1 for
 	// none.
 	dropSeq int64
-	whited  bool // the layer whites this path out, whatever comes after
 	// firstSeq and lastSeq are the seqs of the path's first and last
 	// entries, recs[ri:rj] the entries.
 	firstSeq, lastSeq uint32
-	ri, rj            int
+	ri, rj            uint32
+	opaque            bool
+	whited            bool // the layer whites this path out, whatever comes after
 	dropped           bool
 }
 
@@ -383,7 +393,7 @@ type folded struct {
 // before seq after (a deletion of a path above wiped them, though a
 // whiteout among them still deleted the lower layers' path).
 func fold(recs []record, i, j int, after int64) folded {
-	f := folded{dropSeq: -1, ri: i, rj: j, firstSeq: recs[i].seq, lastSeq: recs[j-1].seq}
+	f := folded{dropSeq: -1, ri: uint32(i), rj: uint32(j), firstSeq: recs[i].seq, lastSeq: recs[j-1].seq}
 	for _, r := range recs[i:j] {
 		if int64(r.seq) < after {
 			f.whited = f.whited || r.kind == Whiteout
@@ -473,7 +483,7 @@ func (b *builder) build() (*Layer, error) {
 				if int64(g.firstSeq) < f.dropSeq {
 					// The deletion above wiped this path's
 					// earlier entries: only the later ones count.
-					*g = fold(b.recs, g.ri, g.rj, f.dropSeq)
+					*g = fold(b.recs, int(g.ri), int(g.rj), f.dropSeq)
 				}
 				kept = true
 				if g.active() {
@@ -491,26 +501,34 @@ func (b *builder) build() (*Layer, error) {
 			f.rec.kind, f.rec.lLen, f.opaque = Dir, 0, true
 		}
 	}
-	// The encoding is never longer than the arena plus 10 bytes per entry
-	// (three 3-byte varints and a kind), so this buffer never grows.
-	enc := encoder{buf: make([]byte, 0, len(b.arena)+10*len(fs))}
+	// The records are no longer needed: let them go before the encoding
+	// is allocated.
+	b.recs = nil
+	// A first pass sizes the encoding, so that the layer's buffers are
+	// allocated once, at their exact size, and handed over without a copy.
+	keep := func(f *folded) bool {
+		return !f.dropped && (len(b.path(&f.rec)) != 1 || f.opaque) // "/" is always a directory; only its opacity is news
+	}
+	var sz encoder
+	for i := range fs {
+		if f := &fs[i]; keep(f) {
+			sz.size(b.path(&f.rec), byte(f.rec.kind), b.link(&f.rec))
+		}
+	}
+	if uint64(sz.bytes) > maxTotalCap {
+		return nil, fmt.Errorf("%w: the index would be %d bytes", ErrLayerTooLarge, sz.bytes)
+	}
+	enc := encoder{buf: make([]byte, 0, sz.bytes), blocks: make([]uint32, 0, (sz.n+blockSize-1)/blockSize)}
 	for i := range fs {
 		f := &fs[i]
-		if f.dropped {
+		if !keep(f) {
 			continue
-		}
-		p := b.path(&f.rec)
-		if len(p) == 1 && !f.opaque {
-			continue // "/" is always a directory; only its opacity is news
 		}
 		k := byte(f.rec.kind)
 		if f.opaque {
 			k |= flagOpaque
 		}
-		enc.add(p, k, b.link(&f.rec))
-	}
-	if uint64(len(enc.buf)) > maxTotalCap {
-		return nil, fmt.Errorf("%w: the index would be %d bytes", ErrLayerTooLarge, len(enc.buf))
+		enc.add(b.path(&f.rec), k, b.link(&f.rec))
 	}
 	return enc.layer(), nil
 }
@@ -544,21 +562,50 @@ func (b *builder) subtree(fs []folded, i int) (lo, hi int) {
 
 // encoder front-codes sorted entries into a Layer.
 type encoder struct {
-	buf    []byte
-	blocks []uint32
-	prev   []byte
-	n      int
+	buf       []byte
+	blocks    []uint32
+	prev      []byte
+	n         int
+	pathBytes int
+	bytes     int // what size counted
 }
 
-func (e *encoder) add(p []byte, kind byte, link []byte) {
+func (e *encoder) shared(p []byte) int {
 	shared := 0
-	if e.n%blockSize == 0 {
-		e.blocks = append(e.blocks, uint32(len(e.buf)))
-	} else {
+	if e.n%blockSize != 0 {
 		for shared < len(p) && shared < len(e.prev) && p[shared] == e.prev[shared] {
 			shared++
 		}
 	}
+	return shared
+}
+
+func uvarintLen(v uint64) int {
+	n := 1
+	for v >= 0x80 {
+		v >>= 7
+		n++
+	}
+	return n
+}
+
+// size counts what add would append, without storing it.
+func (e *encoder) size(p []byte, kind byte, link []byte) {
+	shared := e.shared(p)
+	e.bytes += uvarintLen(uint64(shared)) + uvarintLen(uint64(len(p)-shared)) + len(p) - shared + 1
+	if EntryKind(kind&kindMask) == Symlink {
+		e.bytes += uvarintLen(uint64(len(link))) + len(link)
+	}
+	e.prev = append(e.prev[:0], p...)
+	e.n++
+}
+
+func (e *encoder) add(p []byte, kind byte, link []byte) {
+	shared := e.shared(p)
+	if e.n%blockSize == 0 {
+		e.blocks = append(e.blocks, uint32(len(e.buf)))
+	}
+	e.pathBytes += len(p)
 	e.buf = binary.AppendUvarint(e.buf, uint64(shared))
 	e.buf = binary.AppendUvarint(e.buf, uint64(len(p)-shared))
 	e.buf = append(e.buf, p[shared:]...)
@@ -566,14 +613,16 @@ func (e *encoder) add(p []byte, kind byte, link []byte) {
 	if EntryKind(kind&kindMask) == Symlink {
 		e.buf = binary.AppendUvarint(e.buf, uint64(len(link)))
 		e.buf = append(e.buf, link...)
+		e.pathBytes += len(link)
 	}
 	e.prev = append(e.prev[:0], p...)
 	e.n++
 }
 
-// layer returns the encoded layer in buffers of exactly its size.
+// layer returns the encoded layer. Its buffers are handed over, not
+// copied: build sizes them exactly; other callers' are clipped.
 func (e *encoder) layer() *Layer {
-	return &Layer{buf: slices.Clip(slices.Clone(e.buf)), blocks: slices.Clip(slices.Clone(e.blocks)), n: e.n}
+	return &Layer{buf: slices.Clip(e.buf), blocks: slices.Clip(e.blocks), n: e.n, pathBytes: e.pathBytes}
 }
 
 // NewLayer indexes synthetic entries, applied in order as if they were a tar
@@ -701,6 +750,7 @@ func ParseLayer(b []byte) (*Layer, error) {
 		if err := validPath(cur); err != nil {
 			return nil, fmt.Errorf("imageindex: entry %d: %w", i, err)
 		}
+		l.pathBytes += len(cur)
 		if i > 0 && bytes.Compare(prev, cur) >= 0 {
 			return nil, fmt.Errorf("imageindex: entry %d: %q is not after %q", i, cur, prev)
 		}
@@ -720,6 +770,7 @@ func ParseLayer(b []byte) (*Layer, error) {
 				return nil, fmt.Errorf("imageindex: entry %d: link out of range", i)
 			}
 			pos += llen
+			l.pathBytes += llen
 		}
 		if ek != Dir {
 			nonDirs = append(nonDirs, start)

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -23,10 +24,25 @@ import (
 type imageRecord struct {
 	User       string `json:"user,omitempty"`
 	WorkingDir string `json:"workingDir,omitempty"`
-	// Env is the config's environment, "NAME=value" as the image sets it.
+	// Env is the NAMES of the config's environment variables, never their
+	// values: images bake secrets into ENV, and records of private images
+	// are persisted to CacheDir.
 	Env      []string `json:"env,omitempty"`
 	Platform string   `json:"platform,omitempty"`
 	Layers   []string `json:"layers"`
+}
+
+// envNames returns the names of "NAME=value" entries, in order.
+func envNames(env []string) []string {
+	if len(env) == 0 {
+		return nil
+	}
+	out := make([]string, 0, len(env))
+	for _, e := range env {
+		n, _, _ := strings.Cut(e, "=")
+		out = append(out, n)
+	}
+	return out
 }
 
 // overhead is what an image's record costs besides its layers.
@@ -104,24 +120,55 @@ func (c *memCache) layer(digest string) *imageindex.Layer {
 	return nil
 }
 
+// put caches a layer index as soon as it is built, before the image that
+// needs it is complete, so that another image sharing the layer uses it
+// instead of fetching it again. It returns the cached index for digest:
+// the one already held, if any, else l. A layer no image holds yet has no
+// reference; it counts against the bound and is the first evicted.
+func (c *memCache) put(digest string, l *imageindex.Layer) *imageindex.Layer {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if old, ok := c.layers[digest]; ok {
+		return old.index
+	}
+	b := int64(l.Bytes())
+	if b > c.max {
+		return l
+	}
+	c.layers[digest] = &layerEntry{index: l, bytes: b}
+	c.total += b
+	c.shrink(nil, digest)
+	c.onSize(c.total)
+	return l
+}
+
 // add caches an image built from the given layers (in rec.Layers order)
-// and returns its entry. An image whose own layers exceed the bound is
-// returned but not cached.
+// and returns its entry. A layer already cached is shared: the image's tree
+// is built on the cached index, not on the caller's copy. An image whose own
+// layers exceed the bound is returned but not cached.
 func (c *memCache) add(digest string, rec imageRecord, layers []*imageindex.Layer) *imageEntry {
-	e := &imageEntry{digest: digest, rec: rec, fs: imageindex.NewImage(layers)}
+	e := &imageEntry{digest: digest, rec: rec}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if old, ok := c.images[digest]; ok {
 		c.touch(old)
 		return old
 	}
+	use := make([]*imageindex.Layer, len(layers))
+	for i, d := range rec.Layers {
+		use[i] = layers[i]
+		if l, ok := c.layers[d]; ok {
+			use[i] = l.index
+		}
+	}
+	e.fs = imageindex.NewImage(use)
 	own := rec.overhead()
 	seen := map[string]bool{}
 	for i, d := range rec.Layers {
 		if !seen[d] {
 			seen[d] = true
 			e.layers = append(e.layers, d)
-			own += int64(layers[i].Bytes())
+			own += int64(use[i].Bytes())
 		}
 	}
 	if own > c.max {
@@ -136,17 +183,38 @@ func (c *memCache) add(digest string, rec imageRecord, layers []*imageindex.Laye
 			l.refs++
 			continue
 		}
-		b := int64(layers[i].Bytes())
-		c.layers[d] = &layerEntry{index: layers[i], refs: 1, bytes: b}
+		b := int64(use[i].Bytes())
+		c.layers[d] = &layerEntry{index: use[i], refs: 1, bytes: b}
 		c.total += b
 	}
 	c.total += rec.overhead()
 	c.touch(e)
 	c.images[digest] = e
+	c.shrink(e, "")
+	c.onSize(c.total)
+	return e
+}
+
+// shrink evicts layers no image holds but keepLayer, then the least
+// recently used images other than keep, until the cache is within its
+// bound.
+func (c *memCache) shrink(keep *imageEntry, keepLayer string) {
+	if c.total <= c.max {
+		return
+	}
+	for d, l := range c.layers {
+		if c.total <= c.max {
+			return
+		}
+		if l.refs == 0 && d != keepLayer {
+			delete(c.layers, d)
+			c.total -= l.bytes
+		}
+	}
 	for c.total > c.max {
 		var oldest *imageEntry
 		for _, o := range c.images {
-			if o != e && (oldest == nil || o.used.Load() < oldest.used.Load()) {
+			if o != keep && (oldest == nil || o.used.Load() < oldest.used.Load()) {
 				oldest = o
 			}
 		}
@@ -155,8 +223,6 @@ func (c *memCache) add(digest string, rec imageRecord, layers []*imageindex.Laye
 		}
 		c.evict(oldest)
 	}
-	c.onSize(c.total)
-	return e
 }
 
 func (c *memCache) evict(e *imageEntry) {
@@ -203,6 +269,15 @@ func (x *expiring[K, V]) get(k K, now time.Time) (V, time.Time, bool) {
 		return zero, time.Time{}, false
 	}
 	return e.v, e.expires, true
+}
+
+// peek returns k's entry even when it has expired (until it is dropped to
+// make room), and whether it has.
+func (x *expiring[K, V]) peek(k K, now time.Time) (v V, stale, ok bool) {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	e, ok := x.m[k]
+	return e.v, ok && !now.Before(e.expires), ok
 }
 
 func (x *expiring[K, V]) put(k K, v V, expires time.Time, now time.Time) {
@@ -306,6 +381,12 @@ func (d *diskCache) readImage(digest string) (imageRecord, bool) {
 	if err := json.Unmarshal(b, &rec); err != nil || len(rec.Layers) > maxLayers {
 		_ = os.Remove(p)
 		return imageRecord{}, false
+	}
+	// A record written before only names were kept holds values: drop
+	// them, and rewrite the file without them.
+	if slices.ContainsFunc(rec.Env, func(e string) bool { return strings.Contains(e, "=") }) {
+		rec.Env = envNames(rec.Env)
+		_ = d.writeImage(digest, rec)
 	}
 	for _, l := range rec.Layers {
 		if _, ok := fileName(l); !ok {

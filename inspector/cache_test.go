@@ -8,10 +8,12 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -41,9 +43,10 @@ func TestRestartWithCacheDirFetchesNoBlob(t *testing.T) {
 	if f.WorkingDir != "/usr/local/tomcat" {
 		t.Errorf("reloaded workdir %q", f.WorkingDir)
 	}
-	if !slices.Contains(f.Env, "HOME=/usr/local/tomcat") {
-		t.Errorf("reloaded env %q lacks HOME", f.Env)
+	if !slices.Equal(f.Env, []string{"HOME"}) {
+		t.Errorf("reloaded env %q, want the names only: [HOME]", f.Env)
 	}
+
 	if k, _ := f.FS.Stat("/usr/local/tomcat/conf/server.xml"); k != policies.FileRegular {
 		t.Errorf("reloaded index: server.xml is %d", k)
 	}
@@ -55,6 +58,44 @@ func TestRestartWithCacheDirFetchesNoBlob(t *testing.T) {
 	}
 	if _, err := os.Stat(junk); !os.IsNotExist(err) {
 		t.Errorf("the corrupt layer file was not removed: %v", err)
+	}
+}
+
+func TestEnvKeepsNamesOnly(t *testing.T) {
+	reg := newTestRegistry(t)
+	img := imageOf(t, "", "", "linux/amd64", layerOf(t, file("a")))
+	cfg, _ := img.ConfigFile()
+	cfg = cfg.DeepCopy()
+	cfg.Config.Env = []string{"PATH=/usr/bin", "DB_PASSWORD=hunter2", "EMPTY=", "BARE"}
+	img, err := mutate.ConfigFile(img, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := reg.push(t, "env:1", img)
+	dir := t.TempDir()
+	i, _ := newTestInspector(t, Options{CacheDir: dir}, reg)
+	f := inspectOne(t, i, Request{Refs: []string{ref}}, 5*time.Second)
+	mustKnown(t, f)
+	if want := []string{"PATH", "DB_PASSWORD", "EMPTY", "BARE"}; !slices.Equal(f.Env, want) {
+		t.Errorf("Env = %q, want the names %q", f.Env, want)
+	}
+	ents, _ := os.ReadDir(filepath.Join(dir, "images"))
+	for _, e := range ents {
+		if b, _ := os.ReadFile(filepath.Join(dir, "images", e.Name())); strings.Contains(string(b), "hunter2") {
+			t.Errorf("the persisted record holds an env value: %s", b)
+		}
+	}
+	// A record persisted with values (before names only were kept) loses
+	// them when read.
+	d, _ := img.Digest()
+	if err := i.disk.writeImage(d.String(), imageRecord{Env: []string{"TOKEN=s3cr3t"}, Layers: []string{}}); err != nil {
+		t.Fatal(err)
+	}
+	if rec, ok := i.disk.readImage(d.String()); !ok || !slices.Equal(rec.Env, []string{"TOKEN"}) {
+		t.Errorf("an old record read back as %q (%v), want [TOKEN]", rec.Env, ok)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "images", "sha256-"+d.Hex)); strings.Contains(string(b), "s3cr3t") {
+		t.Errorf("the old record was not rewritten without its values: %s", b)
 	}
 }
 

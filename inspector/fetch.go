@@ -2,6 +2,7 @@ package inspector
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
@@ -47,16 +49,16 @@ func (i *Inspector) fetch(ctx context.Context, j job) (string, *imageEntry, erro
 	// be on disk.
 	now := time.Now()
 	for _, k := range [...]refKey{j.shared, j.key} {
-		if d, _, ok := i.refs.get(k, now); ok {
-			if e, ok := i.mem.image(d); ok {
-				return d, e, nil
+		if r, _, ok := i.refs.get(k, now); ok {
+			if e, ok := i.mem.image(r.digest); ok {
+				return r.digest, e, nil
 			}
-			if e := i.loadDisk(d); e != nil {
-				return d, e, nil
+			if e := i.loadDisk(r.digest); e != nil {
+				return r.digest, e, nil
 			}
 		}
 	}
-	img, digest, scoped, err := i.resolve(ctx, j)
+	img, digest, top, scoped, err := i.resolve(ctx, j)
 	if err != nil {
 		return "", nil, err
 	}
@@ -64,23 +66,50 @@ func (i *Inspector) fetch(ctx context.Context, j job) (string, *imageEntry, erro
 	if scoped {
 		key = j.key
 	}
-	i.refs.put(key, digest, time.Now().Add(i.o.TagTTL), time.Now())
+	i.refs.put(key, resolved{top: top, digest: digest}, i.refExpiry(j, time.Now()), time.Now())
 	if e, ok := i.mem.image(digest); ok {
 		return digest, e, nil
 	}
-	v, err, _ := i.imageFlight.Do(digest, func() (any, error) {
-		if e, ok := i.mem.image(digest); ok {
-			return e, nil
+	// Builds are shared by repository and digest, not by digest alone: a
+	// build reads blobs from its own registry, within its leader's context,
+	// and must not make another registry's image wait for, or inherit, a
+	// stalled registry's failure.
+	repo := j.ref.Context().Name()
+	for attempt := 0; ; attempt++ {
+		v, err, shared := i.imageFlight.Do(repo+"@"+digest, func() (any, error) {
+			if e, ok := i.mem.image(digest); ok {
+				return e, nil
+			}
+			if e := i.loadDisk(digest); e != nil {
+				return e, nil
+			}
+			return i.build(ctx, img, repo, digest)
+		})
+		if err != nil && shared && attempt == 0 && ctx.Err() == nil && isContextError(err) {
+			continue // the leader's deadline, not this fetch's
 		}
-		if e := i.loadDisk(digest); e != nil {
-			return e, nil
+		if err != nil {
+			return "", nil, err
 		}
-		return i.build(ctx, img, digest)
-	})
-	if err != nil {
-		return "", nil, err
+		return digest, v.(*imageEntry), nil
 	}
-	return digest, v.(*imageEntry), nil
+}
+
+// isContextError reports a fetch that ended with its context.
+func isContextError(err error) bool {
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)
+}
+
+// notMine reports whether err, from a layer fetch shared with another
+// image, may be that image's own: its context ended while ctx lives on, or
+// the budget it left (which bounded the shared fetch) ran out while this
+// image had more. The waiter then fetches again on its own account.
+func (i *Inspector) notMine(ctx context.Context, err error, mine, leader imageBudget) bool {
+	if ctx.Err() != nil {
+		return false
+	}
+	var be *budgetError
+	return isContextError(err) || errors.As(err, &be) && (mine.decomp > leader.decomp || mine.index > leader.index || mine.entries > leader.entries)
 }
 
 // remoteOptions are the options of every registry call: the guarded
@@ -99,70 +128,135 @@ func (i *Inspector) remoteOptions(ctx context.Context, auth authn.Authenticator)
 	}
 }
 
-// resolve gets j's manifest, as the kubelet would: anonymously first, then
-// with the keychain, then with each of the pod's pull secrets. scoped says
-// the pod's pull secrets were needed. The credentials live in the returned
-// image (for its config and layers) and nowhere else.
-func (i *Inspector) resolve(ctx context.Context, j job) (img v1.Image, digest string, scoped bool, err error) {
-	get := func(auth authn.Authenticator) (*remote.Descriptor, error) {
-		return remote.Get(j.ref, i.remoteOptions(ctx, auth)...)
+// resolved is what a reference resolves to: top is the digest of its
+// manifest (an index, for a multi-arch reference), as a HEAD answers it;
+// digest is the platform's image manifest.
+type resolved struct{ top, digest string }
+
+// never is the expiry of a digest-pinned reference: what it names cannot
+// change.
+var never = time.Unix(1<<62, 0)
+
+// refExpiry is when j's resolution must be checked again.
+func (i *Inspector) refExpiry(j job, now time.Time) time.Time {
+	if _, pinned := j.ref.(name.Digest); pinned {
+		return never
 	}
-	desc, err := get(authn.Anonymous)
+	return now.Add(i.o.TagTTL)
+}
+
+// withCredentials calls call as the kubelet would pull: anonymously first,
+// then with the keychain, then with each of the pod's pull secrets, until
+// one is not refused. scoped says the pod's pull secrets were needed.
+func (i *Inspector) withCredentials(ctx context.Context, j job, call func(authn.Authenticator) error) (scoped bool, err error) {
+	err = call(authn.Anonymous)
 	if err != nil && isAuthError(err) {
 		first := err
 		if i.o.Keychain != nil {
 			if a, kerr := authn.Resolve(ctx, i.o.Keychain, j.ref.Context()); kerr == nil && a != authn.Anonymous {
-				desc, err = get(a)
+				err = call(a)
 			}
 		}
 		if err != nil && isAuthError(err) {
-			desc, err = i.withSecrets(ctx, j, get, first)
+			err = i.withSecrets(ctx, j, call, first)
 			scoped = err == nil
 		}
 	}
-	if err != nil {
-		return nil, "", false, err
+	return scoped, err
+}
+
+// head returns the digest j's reference resolves to now, with a HEAD of its
+// manifest (which Docker Hub does not count as a pull), or a GET when the
+// registry does not answer HEAD.
+func (i *Inspector) head(ctx context.Context, j job) (string, error) {
+	var top string
+	_, err := i.withCredentials(ctx, j, func(a authn.Authenticator) error {
+		d, err := remote.Head(j.ref, i.remoteOptions(ctx, a)...)
+		if err == nil {
+			top = d.Digest.String()
+			return nil
+		}
+		if !headUnsupported(err) {
+			return err
+		}
+		desc, err := remote.Get(j.ref, i.remoteOptions(ctx, a)...)
+		if err != nil {
+			return err
+		}
+		top = desc.Digest.String()
+		return nil
+	})
+	return top, err
+}
+
+// headUnsupported reports a registry that does not answer a manifest HEAD
+// usefully: 405 or 501, or an answer without a digest.
+func headUnsupported(err error) bool {
+	var te *transport.Error
+	if errors.As(err, &te) {
+		return te.StatusCode == http.StatusMethodNotAllowed || te.StatusCode == http.StatusNotImplemented
 	}
+	var ne net.Error
+	return !errors.As(err, &ne) && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) &&
+		!errors.As(err, new(*errRefused)) && !errors.Is(err, syscall.ECONNREFUSED) && !errors.Is(err, syscall.ECONNRESET)
+}
+
+// resolve gets j's manifest, as the kubelet would: anonymously first, then
+// with the keychain, then with each of the pod's pull secrets. scoped says
+// the pod's pull secrets were needed. The credentials live in the returned
+// image (for its config and layers) and nowhere else. top is the
+// manifest's digest, digest the platform image's.
+func (i *Inspector) resolve(ctx context.Context, j job) (img v1.Image, digest, top string, scoped bool, err error) {
+	var desc *remote.Descriptor
+	scoped, err = i.withCredentials(ctx, j, func(a authn.Authenticator) error {
+		var err error
+		desc, err = remote.Get(j.ref, i.remoteOptions(ctx, a)...)
+		return err
+	})
+	if err != nil {
+		return nil, "", "", false, err
+	}
+	top = desc.Digest.String()
 	switch {
 	case desc.MediaType.IsIndex():
 		idx, err := desc.ImageIndex()
 		if err != nil {
-			return nil, "", false, err
+			return nil, "", "", false, err
 		}
 		im, err := idx.IndexManifest()
 		if err != nil {
-			return nil, "", false, err
+			return nil, "", "", false, err
 		}
 		chosen, err := pickPlatform(im.Manifests, j.platform)
 		if err != nil {
-			return nil, "", false, err
+			return nil, "", "", false, err
 		}
 		img, err := idx.Image(chosen.Digest)
 		if err != nil {
-			return nil, "", false, err
+			return nil, "", "", false, err
 		}
-		return img, chosen.Digest.String(), scoped, nil
+		return img, chosen.Digest.String(), top, scoped, nil
 	case desc.MediaType.IsImage() || desc.MediaType.IsSchema1():
 		img, err := desc.Image()
 		if err != nil {
-			return nil, "", false, err
+			return nil, "", "", false, err
 		}
-		return img, desc.Digest.String(), scoped, nil
+		return img, desc.Digest.String(), top, scoped, nil
 	default:
-		return nil, "", false, fmt.Errorf("%s is not an image (media type %q)", j.raw, clip(string(desc.MediaType)))
+		return nil, "", "", false, fmt.Errorf("%s is not an image (media type %q)", j.raw, clip(string(desc.MediaType)))
 	}
 }
 
 // withSecrets tries the pod's pull secrets, in order, after the registry
 // refused anonymous access (first). A secret's content is used for one call
 // and dropped; errors name secrets, never their content.
-func (i *Inspector) withSecrets(ctx context.Context, j job, get func(authn.Authenticator) (*remote.Descriptor, error), first error) (*remote.Descriptor, error) {
+func (i *Inspector) withSecrets(ctx context.Context, j job, call func(authn.Authenticator) error, first error) error {
 	refused := fmt.Sprintf("registry %s refused anonymous access (%s)", j.host, statusText(first))
 	switch {
 	case len(j.secrets) == 0:
-		return nil, &authError{refused + " and the pod has no imagePullSecrets"}
+		return &authError{refused + " and the pod has no imagePullSecrets"}
 	case i.o.PullSecrets == nil:
-		return nil, &authError{refused + "; podguard does not read pull secrets (no secret reader configured)"}
+		return &authError{refused + "; podguard does not read pull secrets (no secret reader configured)"}
 	}
 	repo := j.ref.Context().RegistryStr()
 	if dockerHub[repo] {
@@ -187,18 +281,18 @@ func (i *Inspector) withSecrets(ctx context.Context, j job, get func(authn.Authe
 			continue
 		}
 		for k := range creds {
-			desc, err := get(authn.FromConfig(creds[k]))
+			err := call(authn.FromConfig(creds[k]))
 			creds[k] = authn.AuthConfig{}
 			if err == nil {
-				return desc, nil
+				return nil
 			}
 			if !isAuthError(err) {
-				return nil, err
+				return err
 			}
 			notes = append(notes, fmt.Sprintf("secret %q was refused (%s)", s, statusText(err)))
 		}
 	}
-	return nil, &authError{refused + " and to the pod's imagePullSecrets: " + strings.Join(notes, "; ")}
+	return &authError{refused + " and to the pod's imagePullSecrets: " + strings.Join(notes, "; ")}
 }
 
 // pickPlatform chooses an index's manifest for p, the way containerd
@@ -260,14 +354,35 @@ func (i *Inspector) loadDisk(digest string) *imageEntry {
 	return i.mem.add(digest, rec, layers)
 }
 
-// imageBudget is what one image may still read.
+// imageBudget is what one image may still read and index.
 type imageBudget struct {
-	bytes   int64
+	bytes   int64 // compressed
+	decomp  int64 // decompressed
+	index   int64 // bytes of paths and link targets
 	entries int
 }
 
+// blobError is a failure to read a config or layer blob, after the
+// registry served the manifest: it fails the image, never backs the
+// registry off (a stalled or endless blob is the image's doing).
+type blobError struct{ err error }
+
+func (e *blobError) Error() string { return e.err.Error() }
+func (e *blobError) Unwrap() error { return e.err }
+
 // build reads an image's config and indexes its layers in order.
-func (i *Inspector) build(ctx context.Context, img v1.Image, digest string) (*imageEntry, error) {
+func (i *Inspector) build(ctx context.Context, img v1.Image, repo, digest string) (*imageEntry, error) {
+	e, err := i.buildImage(ctx, img, repo, digest)
+	if err != nil {
+		var be *budgetError
+		if !errors.As(err, &be) {
+			err = &blobError{err}
+		}
+	}
+	return e, err
+}
+
+func (i *Inspector) buildImage(ctx context.Context, img v1.Image, repo, digest string) (*imageEntry, error) {
 	m, err := img.Manifest()
 	if err != nil {
 		return nil, err
@@ -292,19 +407,23 @@ func (i *Inspector) build(ctx context.Context, img v1.Image, digest string) (*im
 	rec := imageRecord{
 		User:       cfg.Config.User,
 		WorkingDir: cfg.Config.WorkingDir,
-		Env:        cfg.Config.Env,
+		Env:        envNames(cfg.Config.Env),
 		Platform:   platString(cfg.OS, cfg.Architecture, cfg.Variant),
 	}
-	b := &imageBudget{bytes: i.o.MaxImageBytes, entries: i.o.MaxEntries}
+	b := &imageBudget{bytes: i.o.MaxImageBytes, decomp: decompressFactor * i.o.MaxImageBytes, index: i.o.MaxIndexBytes, entries: i.o.MaxEntries}
 	layers := make([]*imageindex.Layer, 0, len(m.Layers))
 	for k, ld := range m.Layers {
-		l, err := i.layer(ctx, img, ld, b)
+		l, err := i.layer(ctx, img, repo, ld, b)
 		if err != nil {
 			return nil, fmt.Errorf("layer %d of %d (%s): %w", k+1, len(m.Layers), shortDigest(ld.Digest), err)
 		}
 		if b.entries -= l.Len(); b.entries < 0 {
 			i.m.budgetExceed.Inc()
 			return nil, i.tooManyEntries()
+		}
+		if b.index -= int64(l.PathBytes()); b.index < 0 {
+			i.m.budgetExceed.Inc()
+			return nil, i.indexTooLarge()
 		}
 		layers = append(layers, l)
 		rec.Layers = append(rec.Layers, ld.Digest.String())
@@ -317,103 +436,160 @@ func (i *Inspector) build(ctx context.Context, img v1.Image, digest string) (*im
 	return i.mem.add(digest, rec, layers), nil
 }
 
-// layer returns a layer's index from the caches or the registry. Layers
-// are shared between images: one fetch for concurrent requests.
-func (i *Inspector) layer(ctx context.Context, img v1.Image, ld v1.Descriptor, b *imageBudget) (*imageindex.Layer, error) {
+// layer returns a layer's index from the caches or the registry, and
+// charges what reading it cost to the image's budget. Layers are shared
+// between images: a layer is cached as soon as it is indexed, and
+// concurrent fetches of one layer from one repository are made once.
+func (i *Inspector) layer(ctx context.Context, img v1.Image, repo string, ld v1.Descriptor, b *imageBudget) (*imageindex.Layer, error) {
 	d := ld.Digest.String()
 	if l := i.mem.layer(d); l != nil {
 		return l, nil
 	}
-	v, err, _ := i.layerFlight.Do(d, func() (any, error) {
-		if l := i.mem.layer(d); l != nil {
-			return l, nil
+	for attempt := 0; ; attempt++ {
+		// The budget is checked here, outside the shared fetch, for every
+		// image that waits for it.
+		switch {
+		case b.entries <= 0:
+			// imageindex reads a zero limit as its default.
+			i.m.budgetExceed.Inc()
+			return nil, i.tooManyEntries()
+		case b.index <= 0:
+			i.m.budgetExceed.Inc()
+			return nil, i.indexTooLarge()
+		case ld.Size > b.bytes || ld.Size < 0:
+			i.m.budgetExceed.Inc()
+			return nil, i.tooManyBytes()
 		}
-		if i.disk != nil {
-			if l := i.disk.readLayer(d); l != nil {
-				return l, nil
+		lim := *b // the leader's remaining budget bounds the shared fetch
+		var leader imageBudget
+		v, err, shared := i.layerFlight.Do(repo+"@"+d, func() (any, error) {
+			if l := i.mem.layer(d); l != nil {
+				return fetchedLayer{l: l}, nil
 			}
+			if i.disk != nil {
+				if l := i.disk.readLayer(d); l != nil {
+					return fetchedLayer{l: i.mem.put(d, l)}, nil
+				}
+			}
+			l, decomp, err := i.fetchLayer(ctx, img, ld, lim)
+			if err != nil {
+				return fetchedLayer{lim: lim}, err // the waiters compare budgets
+			}
+			if i.disk != nil {
+				if err := i.disk.writeLayer(d, l); err != nil {
+					i.o.Log.Error(err, "image cache: writing a layer index", "digest", d)
+				}
+			}
+			return fetchedLayer{l: i.mem.put(d, l), compressed: ld.Size, decomp: decomp, lim: lim}, nil
+		})
+		if f, ok := v.(fetchedLayer); ok {
+			leader = f.lim
 		}
-		l, err := i.fetchLayer(ctx, img, ld, b)
+		if err != nil && shared && attempt == 0 && i.notMine(ctx, err, *b, leader) {
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}
-		if i.disk != nil {
-			if err := i.disk.writeLayer(d, l); err != nil {
-				i.o.Log.Error(err, "image cache: writing a layer index", "digest", d)
-			}
+		f := v.(fetchedLayer)
+		b.bytes -= f.compressed
+		if b.decomp -= f.decomp; b.decomp < 0 {
+			i.m.budgetExceed.Inc()
+			return nil, i.tooManyDecompressed()
 		}
-		return l, nil
-	})
-	if err != nil {
-		return nil, err
+		return f.l, nil
 	}
-	return v.(*imageindex.Layer), nil
 }
 
-// fetchLayer streams one compressed layer, counting its bytes against the
-// image's budget, decompresses it (gzip, zstd or none, by sniffing) and
-// indexes its tar headers. It reads the blob to its end so that
-// go-containerregistry verifies its size and digest: layer indexes are
-// shared by digest between images and registries, so an unverified one
-// could poison another image's facts.
-func (i *Inspector) fetchLayer(ctx context.Context, img v1.Image, ld v1.Descriptor, b *imageBudget) (*imageindex.Layer, error) {
-	if b.entries <= 0 {
-		// imageindex reads a zero limit as its default.
-		i.m.budgetExceed.Inc()
-		return nil, i.tooManyEntries()
-	}
-	if ld.Size > b.bytes {
-		i.m.budgetExceed.Inc()
-		return nil, &budgetError{fmt.Sprintf("the image exceeds %d compressed bytes (images.maxImageBytes)", i.o.MaxImageBytes)}
-	}
+// fetchedLayer is a shared layer fetch's result: the index, and what
+// reading it cost.
+type fetchedLayer struct {
+	l          *imageindex.Layer
+	compressed int64
+	decomp     int64
+	lim        imageBudget // the budget that bounded the fetch
+}
+
+// fetchLayer streams one compressed layer (go-containerregistry stops at
+// its declared size, which the caller checked against the image's budget),
+// decompresses it (gzip, zstd or none, by sniffing) within lim.decomp bytes
+// and indexes its tar headers within lim's entries and index bytes. After
+// the tar ends, it reads the rest of the compressed blob without
+// decompressing it, so that go-containerregistry verifies its size and
+// digest: layer indexes are shared by digest between images and
+// registries, so an unverified one could poison another image's facts. It
+// returns the index and the decompressed bytes read.
+func (i *Inspector) fetchLayer(ctx context.Context, img v1.Image, ld v1.Descriptor, lim imageBudget) (*imageindex.Layer, int64, error) {
 	rl, err := img.LayerByDigest(ld.Digest)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	rc, err := rl.Compressed()
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	defer rc.Close()
-	cr := &countingReader{r: rc, b: b, i: i}
+	cr := &countingReader{ctx: ctx, r: rc, left: ld.Size, i: i}
 	br := bufio.NewReaderSize(cr, 64<<10)
 	dec, err := decompress(br)
 	if err != nil {
-		return nil, cr.cause(err)
+		return nil, 0, cr.cause(err)
 	}
 	defer dec.Close()
-	l, err := imageindex.IndexLayer(dec, imageindex.Limits{MaxEntries: b.entries, MaxPathBytes: maxPathBytes})
-	if errors.Is(err, imageindex.ErrTooManyEntries) && cr.err == nil {
-		i.m.budgetExceed.Inc()
-		return nil, i.tooManyEntries()
-	}
+	dr := &decompressedReader{ctx: ctx, r: dec, left: lim.decomp, i: i}
+	l, err := imageindex.IndexLayer(dr, imageindex.Limits{MaxEntries: lim.entries, MaxPathBytes: maxPathBytes, MaxTotalBytes: int(min(lim.index, 1<<31))})
 	if err != nil {
-		return nil, cr.cause(&contentError{fmt.Errorf("indexing: %w", err)})
+		if e := cmp.Or(cr.err, dr.err); e != nil {
+			return nil, dr.n, e
+		}
 	}
-	if _, err := io.Copy(io.Discard, dec); err != nil {
-		return nil, cr.cause(&contentError{fmt.Errorf("decompressing: %w", err)})
+	switch {
+	case errors.Is(err, imageindex.ErrTooManyEntries) && cr.readErr == nil:
+		i.m.budgetExceed.Inc()
+		return nil, dr.n, i.tooManyEntries()
+	case errors.Is(err, imageindex.ErrLayerTooLarge) && cr.readErr == nil:
+		i.m.budgetExceed.Inc()
+		return nil, dr.n, i.indexTooLarge()
+	case err != nil:
+		return nil, dr.n, cr.cause(&contentError{fmt.Errorf("indexing: %w", err)})
 	}
+	// The tar ended: what follows in the decompressed stream is padding,
+	// or a bomb. Read the compressed rest without decompressing it.
 	if _, err := io.Copy(io.Discard, br); err != nil {
-		return nil, cr.cause(err)
+		return nil, dr.n, cr.cause(err)
 	}
 	if ctx.Err() != nil {
-		return nil, ctx.Err()
+		return nil, dr.n, ctx.Err()
 	}
-	return l, nil
+	return l, dr.n, nil
 }
 
 func (i *Inspector) tooManyEntries() error {
 	return &budgetError{fmt.Sprintf("it has more than %d paths (images.maxEntries)", i.o.MaxEntries)}
 }
 
-// countingReader counts compressed bytes against the image's budget, and
-// remembers a failed read, so that a dropped connection or a digest
-// mismatch is not blamed on the layer's content.
+func (i *Inspector) tooManyBytes() error {
+	return &budgetError{fmt.Sprintf("the image exceeds %d compressed bytes (images.maxImageSize)", i.o.MaxImageBytes)}
+}
+
+func (i *Inspector) indexTooLarge() error {
+	return &budgetError{fmt.Sprintf("its paths and link targets take more than %d bytes (images.maxIndexSize)", i.o.MaxIndexBytes)}
+}
+
+func (i *Inspector) tooManyDecompressed() error {
+	return &budgetError{fmt.Sprintf("it decompresses to more than %d bytes (%d× images.maxImageSize)", decompressFactor*i.o.MaxImageBytes, decompressFactor)}
+}
+
+// countingReader reads one compressed blob, at most its declared size,
+// counting bytes and checking ctx, and remembers a failed read, so that a
+// dropped connection or a digest mismatch is not blamed on the layer's
+// content.
 type countingReader struct {
+	ctx     context.Context
 	r       io.Reader
-	b       *imageBudget
+	left    int64
 	i       *Inspector
-	err     error // the budget's
+	err     error // the budget's or the context's
 	readErr error // the blob's
 }
 
@@ -421,18 +597,22 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	if c.err != nil {
 		return 0, c.err
 	}
-	if int64(len(p)) > c.b.bytes+1 {
-		p = p[:c.b.bytes+1]
+	if err := c.ctx.Err(); err != nil {
+		c.err = err
+		return 0, err
+	}
+	if int64(len(p)) > c.left+1 {
+		p = p[:c.left+1]
 	}
 	n, err := c.r.Read(p)
 	if err != nil && err != io.EOF && c.readErr == nil {
 		c.readErr = err
 	}
-	c.b.bytes -= int64(n)
+	c.left -= int64(n)
 	c.i.m.fetchBytes.Add(float64(n))
-	if c.b.bytes < 0 {
+	if c.left < 0 {
 		c.i.m.budgetExceed.Inc()
-		c.err = &budgetError{fmt.Sprintf("the image exceeds %d compressed bytes (images.maxImageBytes)", c.i.o.MaxImageBytes)}
+		c.err = c.i.tooManyBytes()
 		return 0, c.err
 	}
 	return n, err
@@ -448,6 +628,39 @@ func (c *countingReader) cause(err error) error {
 		return fmt.Errorf("reading the blob: %w", c.readErr)
 	}
 	return err
+}
+
+// decompressedReader bounds and counts the decompressed bytes of a layer,
+// and checks ctx, so that a decompression bomb ends with its budget or its
+// fetch's deadline.
+type decompressedReader struct {
+	ctx  context.Context
+	r    io.Reader
+	left int64
+	n    int64
+	i    *Inspector
+	err  error
+}
+
+func (d *decompressedReader) Read(p []byte) (int, error) {
+	if d.err != nil {
+		return 0, d.err
+	}
+	if err := d.ctx.Err(); err != nil {
+		d.err = err
+		return 0, err
+	}
+	if int64(len(p)) > d.left+1 {
+		p = p[:d.left+1]
+	}
+	n, err := d.r.Read(p)
+	d.n += int64(n)
+	if d.left -= int64(n); d.left < 0 {
+		d.i.m.budgetExceed.Inc()
+		d.err = d.i.tooManyDecompressed()
+		return 0, d.err
+	}
+	return n, err
 }
 
 // decompress sniffs a layer's compression.
@@ -517,8 +730,18 @@ func statusText(err error) string {
 
 // explain turns a fetch error into a Why, and a back-off reason when the
 // registry itself failed (5xx, 429, timeouts, refused or broken
-// connections) rather than the image or the credentials.
+// connections on its manifest and token requests) rather than the image or
+// the credentials. A blob that fails, stalls or is too large fails its
+// image only: one hostile image must not back off a registry others use.
 func (i *Inspector) explain(ctx context.Context, j job, err error) (why, backoff string) {
+	why, backoff = i.explainErr(ctx, j, err)
+	if errors.As(err, new(*blobError)) {
+		backoff = ""
+	}
+	return why, backoff
+}
+
+func (i *Inspector) explainErr(ctx context.Context, j job, err error) (why, backoff string) {
 	var (
 		be *budgetError
 		ae *authError

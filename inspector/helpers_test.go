@@ -38,6 +38,7 @@ type testRegistry struct {
 	private  map[string]string // repository -> "user:password"
 	delay    atomic.Int64      // nanoseconds before each manifest or blob
 	status   atomic.Int32      // when set, every request answers it
+	noHead   atomic.Bool       // manifest HEADs answer 405
 }
 
 func newTestRegistry(t testing.TB) *testRegistry {
@@ -54,6 +55,7 @@ func newTestRegistry(t testing.TB) *testRegistry {
 		r.mu.Lock()
 		if req.Method == http.MethodGet || req.Method == http.MethodHead {
 			r.counts[kind]++
+			r.counts[req.Method+" "+kind]++
 		}
 		h := r.override[req.URL.Path]
 		var cred string
@@ -63,6 +65,10 @@ func newTestRegistry(t testing.TB) *testRegistry {
 			}
 		}
 		r.mu.Unlock()
+		if kind == "manifests" && req.Method == http.MethodHead && r.noHead.Load() {
+			w.WriteHeader(http.StatusMethodNotAllowed)
+			return
+		}
 		if s := r.status.Load(); s != 0 {
 			http.Error(w, `{"errors":[{"code":"UNKNOWN","message":"injected"}]}`, int(s))
 			return

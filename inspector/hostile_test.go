@@ -311,6 +311,10 @@ func TestPublicIP(t *testing.T) {
 		"127.0.0.1": false, "10.1.2.3": false, "172.16.0.1": false, "192.168.1.1": false, "169.254.169.254": false,
 		"100.64.0.1": false, "0.0.0.0": false, "224.0.0.1": false, "::1": false, "fd00::1": false, "fe80::1": false, "::": false,
 		"8.8.8.8": true, "100.128.0.1": true, "2001:4860:4860::8888": true,
+		// NAT64, 6to4 and Teredo embed an IPv4 address a relay forwards to.
+		"64:ff9b::a00:1": false, "64:ff9b::7f00:1": false, "64:ff9b:1::a9fe:a9fe": false,
+		"2002:a00:1::1": false, "2002:808:808::1": false, "2001:0:4136:e378:8000:63bf:3fff:fdd2": false,
+		"2001:db8::1": true, "2a00:1450:4001::1": true,
 	} {
 		if got := publicIP(net.ParseIP(ip)); got != want {
 			t.Errorf("publicIP(%s) = %v, want %v", ip, got, want)

@@ -4,9 +4,16 @@
 // per admission request.
 //
 // Fetches run in the background, bounded in number (Options.Concurrency),
-// time (FetchTimeout) and bytes (MaxImageBytes, MaxEntries); a request waits
-// at most its budget and otherwise gets ImagePending, while the fetch goes
-// on and fills the cache for the next one. Only registries in the allow-list
+// time (FetchTimeout) and bytes (MaxImageBytes compressed, 4× that
+// decompressed, MaxEntries paths and MaxIndexBytes of paths per image); a
+// request waits at most its budget and otherwise gets ImagePending, while
+// the fetch goes on and fills the cache for the next one. A tag past its
+// TagTTL is served from its last digest while a manifest HEAD checks it in
+// the background. Fetches are shared by repository and digest, and a layer
+// index is shared by digest as soon as it is built. A registry is backed
+// off when its manifest or token requests fail (connection failures, 5xx,
+// 429, timeouts); a blob that stalls, fails or is too large fails its image
+// only. Only registries in the allow-list
 // are ever dialled. Pull secrets are read only after a registry refused
 // anonymous access, used for that fetch only, and never cached, logged or
 // quoted.
@@ -55,20 +62,23 @@ type Inspector struct {
 
 	mem    *memCache
 	disk   *diskCache
-	refs   *expiring[refKey, string] // -> platform manifest digest
-	failed *expiring[refKey, string] // -> why, for failures not worth a registry back-off
+	refs   *expiring[refKey, resolved] // -> manifest and platform manifest digests
+	failed *expiring[refKey, string]   // -> why, for failures not worth a registry back-off
 
 	imageFlight singleflight.Group // by manifest digest
 	layerFlight singleflight.Group // by layer digest
 	sem         chan struct{}
 
-	mu      sync.Mutex
-	closed  bool
-	calls   map[refKey]*call
-	backoff map[string]*hostBackoff
-	wg      sync.WaitGroup
-	ctx     context.Context
-	cancel  context.CancelFunc
+	mu     sync.Mutex
+	closed bool
+	calls  map[refKey]*call
+	// refreshing are the resolutions being checked again in the
+	// background.
+	refreshing map[refKey]bool
+	backoff    map[string]*hostBackoff
+	wg         sync.WaitGroup
+	ctx        context.Context
+	cancel     context.CancelFunc
 
 	refused atomic.Int64
 
@@ -107,15 +117,16 @@ func New(o Options) (*Inspector, error) {
 		return nil, fmt.Errorf("image inspector metrics: %w", err)
 	}
 	i := &Inspector{
-		o:       o,
-		allow:   newAllowList(o.Registries),
-		m:       m,
-		refs:    newExpiring[refKey, string](maxRefEntries),
-		failed:  newExpiring[refKey, string](maxRefEntries),
-		sem:     make(chan struct{}, o.Concurrency),
-		calls:   map[refKey]*call{},
-		backoff: map[string]*hostBackoff{},
-		parsed:  map[string]parsed{},
+		o:          o,
+		allow:      newAllowList(o.Registries),
+		m:          m,
+		refs:       newExpiring[refKey, resolved](maxRefEntries),
+		failed:     newExpiring[refKey, string](maxRefEntries),
+		sem:        make(chan struct{}, o.Concurrency),
+		calls:      map[refKey]*call{},
+		refreshing: map[refKey]bool{},
+		backoff:    map[string]*hostBackoff{},
+		parsed:     map[string]parsed{},
 	}
 	i.mem = newMemCache(o.MaxCacheBytes, func(n int64) { m.indexBytes.Set(float64(n)) })
 	if o.CacheDir != "" {
@@ -231,10 +242,17 @@ func (i *Inspector) lookup(req Request, raw string) (policies.ImageFacts, *call)
 	}
 	now := time.Now()
 	for _, k := range [...]refKey{shared, key} {
-		if d, _, ok := i.refs.get(k, now); ok {
-			if e, ok := i.mem.image(d); ok {
+		// A resolution past its TagTTL is still served, at once, while it
+		// is checked again in the background (stale-while-revalidate): a
+		// warm request never waits for a registry.
+		if r, stale, ok := i.refs.peek(k, now); ok {
+			if e, ok := i.mem.image(r.digest); ok {
 				i.m.hits.Inc()
-				return known(raw, d, e), nil
+				if stale {
+					i.revalidate(k, r, job{ref: p.ref, raw: raw, host: p.host, platform: pp.platform, namespace: req.Namespace,
+						secrets: slices.Clone(req.PullSecrets), shared: shared, key: key})
+				}
+				return known(raw, r.digest, e), nil
 			}
 		}
 		if key == shared {
@@ -414,6 +432,80 @@ func (i *Inspector) run(j job) (out policies.ImageFacts) {
 	}
 	i.o.Log.V(1).Info("image not inspected", "ref", j.raw, "why", why, "duration", took)
 	return failed(why)
+}
+
+// revalidate checks k's resolution (old) again in the background, at most
+// once at a time per key.
+func (i *Inspector) revalidate(k refKey, old resolved, j job) {
+	i.mu.Lock()
+	if i.closed || i.refreshing[k] || len(i.refreshing) >= queuePerWorker*i.o.Concurrency {
+		i.mu.Unlock()
+		return
+	}
+	i.refreshing[k] = true
+	i.wg.Add(1)
+	i.mu.Unlock()
+	go func() {
+		defer i.wg.Done()
+		defer func() {
+			i.mu.Lock()
+			delete(i.refreshing, k)
+			i.mu.Unlock()
+		}()
+		i.refresh(k, old, j)
+	}()
+}
+
+// refresh asks the registry what k's reference resolves to now, with a
+// manifest HEAD. The same digest is trusted for another TagTTL; a new one
+// is fetched, and served once indexed; a failure keeps the old digest and
+// tries again after Backoff.
+func (i *Inspector) refresh(k refKey, old resolved, j job) {
+	select {
+	case i.sem <- struct{}{}:
+	case <-i.ctx.Done():
+		return
+	}
+	defer func() { <-i.sem }()
+	defer func() {
+		if r := recover(); r != nil {
+			i.o.Log.Error(fmt.Errorf("panic: %v", r), "image re-resolution panicked", "ref", j.raw)
+		}
+	}()
+	keep := func() { now := time.Now(); i.refs.put(k, old, now.Add(i.o.Backoff), now) }
+	if _, ok := i.backedOff(j.host, time.Now()); ok {
+		keep()
+		return
+	}
+	ctx, cancel := context.WithTimeout(i.ctx, i.o.FetchTimeout)
+	defer cancel()
+	top, err := i.head(ctx, j)
+	if i.ctx.Err() != nil {
+		return
+	}
+	if err != nil {
+		if _, reason := i.explain(ctx, j, err); reason != "" {
+			i.fail(j.host, reason, time.Now())
+		}
+		i.o.Log.V(1).Info("image reference not re-resolved; keeping its digest", "ref", j.raw, "digest", old.digest, "error", clip(err.Error()))
+		keep()
+		return
+	}
+	if top == old.top {
+		now := time.Now()
+		i.refs.put(k, old, i.refExpiry(j, now), now)
+		return
+	}
+	// The reference moved: index the new image, serving the old one until
+	// it is known.
+	j.shared, j.key = k, k
+	if k.scope == "" {
+		j.secrets = nil
+	}
+	if _, _, err := i.fetch(ctx, j); err != nil {
+		i.o.Log.V(1).Info("image reference moved, its new image not inspected; keeping the old digest", "ref", j.raw, "digest", old.digest, "error", clip(err.Error()))
+		keep()
+	}
 }
 
 // backedOff reports whether host is backed off, and says so.

@@ -144,24 +144,114 @@ func TestInspectMultiArchPicksThePlatform(t *testing.T) {
 func TestTagCacheAvoidsManifestGETsUntilItExpires(t *testing.T) {
 	reg := newTestRegistry(t)
 	ref := reg.push(t, "app:1", imageOf(t, "1000", "", "linux/amd64", layerOf(t, file("app"))))
-	i, _ := newTestInspector(t, Options{TagTTL: 300 * time.Millisecond}, reg)
+	const ttl = 300 * time.Millisecond
+	i, _ := newTestInspector(t, Options{TagTTL: ttl, Backoff: time.Minute}, reg)
 	req := Request{Refs: []string{ref}}
-	mustKnown(t, inspectOne(t, i, req, 10*time.Second))
+	first := inspectOne(t, i, req, 10*time.Second)
+	mustKnown(t, first)
 	if n := reg.count("manifests"); n != 1 {
-		t.Fatalf("first Inspect: %d manifest GETs, want 1", n)
+		t.Fatalf("first Inspect: %d manifest requests, want 1", n)
 	}
 	blobs := reg.count("blobs")
 	mustKnown(t, inspectOne(t, i, req, 10*time.Second))
 	if n := reg.count("manifests"); n != 1 {
-		t.Errorf("cached Inspect: %d manifest GETs, want still 1", n)
+		t.Errorf("cached Inspect: %d manifest requests, want still 1", n)
 	}
-	time.Sleep(350 * time.Millisecond)
-	mustKnown(t, inspectOne(t, i, req, 10*time.Second))
-	if n := reg.count("manifests"); n != 2 {
-		t.Errorf("after TagTTL: %d manifest GETs, want 2", n)
+	// eventually waits for the background re-resolution.
+	eventually := func(what string, ok func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for !ok() {
+			if time.Now().After(deadline) {
+				t.Fatalf("after 5s: %s", what)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	// warm inspects ref after its TTL, with a slow registry: the last
+	// digest is served at once.
+	warm := func(what string) policies.ImageFacts {
+		t.Helper()
+		time.Sleep(ttl + 50*time.Millisecond)
+		reg.delay.Store(int64(300 * time.Millisecond))
+		defer reg.delay.Store(0)
+		start := time.Now()
+		f := inspectOne(t, i, req, 10*time.Second)
+		if took := time.Since(start); took > 100*time.Millisecond {
+			t.Errorf("%s: a warm Inspect after TagTTL took %s, waiting for the registry", what, took)
+		}
+		mustKnown(t, f)
+		return f
+	}
+	if f := warm("same digest"); f.Digest != first.Digest {
+		t.Errorf("after TagTTL: digest %s, want %s", f.Digest, first.Digest)
+	}
+	eventually("one manifest HEAD", func() bool { return reg.count("HEAD manifests") == 1 })
+	if n := reg.count("GET manifests"); n != 1 {
+		t.Errorf("after TagTTL: %d manifest GETs, want still 1 (a HEAD re-resolves)", n)
 	}
 	if n := reg.count("blobs"); n != blobs {
 		t.Errorf("after TagTTL: %d blob GETs, want still %d (the digest's index is cached)", n, blobs)
+	}
+
+	// The tag moves: the old digest is served until the new image is known.
+	moved := imageOf(t, "2000", "", "linux/amd64", layerOf(t, file("app2")))
+	reg.push(t, "app:1", moved)
+	movedDigest, _ := moved.Digest()
+	if f := warm("moved tag"); f.Digest != first.Digest {
+		t.Errorf("a moved tag: digest %s served at once, want the last known %s", f.Digest, first.Digest)
+	}
+	eventually("the moved tag's new digest", func() bool {
+		return inspectOne(t, i, req, 0).Digest == movedDigest.String()
+	})
+
+	// A failing registry: the last digest is kept.
+	reg.status.Store(http.StatusInternalServerError)
+	if f := warm("failing registry"); f.Digest != movedDigest.String() {
+		t.Errorf("failing registry: digest %s, want %s", f.Digest, movedDigest)
+	}
+	eventually("the registry backed off", func() bool { _, ok := i.backedOff(reg.host, time.Now()); return ok })
+	if f := inspectOne(t, i, req, 0); f.Status != policies.ImageKnown || f.Digest != movedDigest.String() {
+		t.Errorf("after a failed re-resolution: status %d digest %s why %q; want the last digest kept", f.Status, f.Digest, f.Why)
+	}
+	reg.status.Store(0)
+}
+
+func TestReResolutionFallsBackToGETWithoutHEAD(t *testing.T) {
+	reg := newTestRegistry(t)
+	ref := reg.push(t, "app:1", imageOf(t, "1000", "", "linux/amd64", layerOf(t, file("app"))))
+	reg.noHead.Store(true)
+	i, _ := newTestInspector(t, Options{TagTTL: 100 * time.Millisecond}, reg)
+	req := Request{Refs: []string{ref}}
+	mustKnown(t, inspectOne(t, i, req, 10*time.Second))
+	time.Sleep(150 * time.Millisecond)
+	mustKnown(t, inspectOne(t, i, req, 10*time.Second))
+	deadline := time.Now().Add(5 * time.Second)
+	for reg.count("GET manifests") < 2 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if h, g := reg.count("HEAD manifests"), reg.count("GET manifests"); h != 1 || g != 2 {
+		t.Errorf("a registry without HEAD: %d HEADs and %d GETs, want 1 (refused) and 2", h, g)
+	}
+	if _, ok := i.backedOff(reg.host, time.Now()); ok {
+		t.Errorf("a 405 on HEAD backed the registry off")
+	}
+}
+
+func TestDigestPinnedRefsNeverExpire(t *testing.T) {
+	reg := newTestRegistry(t)
+	img := imageOf(t, "1000", "", "linux/amd64", layerOf(t, file("app")))
+	reg.push(t, "app:1", img)
+	d, _ := img.Digest()
+	ref := reg.host + "/app@" + d.String()
+	i, _ := newTestInspector(t, Options{TagTTL: 50 * time.Millisecond}, reg)
+	mustKnown(t, inspectOne(t, i, Request{Refs: []string{ref}}, 10*time.Second))
+	manifests := reg.count("manifests")
+	time.Sleep(100 * time.Millisecond)
+	mustKnown(t, inspectOne(t, i, Request{Refs: []string{ref}}, 10*time.Second))
+	time.Sleep(100 * time.Millisecond)
+	if n := reg.count("manifests"); n != manifests {
+		t.Errorf("a digest-pinned ref after TagTTL: %d more manifest requests, want none", n-manifests)
 	}
 }
 

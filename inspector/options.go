@@ -40,11 +40,28 @@ type Options struct {
 	// under 4×MaxCacheBytes, oldest files first.
 	CacheDir string
 	// MaxImageBytes bounds the compressed bytes read for one image;
-	// default 2 GiB.
+	// default 2 GiB. The decompressed bytes of one image are bounded by
+	// 4×MaxImageBytes (a decompression bomb fails its image once it has
+	// cost that), and after a layer's tar ends its compressed rest is read
+	// (to verify its digest) without being decompressed.
 	MaxImageBytes int64
 	// MaxEntries bounds the paths of one image, all layers together;
 	// default 1,000,000.
 	MaxEntries int
+	// MaxIndexBytes bounds the bytes of one image's paths and symlink
+	// targets, all layers together (each layer is indexed within what the
+	// layers below it left); default 32 MiB. Building a layer's index costs
+	// a few times what it indexes, and more per entry: a fetch holds at most
+	// about 5.5×MaxIndexBytes of heap while it indexes, with MaxEntries at
+	// its default (measured by imageindex's TestWorstCaseLayerPeakHeap:
+	// 1M entries of 32-byte paths, the worst case of the defaults, peak at
+	// 173 MiB; 140k entries of 238-byte paths at 134 MiB; without this
+	// bound, 1M entries of 238-byte paths peaked at 847 MiB). Concurrency
+	// fetches hold at most Concurrency times that: about 700 MiB with the
+	// defaults (4 × 173 MiB), reached only when four hostile images are
+	// indexed at the same moment; lower Concurrency or MaxIndexBytes to fit
+	// a smaller memory limit (2 × 173 MiB with concurrency 2).
+	MaxIndexBytes int64
 	// Backoff is the first back-off of a failing registry, doubling on each
 	// further failure up to 5m; default 10s.
 	Backoff time.Duration
@@ -73,8 +90,12 @@ const (
 	defaultMaxCacheBytes = 256 << 20
 	defaultMaxImageBytes = 2 << 30
 	defaultMaxEntries    = 1_000_000
-	defaultBackoff       = 10 * time.Second
-	maxBackoff           = 5 * time.Minute
+	defaultMaxIndexBytes = 32 << 20
+	// decompressFactor bounds one image's decompressed bytes:
+	// decompressFactor×MaxImageBytes.
+	decompressFactor = 4
+	defaultBackoff   = 10 * time.Second
+	maxBackoff       = 5 * time.Minute
 
 	// maxManifestBytes bounds a manifest or index body, and the declared
 	// size of an image config. go-containerregistry accepts 100 MiB.
@@ -107,6 +128,9 @@ func (o *Options) defaults() {
 	if o.MaxEntries == 0 {
 		o.MaxEntries = defaultMaxEntries
 	}
+	if o.MaxIndexBytes == 0 {
+		o.MaxIndexBytes = defaultMaxIndexBytes
+	}
 	if o.Backoff == 0 {
 		o.Backoff = defaultBackoff
 	}
@@ -125,8 +149,8 @@ func (o *Options) validate() error {
 			errs = append(errs, fmt.Errorf("%s %s: must not be negative", d.name, d.v))
 		}
 	}
-	if o.MaxCacheBytes < 0 || o.MaxImageBytes < 0 || o.MaxEntries < 0 {
-		errs = append(errs, errors.New("maxCacheBytes, maxImageBytes and maxEntries must not be negative"))
+	if o.MaxCacheBytes < 0 || o.MaxImageBytes < 0 || o.MaxEntries < 0 || o.MaxIndexBytes < 0 {
+		errs = append(errs, errors.New("maxCacheBytes, maxImageBytes, maxEntries and maxIndexBytes must not be negative"))
 	}
 	for i, r := range o.Registries {
 		if _, err := parsePattern(r); err != nil {
@@ -249,7 +273,9 @@ func (l allowList) explicit(host, port string) bool {
 // publicIP reports whether ip is an address "*" may reach: not loopback,
 // private (RFC 1918, unique local), link-local (which includes the cloud
 // metadata endpoint 169.254.169.254), shared (100.64.0.0/10), unspecified or
-// multicast. Otherwise anyone who may create a pod could make podguard send
+// multicast, nor an IPv6 address that embeds an IPv4 one a relay or
+// translator would forward to (NAT64 64:ff9b::/96 and 64:ff9b:1::/48, 6to4
+// 2002::/16, Teredo 2001::/32). Otherwise anyone who may create a pod could make podguard send
 // requests into the cluster's network with an image named
 // 10.0.0.5:6443/x; a registry there must be listed by name or address.
 func publicIP(ip net.IP) bool {
@@ -260,8 +286,30 @@ func publicIP(ip net.IP) bool {
 	if ip4 := ip.To4(); ip4 != nil && (ip4[0] == 100 && ip4[1]&0xc0 == 64 || ip4[0] == 0) {
 		return false
 	}
+	if ip16 := ip.To16(); ip16 != nil && ip.To4() == nil {
+		for _, n := range tunnelled {
+			if n.Contains(ip16) {
+				return false
+			}
+		}
+	}
 	return true
 }
+
+// tunnelled are the IPv6 prefixes that embed an IPv4 address: a NAT64
+// gateway, a 6to4 relay or a Teredo server forwards to it, which could be
+// a private one.
+var tunnelled = func() []*net.IPNet {
+	var out []*net.IPNet
+	for _, s := range []string{"64:ff9b::/96", "64:ff9b:1::/48", "2002::/16", "2001::/32"} {
+		_, n, err := net.ParseCIDR(s)
+		if err != nil {
+			panic(err)
+		}
+		out = append(out, n)
+	}
+	return out
+}()
 
 func splitHostPort(s string) (host, port string) {
 	if h, p, err := net.SplitHostPort(s); err == nil {

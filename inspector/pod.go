@@ -39,5 +39,6 @@ func OptionsFor(c *config.ImagesConfig) Options {
 		CacheDir:      c.CacheDir,
 		MaxImageBytes: c.MaxImageSize.Value(),
 		MaxEntries:    c.MaxEntries,
+		MaxIndexBytes: c.MaxIndexSize.Value(),
 	}
 }
