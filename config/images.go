@@ -49,7 +49,7 @@ type ImagesConfig struct {
 	// pull secrets image-pull-secrets adds) to inspect private images, after
 	// an anonymous attempt fails. Each value is read for one registry call
 	// and never cached or logged. It needs RBAC: get on Secrets (the
-	// deploy/components/image-pull-secrets component).
+	// deploy/components/image-credentials component).
 	PullSecrets bool `json:"pullSecrets,omitempty"`
 	// CacheDir, when set, keeps the indexes on disk so that a restart does
 	// not fetch them again (mount a volume there).

@@ -697,16 +697,10 @@ func TestImageRegistryFaults(t *testing.T) {
 		t.Errorf("podguard's peak RSS is %.1f MiB, more than %d MiB", float64(rss)/(1<<20), rssBound>>20)
 	}
 
-	// Known bug: the inspector merges concurrent fetches of one manifest
-	// digest (imageFlight) and of one layer digest (layerFlight) whatever
-	// the registry, so a healthy registry's image waits for, and then
-	// inherits, the failure of a stalled registry serving the same digest:
-	// it is reported as "registry <healthy host> timed out after 5s" and
-	// the healthy registry is backed off. Run with PODGUARD_E2E_KNOWN_BUGS=1.
+	// The same image on a stalled registry and a healthy one: fetches are
+	// shared only within one repository, so the healthy copy is inspected
+	// and its registry is not backed off.
 	t.Run("a fetch shared with a stalled registry does not fail a healthy one", func(t *testing.T) {
-		if os.Getenv("PODGUARD_E2E_KNOWN_BUGS") == "" {
-			t.Skip("known bug: fetches are merged by digest across registries; set PODGUARD_E2E_KNOWN_BUGS=1 to run")
-		}
 		img := tomcatLike(t, "shared")
 		stalled := registrytest.Start(t)
 		stalled.Push(t, "shared:1", img)
