@@ -33,11 +33,15 @@ func worstTar(n, pathLen int) io.Reader {
 }
 
 // TestWorstCaseLayerPeakHeap measures the peak heap of indexing the largest
-// layers the limits admit. It takes a while and much memory: run it with
-// PODGUARD_PEAK_HEAP=1.
+// layers the limits admit, and holds it to the 5.5× bound the inspector
+// documents. The shipped settings' case runs always; the larger ones take a
+// while and much memory: run them with PODGUARD_PEAK_HEAP=1.
 func TestWorstCaseLayerPeakHeap(t *testing.T) {
-	if os.Getenv("PODGUARD_PEAK_HEAP") == "" {
-		t.Skip("set PODGUARD_PEAK_HEAP=1 to measure")
+	// The shipped settings' case runs always (about 2 s); the others,
+	// which take 30 s and 850 MiB, with PODGUARD_PEAK_HEAP=1.
+	only := os.Getenv("PODGUARD_PEAK_HEAP")
+	if only == "" {
+		only = "shipped"
 	}
 	const mi = 1 << 20
 	for _, tc := range []struct {
@@ -51,7 +55,7 @@ func TestWorstCaseLayerPeakHeap(t *testing.T) {
 		// deploy/base/config.yaml: maxEntries 300000, maxIndexSize 16Mi.
 		{"300k entries of 55-byte paths, MaxTotalBytes 16Mi (the shipped config)", 300_000, 55, Limits{MaxEntries: 300_000, MaxTotalBytes: 16 * mi}},
 	} {
-		if os.Getenv("PODGUARD_PEAK_HEAP") != "1" && !strings.Contains(tc.name, os.Getenv("PODGUARD_PEAK_HEAP")) {
+		if only != "1" && !strings.Contains(tc.name, only) {
 			continue
 		}
 		base := heapAlloc()

@@ -271,6 +271,13 @@ func (x *expiring[K, V]) get(k K, now time.Time) (V, time.Time, bool) {
 	return e.v, e.expires, true
 }
 
+// remove drops k's entry.
+func (x *expiring[K, V]) remove(k K) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	delete(x.m, k)
+}
+
 // peek returns k's entry even when it has expired (until it is dropped to
 // make room), and whether it has.
 func (x *expiring[K, V]) peek(k K, now time.Time) (v V, stale, ok bool) {

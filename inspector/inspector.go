@@ -457,9 +457,14 @@ func (i *Inspector) revalidate(k refKey, old resolved, j job) {
 }
 
 // refresh asks the registry what k's reference resolves to now, with a
-// manifest HEAD. The same digest is trusted for another TagTTL; a new one
-// is fetched, and served once indexed; a failure keeps the old digest and
-// tries again after Backoff.
+// manifest HEAD. The same digest is trusted for another TagTTL. A registry
+// that fails for the moment (a connection, a 5xx, a 429) keeps the old
+// digest, tried again after Backoff. Anything else ends the old answer at
+// once: a reference that moved is resolved and indexed again by the next
+// request, which waits its budget like any request for a new image, and
+// one the registry now refuses or no longer has is failed. Serving the old
+// image's facts would judge the pod by an image it will not run: its USER,
+// for runAsNonRoot, or its files, for mount-shadowing.
 func (i *Inspector) refresh(k refKey, old resolved, j job) {
 	select {
 	case i.sem <- struct{}{}:
@@ -484,11 +489,17 @@ func (i *Inspector) refresh(k refKey, old resolved, j job) {
 		return
 	}
 	if err != nil {
-		if _, reason := i.explain(ctx, j, err); reason != "" {
+		why, reason := i.explain(ctx, j, err)
+		if reason != "" {
 			i.fail(j.host, reason, time.Now())
+			i.o.Log.V(1).Info("image reference not re-resolved; keeping its digest", "ref", j.raw, "digest", old.digest, "error", clip(err.Error()))
+			keep()
+			return
 		}
-		i.o.Log.V(1).Info("image reference not re-resolved; keeping its digest", "ref", j.raw, "digest", old.digest, "error", clip(err.Error()))
-		keep()
+		now := time.Now()
+		i.refs.remove(k)
+		i.failed.put(k, why, now.Add(i.o.Backoff), now)
+		i.o.Log.V(1).Info("image reference no longer resolves; its old digest is dropped", "ref", j.raw, "digest", old.digest, "why", why)
 		return
 	}
 	if top == old.top {
@@ -496,16 +507,9 @@ func (i *Inspector) refresh(k refKey, old resolved, j job) {
 		i.refs.put(k, old, i.refExpiry(j, now), now)
 		return
 	}
-	// The reference moved: index the new image, serving the old one until
-	// it is known.
-	j.shared, j.key = k, k
-	if k.scope == "" {
-		j.secrets = nil
-	}
-	if _, _, err := i.fetch(ctx, j); err != nil {
-		i.o.Log.V(1).Info("image reference moved, its new image not inspected; keeping the old digest", "ref", j.raw, "digest", old.digest, "error", clip(err.Error()))
-		keep()
-	}
+	// The reference moved.
+	i.refs.remove(k)
+	i.o.Log.V(1).Info("image reference moved; the next request inspects its new image", "ref", j.raw, "old", old.top, "new", top)
 }
 
 // backedOff reports whether host is backed off, and says so.

@@ -194,7 +194,8 @@ func TestTagCacheAvoidsManifestGETsUntilItExpires(t *testing.T) {
 		t.Errorf("after TagTTL: %d blob GETs, want still %d (the digest's index is cached)", n, blobs)
 	}
 
-	// The tag moves: the old digest is served until the new image is known.
+	// The tag moves: the stale answer that finds out is the old digest;
+	// after that the new image is inspected, and served once known.
 	moved := imageOf(t, "2000", "", "linux/amd64", layerOf(t, file("app2")))
 	reg.push(t, "app:1", moved)
 	movedDigest, _ := moved.Digest()
@@ -385,5 +386,54 @@ func TestPullSecretsAreReadOnlyAfterA401(t *testing.T) {
 		if strings.Contains(f.Why, s) {
 			t.Errorf("Why %q quotes the secret", f.Why)
 		}
+	}
+}
+
+// After a tag's TTL, a re-resolution that shows the tag moved to an image
+// podguard cannot index, or that the tag is gone, ends the old answer: the
+// pod is judged by the image it will run, or by the heuristics with a
+// warning, never by the image the tag used to name.
+func TestAMovedTagNeverKeepsTheOldImagesFacts(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		move  func(t *testing.T, reg *testRegistry)
+		wants string // in the Why of the answer once the move is seen
+	}{
+		{"to an image over maxEntries", func(t *testing.T, reg *testRegistry) {
+			reg.push(t, "app:1", imageOf(t, "", "", "linux/amd64", layerOf(t, file("a"), file("b"), file("c"), file("d"), file("e"), file("f"))))
+		}, "images.maxEntries"},
+		{"away: the tag is gone", func(t *testing.T, reg *testRegistry) { reg.status.Store(http.StatusNotFound) }, "404"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			reg := newTestRegistry(t)
+			ref := reg.push(t, "app:1", imageOf(t, "1000", "", "linux/amd64", layerOf(t, file("app"))))
+			const ttl = 200 * time.Millisecond
+			i, _ := newTestInspector(t, Options{TagTTL: ttl, Backoff: time.Minute, MaxEntries: 4}, reg)
+			req := Request{Refs: []string{ref}}
+			old := inspectOne(t, i, req, 10*time.Second)
+			mustKnown(t, old)
+
+			tc.move(t, reg)
+			time.Sleep(ttl + 50*time.Millisecond)
+			inspectOne(t, i, req, 0) // stale: served once, and checked again
+			deadline := time.Now().Add(5 * time.Second)
+			var f policies.ImageFacts
+			for {
+				f = inspectOne(t, i, req, 2*time.Second)
+				if f.Digest != old.Digest || time.Now().After(deadline) {
+					break
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			if f.Status != policies.ImageFailed || !strings.Contains(f.Why, tc.wants) {
+				t.Fatalf("after the move: status %d digest %s why %q; want failed, naming %q", f.Status, f.Digest, f.Why, tc.wants)
+			}
+			for range 10 {
+				if f := inspectOne(t, i, req, 0); f.Known() && f.Digest == old.Digest {
+					t.Fatalf("the old image's facts are served again after the move")
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		})
 	}
 }
