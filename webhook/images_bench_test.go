@@ -25,7 +25,8 @@ import (
 	"github.com/podguard/podguard/policies"
 )
 
-// BenchmarkAdmissionImages measures /validate of a Pod that mounts a
+// BenchmarkAdmissionImages measures /validate, and /mutate with the
+// restricted profile (which reads the image's user), of a Pod that mounts a
 // ConfigMap at /srv/config, 50 requests in flight, with the image
 // inspector's cache warm (image-aware) and without the inspector
 // (heuristic), side by side in the same run. Both allow the pod (the path
@@ -39,7 +40,8 @@ func BenchmarkAdmissionImages(b *testing.B) {
 	imgs := registrytest.SeedWith(b, r, registrytest.SeedOptions{ManyEntries: 1000})
 	body := podReviewBody(b, imgs.Ubuntu.Ref)
 
-	cfg, err := config.Parse("bench", []byte("apiVersion: podguard.io/v1alpha1\nkind: Config\n"))
+	// restricted, so that /mutate's security-context reads the image's user.
+	cfg, err := config.Parse("bench", []byte("apiVersion: podguard.io/v1alpha1\nkind: Config\npolicies:\n  securityContext: {profile: restricted}\n"))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -56,18 +58,27 @@ func BenchmarkAdmissionImages(b *testing.B) {
 	if f := warm[imgs.Ubuntu.Ref]; !f.Known() {
 		b.Fatalf("the image was not inspected: %s", f.Why)
 	}
-	for name, images := range map[string]policies.ImageSource{"heuristic": nil, "image-aware": ins} {
-		st, err := NewState(cfg)
-		if err != nil {
-			b.Fatal(err)
+	for _, webhook := range []string{"validate", "mutate"} {
+		for _, mode := range []struct {
+			name   string
+			images policies.ImageSource
+		}{{"heuristic", nil}, {"image-aware", ins}} {
+			st, err := NewState(cfg)
+			if err != nil {
+				b.Fatal(err)
+			}
+			st.Images = mode.images
+			adm := NewAdmission(world, st, logr.Discard())
+			handle := adm.Validate
+			if webhook == "mutate" {
+				handle = adm.Mutate
+			}
+			h := &reviewServer{name: webhook, handler: admission.HandlerFunc(handle), maxBytes: DefaultMaxRequestBytes, log: logr.Discard()}
+			if !serveReview(b, h, body) {
+				b.Fatalf("%s %s: the review was denied", webhook, mode.name)
+			}
+			b.Run(webhook+"/"+mode.name, func(b *testing.B) { benchConcurrent(b, h, body, 50) })
 		}
-		st.Images = images
-		adm := NewAdmission(world, st, logr.Discard())
-		h := &reviewServer{name: "validate", handler: admission.HandlerFunc(adm.Validate), maxBytes: DefaultMaxRequestBytes, log: logr.Discard()}
-		if !serveReview(b, h, body) {
-			b.Fatalf("%s: the review was denied", name)
-		}
-		b.Run(name, func(b *testing.B) { benchConcurrent(b, h, body, 50) })
 	}
 }
 
