@@ -233,7 +233,9 @@ func Collect(ctx context.Context, cs kubernetes.Interface, opts Options) (*Inven
 					continue
 				}
 				slim(m)
-				inv.Items = append(inv.Items, check.Item{Object: obj, Admitted: k.name == "Pod"})
+				// A copy: the object alone, not the page it sits in, stays
+				// in memory until it is judged.
+				inv.Items = append(inv.Items, check.Item{Object: obj.DeepCopyObject(), Admitted: k.name == "Pod"})
 			}
 			return cont, nil
 		})

@@ -111,6 +111,9 @@ func auditCommand(args []string, stdout, stderr io.Writer) error {
 		return &exitError{code: 2, err: fmt.Errorf("loading kubeconfig: %w", err)}
 	}
 	restConfig.UserAgent = "podguard-audit/" + version
+	// One request, such as a page of 500 Pods, never takes this long; a
+	// cluster that does not answer is reported rather than waited for.
+	restConfig.Timeout = min(*timeout, time.Minute)
 	cs, err := kubernetes.NewForConfig(restConfig)
 	if err != nil {
 		return &exitError{code: 2, err: err}
