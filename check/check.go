@@ -68,12 +68,12 @@ func podWorld(ctx context.Context, w policies.World, pod *policies.Pod, opts Opt
 // prefetchImages starts the inspection of every pod's images at once, so
 // that a check of many objects waits for the slowest registry once rather
 // than once per object.
-func prefetchImages(ctx context.Context, docs []manifests.Document, w policies.World, opts Options) {
+func prefetchImages(ctx context.Context, pods []*policies.Pod, w policies.World, opts Options) {
 	if opts.Images == nil {
 		return
 	}
-	for _, d := range docs {
-		if pod := podOf(d, opts); pod != nil {
+	for _, pod := range pods {
+		if pod != nil {
 			opts.Images.InspectPod(ctx, pod, policies.ImagePlatform(pod, w.Cluster()), policies.ImagePullSecretNames(opts.Settings, pod), 0)
 		}
 	}
@@ -112,14 +112,29 @@ func namespaceOf(obj runtime.Object, opts Options) string {
 	return "default"
 }
 
-// podOf returns the pod (template) of a pod-bearing document, placed in its
+// podOf returns the pod (template) of a pod-bearing object, placed in its
 // namespace, or nil.
-func podOf(d manifests.Document, opts Options) *policies.Pod {
-	pod := policies.PodOf(d.Object)
+func podOf(obj runtime.Object, opts Options) *policies.Pod {
+	pod := policies.PodOf(obj)
 	if pod != nil {
-		pod.Namespace = namespaceOf(d.Object, opts)
+		pod.Namespace = namespaceOf(obj, opts)
 	}
 	return pod
+}
+
+// Item is one object to judge, and where it was read: a manifest's file,
+// document and line, or nothing for an object read from a cluster, which its
+// kind, namespace and name identify.
+type Item struct {
+	Object   runtime.Object
+	File     string
+	Document int
+	Line     int
+	// Admitted says the object is a Pod that already went through
+	// admission, mutated by /mutate: it is validated as it is, as /validate
+	// judges a Pod. Anything else is mutated, then validated, as /validate
+	// judges a workload whose pods are mutated later.
+	Admitted bool
 }
 
 // Run checks every pod-bearing document with engine.Check, exactly as the
@@ -127,44 +142,24 @@ func podOf(d manifests.Document, opts Options) *policies.Pod {
 // them, then validated. loadWarns and loadErrs are the loader's warnings and
 // errors; they are reported and the rest is still checked.
 func Run(docs []manifests.Document, loadWarns []manifests.Warning, loadErrs []error, engine *policies.Engine, opts Options) (*Report, error) {
-	rep := &Report{Results: []Result{}}
-	w := world(docs, opts)
-	ctx := context.Background()
-	prefetchImages(ctx, docs, w, opts)
-	if opts.Images != nil {
-		rep.Summary.ImageAware = new(int)
-	}
 	files := map[string]bool{}
+	items := make([]Item, 0, len(docs))
+	var unserved []InputError
 	for _, d := range docs {
 		files[d.File] = true
-		pod := podOf(d, opts)
-		if pod == nil {
+		if policies.PodOf(d.Object) == nil {
 			if ie, ok := unservedWorkload(d); ok {
-				rep.Errors = append(rep.Errors, ie)
+				unserved = append(unserved, ie)
 			}
 			continue
 		}
-		pw, images, aware := podWorld(ctx, w, pod, opts)
-		res, err := engine.Check(pod, pw)
-		if err != nil {
-			return nil, fmt.Errorf("%s:%d: %w", d.File, d.Line, err)
-		}
-		r := resultFor(d, pod, res)
-		r.Images, r.ImageAware = images, aware
-		if aware {
-			*rep.Summary.ImageAware++
-		}
-		rep.Results = append(rep.Results, r)
-		rep.Summary.Checked++
-		rep.Summary.Violations += len(r.Violations)
-		rep.Summary.Warnings += len(r.Warnings)
-		if r.Denied() {
-			rep.Summary.Denied++
-		}
-		if len(r.Mutations) > 0 {
-			rep.Summary.Mutated++
-		}
+		items = append(items, Item{Object: d.Object, File: d.File, Document: d.Index, Line: d.Line})
 	}
+	rep, err := Judge(items, world(docs, opts), engine, opts)
+	if err != nil {
+		return nil, err
+	}
+	rep.Errors = append(rep.Errors, unserved...)
 	for _, err := range loadErrs {
 		ie := InputError{Message: err.Error()}
 		var me *manifests.Error
@@ -185,6 +180,67 @@ func Run(docs []manifests.Document, loadWarns []manifests.Warning, loadErrs []er
 	return rep, nil
 }
 
+// Judge gives the verdict of the webhook's /validate on every item, in
+// order, with the World w: `podguard check` passes the manifests' own
+// objects, `podguard audit` a cluster's. Items that carry no pod are
+// skipped. Summary.Files, Documents and Errors are left for the caller.
+func Judge(items []Item, w policies.World, engine *policies.Engine, opts Options) (*Report, error) {
+	rep := &Report{Results: []Result{}}
+	ctx := context.Background()
+	pods := make([]*policies.Pod, len(items))
+	for i, it := range items {
+		pods[i] = podOf(it.Object, opts)
+	}
+	prefetchImages(ctx, pods, w, opts)
+	if opts.Images != nil {
+		rep.Summary.ImageAware = new(int)
+	}
+	for i, it := range items {
+		pod := pods[i]
+		if pod == nil {
+			continue
+		}
+		pods[i] = nil // judged: let it go
+		pw, images, aware := podWorld(ctx, w, pod, opts)
+		verdict := engine.Check
+		if it.Admitted {
+			verdict = engine.Validate
+		}
+		res, err := verdict(pod, pw)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", itemName(it), err)
+		}
+		r := resultFor(it, pod, res)
+		r.Images, r.ImageAware = images, aware
+		if aware {
+			*rep.Summary.ImageAware++
+		}
+		rep.Results = append(rep.Results, r)
+		rep.Summary.Checked++
+		rep.Summary.Violations += len(r.Violations)
+		rep.Summary.Warnings += len(r.Warnings)
+		if r.Denied() {
+			rep.Summary.Denied++
+		}
+		if len(r.Mutations) > 0 {
+			rep.Summary.Mutated++
+		}
+	}
+	return rep, nil
+}
+
+// itemName names an item in an error: "file:line", or "Kind namespace/name".
+func itemName(it Item) string {
+	if it.File != "" {
+		return fmt.Sprintf("%s:%d", it.File, it.Line)
+	}
+	gvk := it.Object.GetObjectKind().GroupVersionKind()
+	if m, err := meta.Accessor(it.Object); err == nil {
+		return fmt.Sprintf("%s %s/%s", gvk.Kind, m.GetNamespace(), m.GetName())
+	}
+	return gvk.Kind
+}
+
 // unservedWorkload reports a pod-bearing kind at an apiVersion the API
 // server no longer serves (extensions/v1beta1 Deployment, batch/v1beta1
 // CronJob): the cluster would refuse it, so it must not pass unchecked.
@@ -199,16 +255,16 @@ func unservedWorkload(d manifests.Document) (InputError, bool) {
 	return InputError{}, false
 }
 
-func resultFor(d manifests.Document, pod *policies.Pod, res *policies.Result) Result {
-	gvk := d.Object.GetObjectKind().GroupVersionKind()
+func resultFor(it Item, pod *policies.Pod, res *policies.Result) Result {
+	gvk := it.Object.GetObjectKind().GroupVersionKind()
 	r := Result{
-		File: d.File, Document: d.Index, Line: d.Line,
+		File: it.File, Document: it.Document, Line: it.Line,
 		APIVersion: gvk.GroupVersion().String(), Kind: gvk.Kind, Namespace: pod.Namespace,
 		Violations: append([]policies.Finding{}, res.Violations...),
 		Warnings:   []string{},
 		Mutations:  append([]string{}, res.Mutated...),
 	}
-	if m, err := meta.Accessor(d.Object); err == nil {
+	if m, err := meta.Accessor(it.Object); err == nil {
 		r.Name = m.GetName()
 		if r.Name == "" && m.GetGenerateName() != "" {
 			r.Name = m.GetGenerateName() + "*"
@@ -245,15 +301,19 @@ type Mutated struct {
 func Mutate(docs []manifests.Document, engine *policies.Engine, opts Options) ([]Mutated, error) {
 	w := world(docs, opts)
 	ctx := context.Background()
-	prefetchImages(ctx, docs, w, opts)
+	pods := make([]*policies.Pod, len(docs))
+	for i, d := range docs {
+		pods[i] = podOf(d.Object, opts)
+	}
+	prefetchImages(ctx, pods, w, opts)
 	out := make([]Mutated, 0, len(docs))
-	for _, d := range docs {
+	for i, d := range docs {
 		original, err := yaml.JSONToYAML(d.Raw)
 		if err != nil {
 			return nil, fmt.Errorf("%s:%d: %w", d.File, d.Line, err)
 		}
 		m := Mutated{Document: d, YAML: original, Original: original}
-		if pod := podOf(d, opts); pod != nil {
+		if pod := pods[i]; pod != nil {
 			pw, images, aware := podWorld(ctx, w, pod, opts)
 			m.Images, m.ImageAware = images, aware
 			res, err := engine.Mutate(pod, pw)

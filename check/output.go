@@ -150,7 +150,12 @@ func renderText(rep *Report) []byte {
 		if r.ImageAware {
 			marker = " (image-aware)"
 		}
-		fmt.Fprintf(&b, "%s: %s%s\n", textName(position(r.File, r.Line)), textName(objectName(r)), marker)
+		if r.File == "" {
+			// Read from a cluster: the object's name is where it is.
+			fmt.Fprintf(&b, "%s%s\n", textName(objectName(r)), marker)
+		} else {
+			fmt.Fprintf(&b, "%s: %s%s\n", textName(position(r.File, r.Line)), textName(objectName(r)), marker)
+		}
 		for _, v := range r.Violations {
 			fmt.Fprintf(&b, "  DENY  %s\n", indentLines(escapeControls(v.String()), 8))
 		}
@@ -237,6 +242,9 @@ func indentLines(s string, n int) string {
 // 4 warnings, 5 would be mutated; 1 input error".
 func summaryLine(s Summary) string {
 	line := fmt.Sprintf("checked %s in %s", plural(s.Checked, "object"), plural(s.Files, "file"))
+	if s.Files == 0 && s.Namespaces > 0 {
+		line = fmt.Sprintf("checked %s in %s", plural(s.Checked, "object"), plural(s.Namespaces, "namespace"))
+	}
 	var parts []string
 	switch {
 	case s.Denied > 0:
@@ -442,8 +450,19 @@ type sarifProperties struct {
 	Images     []ImageResult `json:"images,omitempty"`
 }
 
+// sarifLocation is a file and line (physicalLocation), or, for an object
+// read from a cluster, the object (logicalLocations): never both.
 type sarifLocation struct {
-	PhysicalLocation sarifPhysicalLocation `json:"physicalLocation"`
+	PhysicalLocation *sarifPhysicalLocation `json:"physicalLocation,omitempty"`
+	LogicalLocations []sarifLogicalLocation `json:"logicalLocations,omitempty"`
+}
+
+// sarifLogicalLocation names a Kubernetes object: fullyQualifiedName is
+// "Kind/namespace/name".
+type sarifLogicalLocation struct {
+	Name               string `json:"name"`
+	FullyQualifiedName string `json:"fullyQualifiedName"`
+	Kind               string `json:"kind"`
 }
 
 type sarifPhysicalLocation struct {
@@ -516,6 +535,11 @@ func sarifResults(rep *Report) []sarifResult {
 	for i := range rep.Results {
 		r := &rep.Results[i]
 		uri := artifactURI(r.File)
+		locations := sarifLocations(uri, r.Line)
+		if r.File == "" {
+			uri = ""
+			locations = objectLocations(r)
+		}
 		add := func(level string, f policies.Finding) {
 			text := f.Message
 			if f.Field != "" {
@@ -532,7 +556,7 @@ func sarifResults(rep *Report) []sarifResult {
 				RuleID:              f.Policy,
 				Level:               level,
 				Message:             sarifMessage{Text: text},
-				Locations:           sarifLocations(uri, r.Line),
+				Locations:           locations,
 				PartialFingerprints: fp.next(uri, r.Kind, r.Namespace, r.Name, f.Policy, f.Field),
 				Properties:          props,
 			})
@@ -592,8 +616,19 @@ func truncateSARIF(results []sarifResult, max int) ([]sarifResult, int) {
 	return kept, len(results) - len(kept)
 }
 
+// objectLocations locates a result read from a cluster by its object.
+func objectLocations(r *Result) []sarifLocation {
+	parts := []string{r.Kind, r.Namespace, r.Name}
+	if r.Namespace == "" {
+		parts = []string{r.Kind, r.Name}
+	}
+	return []sarifLocation{{LogicalLocations: []sarifLogicalLocation{{
+		Name: r.Name, FullyQualifiedName: strings.Join(parts, "/"), Kind: "resource",
+	}}}}
+}
+
 func sarifLocations(uri string, line int) []sarifLocation {
-	return []sarifLocation{{PhysicalLocation: sarifPhysicalLocation{
+	return []sarifLocation{{PhysicalLocation: &sarifPhysicalLocation{
 		ArtifactLocation: sarifArtifactLocation{URI: uri},
 		Region:           sarifRegion{StartLine: max(line, 1)},
 	}}}
@@ -683,15 +718,15 @@ type junitProblem struct {
 	Body    string `xml:",chardata"`
 }
 
-// renderJUnit has a test suite per input file, in the order files first
-// appear, and a test case per object and per input error. A denied object
+// renderJUnit has a test suite per input file (per namespace for objects
+// read from a cluster), in the order they first appear, and a test case per
+// object and per input error. A denied object
 // has a single failure, because several per test case trip some parsers:
 // its message is the first violation, its body lists them all.
 func renderJUnit(rep *Report) ([]byte, error) {
 	doc := junitSuites{Name: "podguard"}
 	suiteOf := map[string]int{}
-	suite := func(file string) *junitSuite {
-		name := displayFile(file)
+	suiteNamed := func(name string) *junitSuite {
 		i, ok := suiteOf[name]
 		if !ok {
 			i = len(doc.Suites)
@@ -700,9 +735,16 @@ func renderJUnit(rep *Report) ([]byte, error) {
 		}
 		return &doc.Suites[i]
 	}
+	suite := func(file string) *junitSuite { return suiteNamed(displayFile(file)) }
 	for i := range rep.Results {
 		r := &rep.Results[i]
-		s := suite(r.File)
+		var s *junitSuite
+		if r.File == "" {
+			// Read from a cluster: a suite per namespace.
+			s = suiteNamed(r.Namespace)
+		} else {
+			s = suite(r.File)
+		}
 		c := junitCase{Classname: s.Name, Name: objectName(r)}
 		if len(r.Violations) > 0 {
 			lines := make([]string, len(r.Violations))

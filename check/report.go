@@ -5,6 +5,8 @@
 package check
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 
 	"github.com/podguard/podguard/policies"
@@ -26,6 +28,10 @@ type Report struct {
 
 // Result is the verdict on one pod-bearing object.
 type Result struct {
+	// File is the manifest the object was read from; empty for an object
+	// read from a cluster (`podguard audit`), which Kind, Namespace and
+	// Name identify. Without a file, JSON leaves out file, document and
+	// line.
 	File string `json:"file"`
 	// Document is the 0-based index of the YAML document in its file, and
 	// Line the 1-based line where it starts.
@@ -69,6 +75,28 @@ var imageStatusNames = map[policies.ImageStatus]string{
 	policies.ImageNotInspected: "not-inspected",
 }
 
+// MarshalJSON leaves out file, document and line when the object was not
+// read from a file.
+func (r Result) MarshalJSON() ([]byte, error) {
+	type plain Result
+	var v any = plain(r)
+	if r.File == "" {
+		v = struct {
+			plain
+			File     string `json:"file,omitempty"`
+			Document int    `json:"document,omitempty"`
+			Line     int    `json:"line,omitempty"`
+		}{plain: plain(r)}
+	}
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimRight(b.Bytes(), "\n"), nil
+}
+
 // Denied reports whether the cluster would reject the object.
 func (r *Result) Denied() bool { return len(r.Violations) > 0 }
 
@@ -89,7 +117,9 @@ func (e InputError) Error() string {
 
 // Summary counts what was checked.
 type Summary struct {
-	Files      int `json:"files"`
+	Files int `json:"files"`
+	// Namespaces counts the namespaces audited (`podguard audit`).
+	Namespaces int `json:"namespaces,omitempty"`
 	Documents  int `json:"documents"`
 	Checked    int `json:"checked"`
 	Denied     int `json:"denied"`

@@ -421,32 +421,17 @@ func (w *ClusterWorld) readNodes() {
 		return
 	}
 	w.kubelet.Store(OldestKubelet(nodes.Items, w.log))
-	arches := make([]string, 0, len(nodes.Items))
-	for _, n := range nodes.Items {
-		if a := n.Status.NodeInfo.Architecture; a != "" {
-			arches = append(arches, a)
-		}
-	}
+	arches := policies.NodeArches(nodes.Items)
 	w.arches.Store(&arches)
 }
 
 // OldestKubelet returns the oldest kubelet version among nodes, or nil when
-// no node reports a parsable one.
+// no node reports a parsable one (policies.OldestKubelet, logging the nodes
+// it ignores).
 func OldestKubelet(nodes []corev1.Node, log logr.Logger) *version.Version {
-	var oldest *version.Version
-	for _, n := range nodes {
-		v, err := policies.ParseKubeVersion(n.Status.NodeInfo.KubeletVersion)
-		if err != nil {
-			if n.Status.NodeInfo.KubeletVersion != "" {
-				log.V(1).Info("ignoring unparsable kubelet version", "node", n.Name, "version", n.Status.NodeInfo.KubeletVersion)
-			}
-			continue
-		}
-		if oldest == nil || v.LessThan(oldest) {
-			oldest = v
-		}
-	}
-	return oldest
+	return policies.OldestKubelet(nodes, func(node, v string) {
+		log.V(1).Info("ignoring unparsable kubelet version", "node", node, "version", v)
+	})
 }
 
 func (w *ClusterWorld) refreshServerVersion() {

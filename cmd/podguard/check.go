@@ -113,7 +113,7 @@ func (o *offlineFlags) load(stdin io.Reader) (*policies.Engine, check.Options, l
 	if len(in.docs) == 0 && len(in.errs) == 0 {
 		return nil, opts, in, &exitError{code: 2, err: fmt.Errorf("no Kubernetes objects in %s (did helm template or kustomize build print nothing?)", o.files.String())}
 	}
-	ins, wait, err := o.images.inspector(cfg, in.docs, o.namespace)
+	ins, wait, err := o.images.inspector(cfg, manifestSecrets(in.docs, o.namespace))
 	if err != nil {
 		return nil, opts, in, err
 	}

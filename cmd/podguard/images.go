@@ -17,7 +17,7 @@ import (
 	"github.com/podguard/podguard/manifests"
 )
 
-// imageFlags are check's and mutate's image inspection flags.
+// imageFlags are check's, mutate's and audit's image inspection flags.
 type imageFlags struct {
 	on         bool
 	cacheDir   string
@@ -33,8 +33,10 @@ func (f *imageFlags) register(fs *flag.FlagSet) {
 }
 
 // inspector returns the inspector --images asks for, and how long to wait
-// for a pod's images; nil without --images.
-func (f *imageFlags) inspector(cfg *config.Config, docs []manifests.Document, namespace string) (*inspector.Inspector, time.Duration, error) {
+// for a pod's images; nil without --images. secrets reads the pull secrets
+// beyond the local Docker credentials: the given manifests' (check, mutate)
+// or the cluster's (audit).
+func (f *imageFlags) inspector(cfg *config.Config, secrets inspector.SecretReader) (*inspector.Inspector, time.Duration, error) {
 	if !f.on {
 		if f.cacheDir != "" || f.registries != "" || f.timeout != 0 {
 			return nil, 0, usageError("--image-cache, --image-registries and --image-timeout need --images")
@@ -58,7 +60,7 @@ func (f *imageFlags) inspector(cfg *config.Config, docs []manifests.Document, na
 	}
 	o := inspector.OptionsFor(&c)
 	o.Keychain = authn.DefaultKeychain
-	o.PullSecrets = manifestSecrets(docs, namespace)
+	o.PullSecrets = secrets
 	ins, err := inspector.New(o)
 	if err != nil {
 		return nil, 0, usageError("--images: %v", err)

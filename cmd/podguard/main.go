@@ -4,6 +4,7 @@
 //	podguard serve            run the TLS admission webhook server
 //	podguard check            check manifests offline, as the webhook would
 //	podguard mutate           print manifests with podguard's mutations applied
+//	podguard audit            judge what already runs in a cluster, as the webhook would
 //	podguard config validate  check a config file
 //	podguard stream-logs      stream a log directory's files to stdout (the log sidecar)
 //	podguard version          print the version
@@ -26,6 +27,7 @@ Usage:
   podguard serve [flags]              run the TLS admission webhook server
   podguard check -f PATH [flags]      check manifests offline, as the webhook would
   podguard mutate -f PATH [flags]     print manifests with podguard's mutations applied
+  podguard audit [flags]              judge what already runs in a cluster, as the webhook would
   podguard config validate FILE...    check config files; exit 1 on errors
   podguard stream-logs [--dir DIR]    stream a log directory's files to stdout (the log sidecar)
   podguard version                    print the version
@@ -61,6 +63,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = checkCommand(args[1:], stdin, stdout, stderr)
 	case "mutate":
 		err = mutateCommand(args[1:], stdin, stdout, stderr)
+	case "audit":
+		err = auditCommand(args[1:], stdout, stderr)
 	case "config":
 		err = configCommand(args[1:], stdout, stderr)
 	case "stream-logs":

@@ -1,0 +1,375 @@
+// Package audit lists what already runs in a cluster and judges it as the
+// admission webhook would, for `podguard audit`: the same World (Namespaces,
+// ConfigMap and Secret key names, the oldest kubelet, the API server's
+// version) and the same verdicts, through check.Judge.
+package audit
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/sets"
+	"k8s.io/apimachinery/pkg/util/version"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/podguard/podguard/check"
+	"github.com/podguard/podguard/policies"
+)
+
+// DefaultPageSize is how many objects one list request asks for.
+const DefaultPageSize = 500
+
+// Options say what to audit and what the World knows.
+type Options struct {
+	// Namespace audits one namespace; empty audits all but Exclude.
+	Namespace string
+	// Exclude are the namespaces the webhook skips (namespaces.exclude).
+	Exclude []string
+	// Selector is a label selector for the workloads and Pods.
+	Selector string
+	// KubeletVersion, when set, is the kubelet the policies target instead
+	// of the oldest among the Nodes (--kubelet-version, cluster.kubeletVersion).
+	KubeletVersion *version.Version
+	// SecretKeys and SecretMetadata are what the webhook would cache of
+	// Secrets with the same config (config.SecretKeysEnabled,
+	// SecretMetadataEnabled): key names, only which exist, or, with
+	// neither, nothing (Secrets are Unknown).
+	SecretKeys, SecretMetadata bool
+	// PageSize is the Limit of each list request; 0 is DefaultPageSize.
+	PageSize int64
+}
+
+// Inventory is what was read from the cluster: the World the policies see,
+// and the objects to judge, in the order they are reported.
+type Inventory struct {
+	World policies.World
+	Items []check.Item
+	// Namespaces counts the namespaces audited.
+	Namespaces int
+	// Notes are said once on stderr: what the World does not know, and why.
+	Notes []string
+}
+
+// auditedKinds are listed in this order, so that an owner is listed before
+// what it owns (a CronJob before its Jobs, a Deployment before its
+// ReplicaSets, every workload before the Pods).
+var auditedKinds = []lister{
+	{appsv1.SchemeGroupVersion.WithKind("Deployment").GroupKind().String(), listDeployments},
+	{appsv1.SchemeGroupVersion.WithKind("ReplicaSet").GroupKind().String(), listReplicaSets},
+	{appsv1.SchemeGroupVersion.WithKind("StatefulSet").GroupKind().String(), listStatefulSets},
+	{appsv1.SchemeGroupVersion.WithKind("DaemonSet").GroupKind().String(), listDaemonSets},
+	{batchv1.SchemeGroupVersion.WithKind("CronJob").GroupKind().String(), listCronJobs},
+	{batchv1.SchemeGroupVersion.WithKind("Job").GroupKind().String(), listJobs},
+	{corev1.SchemeGroupVersion.WithKind("ReplicationController").GroupKind().String(), listReplicationControllers},
+	{corev1.SchemeGroupVersion.WithKind("Pod").GroupKind().String(), listPods},
+}
+
+type lister struct {
+	name string
+	list func(ctx context.Context, cs kubernetes.Interface, ns string, lo metav1.ListOptions) ([]runtime.Object, string, error)
+}
+
+// Collect lists, with cs's credentials, what the verdicts depend on and the
+// pod-bearing objects to judge. A workload owns the verdict for its pods:
+// an object whose controller (ownerReferences controller: true) is another
+// audited object is not judged on its own. Errors are the API server's:
+// unreachable, or forbidden to list what the verdicts need.
+func Collect(ctx context.Context, cs kubernetes.Interface, opts Options) (*Inventory, error) {
+	if opts.PageSize <= 0 {
+		opts.PageSize = DefaultPageSize
+	}
+	inv := &Inventory{}
+	snap := policies.NewSnapshot()
+	w := &world{Snapshot: snap, secretNames: sets.New[types.NamespacedName]()}
+	inv.World = w
+
+	info, err := cs.Discovery().ServerVersion()
+	if err != nil {
+		return nil, fmt.Errorf("reading the API server's version: %w", err)
+	}
+	if snap.Versions.ServerVersion, err = policies.ParseKubeVersion(info.GitVersion); err != nil {
+		inv.Notes = append(inv.Notes, fmt.Sprintf("the API server's version %q is not parsable: native sidecars are assumed absent", info.GitVersion))
+	}
+
+	// Nodes: the oldest kubelet and the architectures, as the webhook
+	// reads them; a pinned kubelet version makes them optional.
+	var nodes []corev1.Node
+	err = paginate(ctx, opts.PageSize, func(lo metav1.ListOptions) (string, error) {
+		l, err := cs.CoreV1().Nodes().List(ctx, lo)
+		if err != nil {
+			return "", err
+		}
+		nodes = append(nodes, l.Items...)
+		return l.Continue, nil
+	})
+	switch {
+	case err == nil:
+		snap.Versions.KubeletVersion = policies.OldestKubelet(nodes, nil)
+		snap.Versions.NodeArches = policies.NodeArches(nodes)
+	case apierrors.IsForbidden(err) && opts.KubeletVersion != nil:
+		inv.Notes = append(inv.Notes, "listing Nodes is forbidden: the kubelet version given is used, and the Nodes' architectures are unknown")
+	default:
+		return nil, fmt.Errorf("listing Nodes (for the oldest kubelet version; --kubelet-version makes this optional): %w", err)
+	}
+	if opts.KubeletVersion != nil {
+		snap.Versions.KubeletVersion = opts.KubeletVersion
+	}
+
+	// Namespaces: those audited, with their labels and annotations.
+	excluded := sets.New(opts.Exclude...)
+	audited := sets.New[string]()
+	lo := metav1.ListOptions{}
+	if opts.Namespace != "" {
+		lo.FieldSelector = "metadata.name=" + opts.Namespace
+	}
+	err = paginate(ctx, opts.PageSize, func(lo2 metav1.ListOptions) (string, error) {
+		lo2.FieldSelector = lo.FieldSelector
+		l, err := cs.CoreV1().Namespaces().List(ctx, lo2)
+		if err != nil {
+			return "", err
+		}
+		for i := range l.Items {
+			ns := &l.Items[i]
+			if opts.Namespace == "" && excluded.Has(ns.Name) || opts.Namespace != "" && ns.Name != opts.Namespace {
+				continue
+			}
+			snap.AddNamespace(ns)
+			audited.Insert(ns.Name)
+		}
+		return l.Continue, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing Namespaces: %w", err)
+	}
+	if opts.Namespace != "" && !audited.Has(opts.Namespace) {
+		return nil, fmt.Errorf("namespace %q not found", opts.Namespace)
+	}
+	if opts.Namespace != "" && excluded.Has(opts.Namespace) {
+		inv.Notes = append(inv.Notes, fmt.Sprintf("namespace %s is in namespaces.exclude: the webhook admits its pods unchecked; audited anyway as asked", opts.Namespace))
+	}
+	inv.Namespaces = audited.Len()
+	in := func(ns string) bool { return audited.Has(ns) }
+
+	// ConfigMaps and Secrets: key names only.
+	err = paginate(ctx, opts.PageSize, func(lo metav1.ListOptions) (string, error) {
+		l, err := cs.CoreV1().ConfigMaps(opts.Namespace).List(ctx, lo)
+		if err != nil {
+			return "", err
+		}
+		for i := range l.Items {
+			if in(l.Items[i].Namespace) {
+				snap.AddConfigMap(&l.Items[i])
+			}
+		}
+		return l.Continue, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing ConfigMaps: %w", err)
+	}
+	w.secrets = secretsUnknown
+	if opts.SecretKeys || opts.SecretMetadata {
+		err = paginate(ctx, opts.PageSize, func(lo metav1.ListOptions) (string, error) {
+			l, err := cs.CoreV1().Secrets(opts.Namespace).List(ctx, lo)
+			if err != nil {
+				return "", err
+			}
+			for i := range l.Items {
+				s := &l.Items[i]
+				if !in(s.Namespace) {
+					continue
+				}
+				if opts.SecretKeys {
+					snap.AddSecret(s)
+				} else {
+					w.secretNames.Insert(types.NamespacedName{Namespace: s.Namespace, Name: s.Name})
+				}
+			}
+			return l.Continue, nil
+		})
+		switch {
+		case err == nil && opts.SecretKeys:
+			w.secrets = secretsKeys
+		case err == nil:
+			w.secrets = secretsMetadata
+		case apierrors.IsForbidden(err):
+			inv.Notes = append(inv.Notes, "listing Secrets is forbidden: Secrets are unknown, as to a webhook without Secret access, so nothing is concluded from them")
+		default:
+			return nil, fmt.Errorf("listing Secrets: %w", err)
+		}
+	}
+
+	// The pod-bearing objects. present holds the UIDs of every audited
+	// object listed, owned or not, so that a Pod of a ReplicaSet of a
+	// Deployment is collapsed into the Deployment.
+	present := sets.New[types.UID]()
+	rank := map[string]int{}
+	for i, k := range auditedKinds {
+		rank[k.name] = i
+		err := paginate(ctx, opts.PageSize, func(lo metav1.ListOptions) (string, error) {
+			lo.LabelSelector = opts.Selector
+			objs, cont, err := k.list(ctx, cs, opts.Namespace, lo)
+			if err != nil {
+				return "", err
+			}
+			for _, obj := range objs {
+				m, _ := metaOf(obj)
+				if !in(m.Namespace) {
+					continue
+				}
+				present.Insert(m.UID)
+				if owner := metav1.GetControllerOf(m); owner != nil && present.Has(owner.UID) {
+					continue
+				}
+				if isMirrorPod(obj) {
+					continue
+				}
+				slim(m)
+				// A copy: the object alone, not the page it sits in, stays
+				// in memory until it is judged.
+				inv.Items = append(inv.Items, check.Item{Object: obj.DeepCopyObject(), Admitted: k.name == "Pod"})
+			}
+			return cont, nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("listing %ss: %w", kindOf(k.name), err)
+		}
+	}
+	// An owner listed after what it owns (an unusual controller chain)
+	// still owns it.
+	inv.Items = slices.DeleteFunc(inv.Items, func(it check.Item) bool {
+		m, _ := metaOf(it.Object)
+		owner := metav1.GetControllerOf(m)
+		return owner != nil && present.Has(owner.UID)
+	})
+	slices.SortStableFunc(inv.Items, func(a, b check.Item) int {
+		ma, _ := metaOf(a.Object)
+		mb, _ := metaOf(b.Object)
+		ka, kb := a.Object.GetObjectKind().GroupVersionKind().GroupKind().String(), b.Object.GetObjectKind().GroupVersionKind().GroupKind().String()
+		return cmp.Or(cmp.Compare(ma.Namespace, mb.Namespace), cmp.Compare(rank[ka], rank[kb]), cmp.Compare(ma.Name, mb.Name))
+	})
+	return inv, nil
+}
+
+// Run collects and judges: the check Report of what runs in the cluster,
+// and the notes to say once.
+func Run(ctx context.Context, cs kubernetes.Interface, engine *policies.Engine, opts Options, copts check.Options) (*check.Report, []string, error) {
+	inv, err := Collect(ctx, cs, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	rep, err := check.Judge(inv.Items, inv.World, engine, copts)
+	if err != nil {
+		return nil, inv.Notes, err
+	}
+	rep.Summary.Namespaces = inv.Namespaces
+	rep.Summary.Documents = len(inv.Items)
+	return rep, inv.Notes, nil
+}
+
+// paginate calls list with Limit and Continue until the API server has no
+// more, so that memory holds one page of the raw list at a time.
+func paginate(ctx context.Context, limit int64, list func(metav1.ListOptions) (string, error)) error {
+	cont := ""
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		next, err := list(metav1.ListOptions{Limit: limit, Continue: cont})
+		if err != nil {
+			return err
+		}
+		if next == "" {
+			return nil
+		}
+		cont = next
+	}
+}
+
+func metaOf(obj runtime.Object) (*metav1.ObjectMeta, bool) {
+	if a, ok := obj.(interface{ GetObjectMeta() metav1.Object }); ok {
+		if m, ok := a.GetObjectMeta().(*metav1.ObjectMeta); ok {
+			return m, true
+		}
+	}
+	return &metav1.ObjectMeta{}, false
+}
+
+// kindOf is "Deployment" for "Deployment.apps".
+func kindOf(groupKind string) string {
+	for i, c := range groupKind {
+		if c == '.' {
+			return groupKind[:i]
+		}
+	}
+	return groupKind
+}
+
+// isMirrorPod reports a static pod's mirror: the annotation the kubelet
+// writes, and the Node it names as controller. The webhook skips those too.
+func isMirrorPod(obj runtime.Object) bool {
+	p, ok := obj.(*corev1.Pod)
+	if !ok {
+		return false
+	}
+	if _, mirror := p.Annotations[policies.MirrorPodAnnotation]; !mirror {
+		return false
+	}
+	owner := metav1.GetControllerOf(p)
+	return owner != nil && owner.Kind == "Node" && owner.APIVersion == "v1"
+}
+
+// lastApplied is kubectl's copy of the whole object: no policy reads it.
+const lastApplied = "kubectl.kubernetes.io/last-applied-configuration"
+
+// slim drops what no policy reads, so that memory holds what is judged.
+func slim(m *metav1.ObjectMeta) {
+	m.ManagedFields = nil
+	if _, ok := m.Annotations[lastApplied]; ok {
+		a := make(map[string]string, len(m.Annotations)-1)
+		for k, v := range m.Annotations {
+			if k != lastApplied {
+				a[k] = v
+			}
+		}
+		m.Annotations = a
+	}
+}
+
+type secretMode int
+
+const (
+	secretsUnknown secretMode = iota
+	secretsMetadata
+	secretsKeys
+)
+
+// world is the Snapshot with Secrets known as the webhook would know them
+// with the same config: key names, only which exist, or nothing.
+type world struct {
+	*policies.Snapshot
+	secrets     secretMode
+	secretNames sets.Set[types.NamespacedName]
+}
+
+func (w *world) Secret(namespace, name string) policies.Object {
+	switch w.secrets {
+	case secretsKeys:
+		return w.Snapshot.Secret(namespace, name)
+	case secretsMetadata:
+		if w.secretNames.Has(types.NamespacedName{Namespace: namespace, Name: name}) {
+			return policies.Object{Presence: policies.Found}
+		}
+		return policies.Object{Presence: policies.NotFound}
+	default:
+		return policies.Object{Presence: policies.Unknown}
+	}
+}
