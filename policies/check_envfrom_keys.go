@@ -34,6 +34,9 @@ type EnvFromKeysConfig struct {
 	// then caches the key names of Secrets, never their values. Off by
 	// default, because it needs list/watch on Secrets.
 	Secrets *bool `json:"secrets,omitempty"`
+	// Mode is what the policy's violations do: "enforce" (deny, the
+	// default), "warn" or "audit". A namespace label overrides it (see Mode).
+	Mode Mode `json:"mode,omitempty"`
 }
 
 func (c *EnvFromKeysConfig) defaults() {
@@ -46,13 +49,15 @@ func (c *EnvFromKeysConfig) defaults() {
 	if c.Secrets == nil {
 		c.Secrets = ptr.To(false)
 	}
+	defaultMode(&c.Mode)
 }
 
 func (c *EnvFromKeysConfig) validate(path *field.Path) field.ErrorList {
+	errs := validateMode(c.Mode, path)
 	if c.POSIX != POSIXWarn && c.POSIX != POSIXDeny {
-		return field.ErrorList{field.NotSupported(path.Child("posix"), c.POSIX, []string{POSIXWarn, POSIXDeny})}
+		errs = append(errs, field.NotSupported(path.Child("posix"), c.POSIX, []string{POSIXWarn, POSIXDeny}))
 	}
-	return nil
+	return errs
 }
 
 // posixName is the portable shell variable name: what sh, ${VAR} expansion

@@ -131,6 +131,9 @@ type MountShadowingConfig struct {
 	// a mountPath look like a file. Unset means DefaultFileExtensions; an
 	// empty list turns the check off.
 	FileExtensions []string `json:"fileExtensions,omitempty"`
+	// Mode is what the policy's violations do: "enforce" (deny, the
+	// default), "warn" or "audit". A namespace label overrides it (see Mode).
+	Mode Mode `json:"mode,omitempty"`
 }
 
 func (c *MountShadowingConfig) defaults() {
@@ -149,11 +152,13 @@ func (c *MountShadowingConfig) defaults() {
 	if c.FileExtensions == nil {
 		c.FileExtensions = slices.Clone(DefaultFileExtensions)
 	}
+	defaultMode(&c.Mode)
 }
 
 func (c *MountShadowingConfig) validate(fldPath *field.Path) field.ErrorList {
 	errs := validateDirList(fldPath.Child("protectedDirs"), c.ProtectedDirs)
 	errs = append(errs, validateDirList(fldPath.Child("replaceableDirs"), c.ReplaceableDirs)...)
+	errs = append(errs, validateMode(c.Mode, fldPath)...)
 	if c.FileLikeMountPaths != FileLikeWarn && c.FileLikeMountPaths != FileLikeDeny {
 		errs = append(errs, field.NotSupported(fldPath.Child("fileLikeMountPaths"), c.FileLikeMountPaths, []string{FileLikeWarn, FileLikeDeny}))
 	}

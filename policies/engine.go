@@ -23,6 +23,9 @@ const (
 	// OutcomeExempted is a policy an admin's exemption rule lifted for the
 	// whole pod.
 	OutcomeExempted Outcome = "exempted"
+	// OutcomeAudited is a validating policy in audit mode that found
+	// violations: the pod was admitted, and the violations recorded.
+	OutcomeAudited Outcome = "audited"
 )
 
 // Engine runs the enabled policies in registry order. It is immutable and
@@ -32,6 +35,10 @@ type Engine struct {
 	validators []Validator
 	// exemptions are the admin's; nil lets pods skip every policy (tests).
 	exemptions *exemptions
+	// modes are the configured modes of the enabled validating policies;
+	// validating names every validating policy, for the label warnings.
+	modes      map[string]Mode
+	validating []string
 }
 
 // EngineOption configures NewEngine.
@@ -50,9 +57,16 @@ func NewEngine(s *Settings, opts ...EngineOption) *Engine {
 	for _, o := range opts {
 		o(e)
 	}
+	e.modes = map[string]Mode{}
 	for _, r := range Registry {
+		if r.Mode != nil {
+			e.validating = append(e.validating, r.Name)
+		}
 		if !r.Enabled(s) {
 			continue
+		}
+		if r.Mode != nil {
+			e.modes[r.Name] = r.Mode(s)
 		}
 		switch p := r.Build(s).(type) {
 		case Mutator:
@@ -72,6 +86,10 @@ type Result struct {
 	Mutated    []string
 	Violations []Finding
 	Warnings   []Finding
+	// Audited are the violations of validating policies in audit mode: the
+	// pod is admitted without a word to its author, and they are recorded
+	// (the decision log, the "audited" outcome).
+	Audited []Finding
 	// Outcomes maps each policy that ran, or was skipped, to what it did.
 	Outcomes map[string]Outcome
 	// Skipped explains why the whole pod was skipped ("mirror pod"), if it was.
@@ -154,9 +172,16 @@ func (e *Engine) Validate(pod *Pod, world World) (*Result, error) {
 // MutateContext).
 func (e *Engine) ValidateContext(ctx context.Context, pod *Pod, world World) (*Result, error) {
 	res, plan := start(e, pod, e.validators, world)
-	if res.Skipped != "" {
+	if res.Skipped != "" || len(e.validators) == 0 {
 		return res, nil
 	}
+	var ns Namespace
+	var known bool
+	if world != nil {
+		ns, known = world.Namespace(pod.Namespace)
+	}
+	modes := resolveModes(e.modes, e.validating, ns, known)
+	res.Warnings = append(res.Warnings, modes.warnings...)
 	for _, v := range e.validators {
 		if plan.leftOut(res, v.Name()) {
 			continue
@@ -182,7 +207,13 @@ func (e *Engine) ValidateContext(ctx context.Context, pod *Pod, world World) (*R
 			// against the budget; this catches a Report made otherwise.
 			rep = dropFindingsUnder(rep, in.exempt)
 		}
+		mode, source := modes.of(v.Name())
+		rep, audited := applyMode(rep, mode, source)
 		res.Outcomes[v.Name()] = res.add(v.Name(), rep, false, false)
+		if len(audited) > 0 {
+			res.Audited = appendCapped(res.Audited, v.Name(), audited, "violation")
+			res.Outcomes[v.Name()] = OutcomeAudited
+		}
 	}
 	return res, nil
 }
@@ -207,6 +238,7 @@ func (e *Engine) CheckContext(ctx context.Context, pod *Pod, world World) (*Resu
 	}
 	v, err := e.ValidateContext(ctx, res.Pod, world)
 	res.Violations = append(res.Violations, v.Violations...)
+	res.Audited = append(res.Audited, v.Audited...)
 	seen := map[string]bool{}
 	for _, w := range res.Warnings {
 		seen[w.String()] = true

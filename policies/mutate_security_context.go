@@ -214,6 +214,14 @@ func newSecurityContext(c SecurityContextConfig) *securityContext {
 
 func (p *securityContext) Name() string { return SecurityContextName }
 
+// profile is the configured profile.
+func (p *securityContext) profile() string {
+	if p.restricted {
+		return ProfileRestricted
+	}
+	return ProfileBaseline
+}
+
 func (p *securityContext) Mutate(in Input) (*Pod, Report) {
 	rep := in.report()
 	out := in.Pod.DeepCopy()
@@ -223,7 +231,14 @@ func (p *securityContext) Mutate(in Input) (*Pod, Report) {
 		exempt = func(c Container) bool { return paths.Has(c.Path.String()) }
 	}
 	images := newPodImages(in)
-	changed := p.harden(out, exempt, images, &rep)
+	// The namespace's profile label, when valid, chooses the profile.
+	q := *p
+	profile, invalid := profileFor(p.profile(), in.World, in.Pod.Namespace)
+	if invalid != "" {
+		rep.Warn(nil, "%s", invalid)
+	}
+	q.restricted = profile == ProfileRestricted
+	changed := q.harden(out, exempt, images, &rep)
 	// The pod as it leaves podguard, so that its own output passes.
 	verifyRunAsNonRoot(out, images, &rep)
 	if !changed {

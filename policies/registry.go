@@ -27,6 +27,9 @@ type Registration struct {
 	Default func(s *Settings)
 	// Validate checks the policy's settings; path is `policies.<key>`.
 	Validate func(s *Settings, path *field.Path) field.ErrorList
+	// Mode returns a validating policy's configured mode (see Mode); nil
+	// for a mutating policy, whose denials are always enforced.
+	Mode func(s *Settings) Mode
 }
 
 // Registry lists every policy in the order the engine runs them: mutators
@@ -77,6 +80,7 @@ var Registry = []Registration{
 		Validate: func(s *Settings, p *field.Path) field.ErrorList {
 			return s.EnvFromKeys.validate(p.Child("envFromKeys"))
 		},
+		Mode: func(s *Settings) Mode { return s.EnvFromKeys.Mode },
 	},
 	{
 		Name:    MountShadowingName,
@@ -86,6 +90,7 @@ var Registry = []Registration{
 		Validate: func(s *Settings, p *field.Path) field.ErrorList {
 			return s.MountShadowing.validate(p.Child("mountShadowing"))
 		},
+		Mode: func(s *Settings) Mode { return s.MountShadowing.Mode },
 	},
 }
 
