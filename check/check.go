@@ -273,6 +273,11 @@ func resultFor(it Item, pod *policies.Pod, res *policies.Result) Result {
 	for _, w := range res.Warnings {
 		r.Warnings = append(r.Warnings, "podguard "+w.String())
 	}
+	// Audit mode admits the object silently; check still shows what was
+	// recorded, as warnings, so that a rollout can be followed from CI.
+	for _, a := range res.Audited {
+		r.Warnings = append(r.Warnings, "podguard audited (mode audit, not denied) "+a.String())
+	}
 	return r
 }
 

@@ -395,3 +395,60 @@ func repoRoot(t *testing.T) string {
 	}
 	return dir
 }
+
+// podguard check reads the modes as the webhook does: from the config and
+// from the labels of the Namespace manifests it is given.
+func TestCheckHonoursModes(t *testing.T) {
+	ns := func(labels string) string {
+		return "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop\n  labels: {" + labels + "}\n---\n"
+	}
+	dir := writeFiles(t, map[string]string{
+		"enforce/all.yaml":   ns(`podguard.io/mode: enforce`) + badDeployment,
+		"warn/all.yaml":      ns(`podguard.io/mode: warn`) + badDeployment,
+		"audit/all.yaml":     ns(`podguard.io/mode: audit`) + badDeployment,
+		"perpolicy/all.yaml": ns(`podguard.io/mode: audit, podguard.io/mode.envfrom-keys: enforce`) + badDeployment,
+		"typo/all.yaml":      ns(`podguard.io/mode: audits`) + badDeployment,
+		"unlabelled.yaml":    badDeployment,
+		"audit-config.yaml":  "apiVersion: podguard.io/v1alpha1\nkind: Config\npolicies:\n  envFromKeys: {mode: audit}\n",
+		"bad-config.yaml":    "apiVersion: podguard.io/v1alpha1\nkind: Config\npolicies:\n  envFromKeys: {mode: dryrun}\n",
+	})
+	tests := []struct {
+		name       string
+		args       []string
+		wantCode   int
+		wantStdout []string
+	}{
+		{name: "denies in a namespace labelled enforce", args: []string{"-f", filepath.Join(dir, "enforce")}, wantCode: 1,
+			wantStdout: []string{`DENY  [envfrom-keys] spec.template.spec.containers[0].envFrom[0]`}},
+		{name: "admits with a warning that says it would be denied in a namespace labelled warn", args: []string{"-f", filepath.Join(dir, "warn")}, wantCode: 0,
+			wantStdout: []string{`WARN  [envfrom-keys] spec.template.spec.containers[0].envFrom[0]: would be denied under mode enforce (mode warn, from namespace label podguard.io/mode): ConfigMap "settings" key "1st.key"`}},
+		{name: "admits in a namespace labelled audit, and shows what was recorded", args: []string{"-f", filepath.Join(dir, "audit")}, wantCode: 0,
+			wantStdout: []string{`WARN  audited (mode audit, not denied) [envfrom-keys] spec.template.spec.containers[0].envFrom[0]`}},
+		{name: "lets a per-policy label win over the all-policies label", args: []string{"-f", filepath.Join(dir, "perpolicy")}, wantCode: 1,
+			wantStdout: []string{`DENY  [envfrom-keys]`}},
+		{name: "ignores an invalid label, denies as configured and names the label", args: []string{"-f", filepath.Join(dir, "typo")}, wantCode: 1,
+			wantStdout: []string{`DENY  [envfrom-keys]`, `namespace "shop" has label podguard.io/mode="audits", which is not a mode`}},
+		{name: "applies the config's mode where no label overrides it", args: []string{"-f", filepath.Join(dir, "unlabelled.yaml"), "--config", filepath.Join(dir, "audit-config.yaml")}, wantCode: 0,
+			wantStdout: []string{`WARN  audited (mode audit, not denied) [envfrom-keys]`}},
+		{name: "lets a namespace label override the config's mode", args: []string{"-f", filepath.Join(dir, "enforce"), "--config", filepath.Join(dir, "audit-config.yaml")}, wantCode: 1,
+			wantStdout: []string{`DENY  [envfrom-keys]`}},
+		{name: "rejects a config with an unknown mode, naming its field", args: []string{"-f", filepath.Join(dir, "unlabelled.yaml"), "--config", filepath.Join(dir, "bad-config.yaml")}, wantCode: 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := run(append([]string{"check", "--kubelet-version", "1.29"}, tt.args...), strings.NewReader(""), &stdout, &stderr)
+			if code != tt.wantCode {
+				t.Errorf("exit code = %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tt.wantCode, stdout.String(), stderr.String())
+			}
+			for _, w := range tt.wantStdout {
+				if !strings.Contains(stdout.String(), w) {
+					t.Errorf("stdout does not contain %q:\n%s", w, stdout.String())
+				}
+			}
+			if tt.wantCode == 2 && !strings.Contains(stderr.String(), "policies.envFromKeys.mode") {
+				t.Errorf("stderr does not name policies.envFromKeys.mode:\n%s", stderr.String())
+			}
+		})
+	}
+}
