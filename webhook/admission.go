@@ -478,10 +478,26 @@ func (a *Admission) logDecision(ctx context.Context, req admission.Request, deci
 	if len(res.Warnings) > 0 {
 		kv = append(kv, "warnings", len(res.Warnings))
 	}
+	if len(res.Audited) > 0 {
+		// Audit mode: the pod is admitted and this line is the record of
+		// what would have denied it (policy and field, never values).
+		kv = append(kv, "audited", auditedFindings(res.Audited))
+	}
 	if res.Skipped != "" {
 		kv = append(kv, "skipped", res.Skipped)
 	}
 	a.log.Info("admission", kv...)
+}
+
+// auditedFindings renders audit mode's violations for the decision line as
+// "policy: field", which is what an operator needs to find them; the
+// messages can quote key names and paths at length.
+func auditedFindings(fs []policies.Finding) []string {
+	out := make([]string, len(fs))
+	for i, f := range fs {
+		out[i] = f.Policy + ": " + f.Field
+	}
+	return out
 }
 
 // objectName is the name of the admitted object, or its generateName prefix

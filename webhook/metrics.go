@@ -18,7 +18,7 @@ var (
 
 	policyOutcomes = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "podguard_policy_outcomes_total",
-		Help: "What each policy did to each admitted pod or template, by webhook: mutated, unchanged, passed, warned, denied, skipped or error. /validate runs the mutating policies too, on a copy, to validate what the pods will look like.",
+		Help: "What each policy did to each admitted pod or template, by webhook: mutated, unchanged, passed, warned, denied, audited (a validating policy in audit mode found violations and the object was admitted), skipped, exempted or error. /validate runs the mutating policies too, on a copy, to validate what the pods will look like.",
 	}, []string{"webhook", "policy", "outcome"})
 
 	policyPanics = prometheus.NewCounterVec(prometheus.CounterOpts{
