@@ -568,3 +568,32 @@ func TestDecisionsNameAPodByItsGenerateName(t *testing.T) {
 		t.Errorf("from the raw object: %q, want web-7d9f-*", got)
 	}
 }
+
+// TestAuditModeAdmitsSilentlyAndRecords: a validating policy in audit mode
+// admits the pod without a warning for its author, logs what it would have
+// denied on the decision line, and counts the outcome "audited".
+func TestAuditModeAdmitsSilentlyAndRecords(t *testing.T) {
+	s := newTestServer(t, "cluster: {kubeletVersion: \"1.29\"}\npolicies:\n  envFromKeys: {mode: audit}\n")
+	var lines []string
+	s.adm.log = funcr.New(func(_, args string) { lines = append(lines, args) }, funcr.Options{})
+	obj := podJSON(t, func(p *corev1.Pod) {
+		p.Spec.Containers[0].EnvFrom = []corev1.EnvFromSource{{ConfigMapRef: &corev1.ConfigMapEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "abcdocker-configmap"}}}}
+	})
+	audited := policyOutcomes.WithLabelValues("validate", policies.EnvFromKeysName, string(policies.OutcomeAudited))
+	before := testutil.ToFloat64(audited)
+	_, resp, _ := s.post(t, "/validate", review(t, podKind, admissionv1.Create, obj))
+	if !resp.Allowed {
+		t.Fatalf("denied: %v", resp.Result)
+	}
+	for _, w := range resp.Warnings {
+		if strings.Contains(w, "[envfrom-keys]") {
+			t.Errorf("audit mode warned the author: %q", w)
+		}
+	}
+	if after := testutil.ToFloat64(audited); after != before+1 {
+		t.Errorf("audited outcomes went from %v to %v, want one more", before, after)
+	}
+	if len(lines) != 1 || !strings.Contains(lines[0], `"audited"=["envfrom-keys: spec.containers[0].envFrom[0]"]`) {
+		t.Errorf("decision lines = %q, want one listing the audited finding", lines)
+	}
+}
