@@ -2,7 +2,6 @@ package policies
 
 import (
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
 
@@ -95,12 +94,16 @@ func resolveModes(configured map[string]Mode, validating []string, ns Namespace,
 			bad(ModeLabel, v, notAMode)
 		}
 	}
-	// In label order, so that the warnings come in a stable order.
-	for _, label := range slices.Sorted(maps.Keys(ns.Labels)) {
-		policy, ok := strings.CutPrefix(label, ModeLabelPrefix)
-		if !ok {
-			continue
+	var perPolicy []string
+	for label := range ns.Labels {
+		if strings.HasPrefix(label, ModeLabelPrefix) {
+			perPolicy = append(perPolicy, label)
 		}
+	}
+	// In label order, so that the warnings come in a stable order.
+	slices.Sort(perPolicy)
+	for _, label := range perPolicy {
+		policy := strings.TrimPrefix(label, ModeLabelPrefix)
 		v := ns.Labels[label]
 		switch {
 		case !contains(validating, policy) && contains(Names(), policy):
