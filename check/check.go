@@ -275,8 +275,11 @@ func resultFor(it Item, pod *policies.Pod, res *policies.Result) Result {
 	}
 	// Audit mode admits the object silently; check still shows what was
 	// recorded, as warnings, so that a rollout can be followed from CI.
+	// The marker goes after "[policy] field: ", so that SARIF and the
+	// other formats still read the policy and the field from the warning.
 	for _, a := range res.Audited {
-		r.Warnings = append(r.Warnings, "podguard audited (mode audit, not denied) "+a.String())
+		a.Message = "audited (mode audit, not denied): " + a.Message
+		r.Warnings = append(r.Warnings, "podguard "+a.String())
 	}
 	return r
 }

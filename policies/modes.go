@@ -86,17 +86,19 @@ func resolveModes(configured map[string]Mode, validating []string, ns Namespace,
 			"namespace %s has label %s=%s, which %s: the label is ignored and podguard's configured modes apply",
 			quote(ns.Name), label, quote(value), why)})
 	}
-	notAMode := fmt.Sprintf("is not a mode (%s)", quoteList(modeNames))
+	// Built only for an invalid label: this runs on every request, and every
+	// namespace has labels (kubernetes.io/metadata.name at least).
+	notAMode := func() string { return fmt.Sprintf("is not a mode (%s)", quoteList(modeNames)) }
 	if v, ok := ns.Labels[ModeLabel]; ok {
 		if Mode(v).valid() {
 			m.all = Mode(v)
 		} else {
-			bad(ModeLabel, v, notAMode)
+			bad(ModeLabel, v, notAMode())
 		}
 	}
-	var perPolicy []string
+	var perPolicy []string // allocated only when the namespace has one
 	for label := range ns.Labels {
-		if strings.HasPrefix(label, ModeLabelPrefix) {
+		if len(label) > len(ModeLabelPrefix) && strings.HasPrefix(label, ModeLabelPrefix) {
 			perPolicy = append(perPolicy, label)
 		}
 	}
@@ -111,7 +113,7 @@ func resolveModes(configured map[string]Mode, validating []string, ns Namespace,
 		case !contains(validating, policy):
 			bad(label, v, fmt.Sprintf("names no policy; modes apply to the validating policies %s", quoteList(validating)))
 		case !Mode(v).valid():
-			bad(label, v, notAMode)
+			bad(label, v, notAMode())
 		default:
 			if m.per == nil {
 				m.per = map[string]Mode{}
