@@ -31,7 +31,8 @@ const DefaultPageSize = 500
 
 // Options say what to audit and what the World knows.
 type Options struct {
-	// Namespace audits one namespace; empty audits all but Exclude.
+	// Namespace audits one namespace, in scope or not (with a note); empty
+	// audits all in scope but Exclude.
 	Namespace string
 	// Exclude are the namespaces the webhook skips (namespaces.exclude).
 	Exclude []string
