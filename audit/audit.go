@@ -20,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/apimachinery/pkg/util/version"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata"
 
 	"github.com/podguard/podguard/check"
 	"github.com/podguard/podguard/policies"
@@ -30,10 +31,16 @@ const DefaultPageSize = 500
 
 // Options say what to audit and what the World knows.
 type Options struct {
-	// Namespace audits one namespace; empty audits all but Exclude.
+	// Namespace audits one namespace, in scope or not (with a note); empty
+	// audits all in scope but Exclude.
 	Namespace string
 	// Exclude are the namespaces the webhook skips (namespaces.exclude).
 	Exclude []string
+	// OptIn audits only the namespaces labelled podguard.io/enabled=true,
+	// as the opt-in overlay's webhooks admit; without it, every namespace
+	// but those labelled podguard.io/enabled=false, as the cluster-wide
+	// overlay's.
+	OptIn bool
 	// Selector is a label selector for the workloads and Pods.
 	Selector string
 	// KubeletVersion, when set, is the kubelet the policies target instead
@@ -46,6 +53,26 @@ type Options struct {
 	SecretKeys, SecretMetadata bool
 	// PageSize is the Limit of each list request; 0 is DefaultPageSize.
 	PageSize int64
+	// Metadata, when set, lists Secrets as metadata only
+	// (PartialObjectMetadata) when only which exist is needed
+	// (SecretMetadata without SecretKeys); without it, full Secrets are
+	// listed and only their names kept.
+	Metadata metadata.Interface
+}
+
+// EnabledLabel scopes the webhook to namespaces: the cluster-wide overlay
+// skips those labelled false, the opt-in overlay admits only those
+// labelled true (deploy/components/cluster-wide, opt-in).
+const EnabledLabel = "podguard.io/enabled"
+
+// inScope says whether the webhook, as deployed with or without the
+// opt-in overlay, admits pods in a namespace with these labels.
+func inScope(nsLabels map[string]string, optIn bool) bool {
+	v, ok := nsLabels[EnabledLabel]
+	if optIn {
+		return ok && v == "true"
+	}
+	return !ok || v != "false"
 }
 
 // Inventory is what was read from the cluster: the World the policies see,
@@ -57,6 +84,10 @@ type Inventory struct {
 	Namespaces int
 	// Notes are said once on stderr: what the World does not know, and why.
 	Notes []string
+	// Skipped counts the objects not judged because they will not run
+	// again: a finished Pod or Job, a Pod being deleted, a ReplicaSet or
+	// ReplicationController scaled to 0 reported on its own.
+	Skipped int
 }
 
 // auditedKinds are listed in this order, so that an owner is listed before
@@ -75,7 +106,14 @@ var auditedKinds = []lister{
 
 type lister struct {
 	name string
-	list func(ctx context.Context, cs kubernetes.Interface, ns string, lo metav1.ListOptions) ([]runtime.Object, string, error)
+	list func(ctx context.Context, cs kubernetes.Interface, ns string, lo metav1.ListOptions) ([]listed, string, error)
+}
+
+// listed is an object with its status cleared, and whether, by that
+// status (read before it was cleared) or its spec, it will not run again.
+type listed struct {
+	obj  runtime.Object
+	done bool
 }
 
 // Collect lists, with cs's credentials, what the verdicts depend on and the
@@ -127,6 +165,7 @@ func Collect(ctx context.Context, cs kubernetes.Interface, opts Options) (*Inven
 	// Namespaces: those audited, with their labels and annotations.
 	excluded := sets.New(opts.Exclude...)
 	audited := sets.New[string]()
+	outOfScope := false
 	lo := metav1.ListOptions{}
 	if opts.Namespace != "" {
 		lo.FieldSelector = "metadata.name=" + opts.Namespace
@@ -139,8 +178,15 @@ func Collect(ctx context.Context, cs kubernetes.Interface, opts Options) (*Inven
 		}
 		for i := range l.Items {
 			ns := &l.Items[i]
-			if opts.Namespace == "" && excluded.Has(ns.Name) || opts.Namespace != "" && ns.Name != opts.Namespace {
+			if opts.Namespace != "" && ns.Name != opts.Namespace {
 				continue
+			}
+			scoped := inScope(ns.Labels, opts.OptIn)
+			if opts.Namespace == "" && (excluded.Has(ns.Name) || !scoped) {
+				continue
+			}
+			if !scoped {
+				outOfScope = true
 			}
 			snap.AddNamespace(ns)
 			audited.Insert(ns.Name)
@@ -155,6 +201,13 @@ func Collect(ctx context.Context, cs kubernetes.Interface, opts Options) (*Inven
 	}
 	if opts.Namespace != "" && excluded.Has(opts.Namespace) {
 		inv.Notes = append(inv.Notes, fmt.Sprintf("namespace %s is in namespaces.exclude: the webhook admits its pods unchecked; audited anyway as asked", opts.Namespace))
+	}
+	if outOfScope {
+		label := EnabledLabel + "=false"
+		if opts.OptIn {
+			label = "no " + EnabledLabel + "=true (--opt-in)"
+		}
+		inv.Notes = append(inv.Notes, fmt.Sprintf("namespace %s has %s: the webhook admits its pods unchecked; audited anyway as asked", opts.Namespace, label))
 	}
 	inv.Namespaces = audited.Len()
 	in := func(ns string) bool { return audited.Has(ns) }
@@ -177,24 +230,32 @@ func Collect(ctx context.Context, cs kubernetes.Interface, opts Options) (*Inven
 	}
 	w.secrets = secretsUnknown
 	if opts.SecretKeys || opts.SecretMetadata {
-		err = paginate(ctx, opts.PageSize, func(lo metav1.ListOptions) (string, error) {
-			l, err := cs.CoreV1().Secrets(opts.Namespace).List(ctx, lo)
-			if err != nil {
-				return "", err
-			}
-			for i := range l.Items {
-				s := &l.Items[i]
-				if !in(s.Namespace) {
-					continue
+		if !opts.SecretKeys && opts.Metadata != nil {
+			err = listSecretNames(ctx, opts.Metadata, opts.Namespace, opts.PageSize, func(ns, name string) {
+				if in(ns) {
+					w.secretNames.Insert(types.NamespacedName{Namespace: ns, Name: name})
 				}
-				if opts.SecretKeys {
-					snap.AddSecret(s)
-				} else {
-					w.secretNames.Insert(types.NamespacedName{Namespace: s.Namespace, Name: s.Name})
+			})
+		} else {
+			err = paginate(ctx, opts.PageSize, func(lo metav1.ListOptions) (string, error) {
+				l, err := cs.CoreV1().Secrets(opts.Namespace).List(ctx, lo)
+				if err != nil {
+					return "", err
 				}
-			}
-			return l.Continue, nil
-		})
+				for i := range l.Items {
+					s := &l.Items[i]
+					if !in(s.Namespace) {
+						continue
+					}
+					if opts.SecretKeys {
+						snap.AddSecret(s)
+					} else {
+						w.secretNames.Insert(types.NamespacedName{Namespace: s.Namespace, Name: s.Name})
+					}
+				}
+				return l.Continue, nil
+			})
+		}
 		switch {
 		case err == nil && opts.SecretKeys:
 			w.secrets = secretsKeys
@@ -211,6 +272,7 @@ func Collect(ctx context.Context, cs kubernetes.Interface, opts Options) (*Inven
 	// object listed, owned or not, so that a Pod of a ReplicaSet of a
 	// Deployment is collapsed into the Deployment.
 	present := sets.New[types.UID]()
+	var skippedOwners []types.UID
 	rank := map[string]int{}
 	for i, k := range auditedKinds {
 		rank[k.name] = i
@@ -220,7 +282,8 @@ func Collect(ctx context.Context, cs kubernetes.Interface, opts Options) (*Inven
 			if err != nil {
 				return "", err
 			}
-			for _, obj := range objs {
+			for _, o := range objs {
+				obj := o.obj
 				m, _ := metaOf(obj)
 				if !in(m.Namespace) {
 					continue
@@ -230,6 +293,15 @@ func Collect(ctx context.Context, cs kubernetes.Interface, opts Options) (*Inven
 					continue
 				}
 				if isMirrorPod(obj) {
+					continue
+				}
+				if o.done {
+					// Counted once every owner is listed, below.
+					var ownerUID types.UID
+					if owner := metav1.GetControllerOf(m); owner != nil {
+						ownerUID = owner.UID
+					}
+					skippedOwners = append(skippedOwners, ownerUID)
 					continue
 				}
 				slim(m)
@@ -250,6 +322,14 @@ func Collect(ctx context.Context, cs kubernetes.Interface, opts Options) (*Inven
 		owner := metav1.GetControllerOf(m)
 		return owner != nil && present.Has(owner.UID)
 	})
+	for _, owner := range skippedOwners {
+		if owner == "" || !present.Has(owner) {
+			inv.Skipped++
+		}
+	}
+	if inv.Skipped > 0 {
+		inv.Notes = append(inv.Notes, fmt.Sprintf("%d objects that will not run again were not judged (finished Pods and Jobs, Pods being deleted, ReplicaSets and ReplicationControllers scaled to 0)", inv.Skipped))
+	}
 	slices.SortStableFunc(inv.Items, func(a, b check.Item) int {
 		ma, _ := metaOf(a.Object)
 		mb, _ := metaOf(b.Object)

@@ -16,6 +16,7 @@ import (
 	kversion "k8s.io/apimachinery/pkg/version"
 	fakediscovery "k8s.io/client-go/discovery/fake"
 	"k8s.io/client-go/kubernetes/fake"
+	metadatafake "k8s.io/client-go/metadata/fake"
 	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/utils/ptr"
 
@@ -142,15 +143,147 @@ func TestCollectNarrowsToANamespaceAndASelector(t *testing.T) {
 }
 
 func TestCollectKeepsTheLastAppliedConfigurationOut(t *testing.T) {
-	inv, err := Collect(context.Background(), cluster(t), defaultOptions())
+	m := meta("shop", "applied", "p-applied")
+	m.Annotations = map[string]string{lastApplied: `{"apiVersion":"v1","kind":"Pod"}`, "team": "shop"}
+	m.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "kubectl", Operation: metav1.ManagedFieldsOperationApply, APIVersion: "v1"}}
+	inv, err := Collect(context.Background(), cluster(t, podOf(m, template(""))), defaultOptions())
 	if err != nil {
 		t.Fatal(err)
 	}
+	found := false
 	for _, it := range inv.Items {
 		m, _ := metaOf(it.Object)
 		if _, ok := m.Annotations[lastApplied]; ok || m.ManagedFields != nil {
 			t.Errorf("%s keeps what no policy reads", m.Name)
 		}
+		if m.Name == "applied" {
+			found = true
+			if m.Annotations["team"] != "shop" {
+				t.Errorf("annotations = %v, want the others kept", m.Annotations)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("items = %q, want Pod shop/applied among them", names(inv.Items))
+	}
+}
+
+func TestCollectScopesNamespacesAsTheWebhook(t *testing.T) {
+	extra := []runtime.Object{
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "off", Labels: map[string]string{EnabledLabel: "false"}}},
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "on", Labels: map[string]string{EnabledLabel: "true"}}},
+		podOf(meta("off", "skipped", "p-off"), template("")),
+		podOf(meta("on", "opted", "p-on"), template("")),
+	}
+	namespacesOf := func(items []check.Item) []string {
+		set := map[string]bool{}
+		for _, it := range items {
+			m, _ := metaOf(it.Object)
+			set[m.Namespace] = true
+		}
+		var out []string
+		for ns := range set {
+			out = append(out, ns)
+		}
+		slices.Sort(out)
+		return out
+	}
+	for _, tc := range []struct {
+		name      string
+		namespace string
+		optIn     bool
+		want      []string
+		note      string
+	}{
+		{"cluster-wide skips namespaces labelled enabled=false", "", false, []string{"on", "shop"}, ""},
+		{"--opt-in audits only namespaces labelled enabled=true", "", true, []string{"on"}, ""},
+		{"-n audits a namespace labelled enabled=false, with a note", "off", false, []string{"off"}, "podguard.io/enabled=false"},
+		{"-n with --opt-in audits an unlabelled namespace, with a note", "shop", true, []string{"shop"}, "no podguard.io/enabled=true"},
+		{"-n with --opt-in audits a labelled namespace without a note", "on", true, []string{"on"}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			opts := defaultOptions()
+			opts.Namespace, opts.OptIn = tc.namespace, tc.optIn
+			inv, err := Collect(context.Background(), cluster(t, extra...), opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := namespacesOf(inv.Items); !slices.Equal(got, tc.want) {
+				t.Errorf("namespaces audited = %q, want %q", got, tc.want)
+			}
+			if inv.Namespaces != len(tc.want) {
+				t.Errorf("namespaces = %d, want %d", inv.Namespaces, len(tc.want))
+			}
+			switch {
+			case tc.note == "" && len(inv.Notes) != 0:
+				t.Errorf("notes = %q, want none", inv.Notes)
+			case tc.note != "" && (len(inv.Notes) != 1 || !strings.Contains(inv.Notes[0], tc.note) || !strings.Contains(inv.Notes[0], "audited anyway")):
+				t.Errorf("notes = %q, want one that says %q and audited anyway", inv.Notes, tc.note)
+			}
+		})
+	}
+}
+
+func TestCollectDoesNotJudgeWhatWillNotRunAgain(t *testing.T) {
+	rollout := metav1.OwnerReference{APIVersion: "argoproj.io/v1alpha1", Kind: "Rollout", Name: "canary", UID: "ro", Controller: ptr.To(true)}
+	now := metav1.Now()
+	deleting := meta("shop", "deleting", "p-deleting")
+	deleting.DeletionTimestamp = &now
+	finished := func(name string, cond batchv1.JobConditionType) *batchv1.Job {
+		return &batchv1.Job{ObjectMeta: meta("shop", name, "job-"+name), Spec: batchv1.JobSpec{Template: template("")},
+			Status: batchv1.JobStatus{Conditions: []batchv1.JobCondition{{Type: cond, Status: corev1.ConditionTrue}}}}
+	}
+	extra := []runtime.Object{
+		// An old revision of the Rollout, scaled to 0.
+		&appsv1.ReplicaSet{ObjectMeta: meta("shop", "canary-6b", "rs-canary-old", rollout), Spec: appsv1.ReplicaSetSpec{Replicas: ptr.To[int32](0), Template: template("app-config")}},
+		&corev1.ReplicationController{ObjectMeta: meta("shop", "legacy", "rc-legacy"), Spec: corev1.ReplicationControllerSpec{Replicas: ptr.To[int32](0), Template: &corev1.PodTemplateSpec{Spec: template("app-config").Spec}}},
+		&corev1.Pod{ObjectMeta: meta("shop", "done", "p-done"), Spec: template("app-config").Spec, Status: corev1.PodStatus{Phase: corev1.PodSucceeded}},
+		&corev1.Pod{ObjectMeta: meta("shop", "crashed", "p-crashed"), Spec: template("app-config").Spec, Status: corev1.PodStatus{Phase: corev1.PodFailed}},
+		podOf(deleting, template("app-config")),
+		finished("migrate", batchv1.JobComplete),
+		finished("backfill", batchv1.JobFailed),
+		// A Job still running, and a Pod still running, are judged.
+		&batchv1.Job{ObjectMeta: meta("shop", "reindex", "job-reindex"), Spec: batchv1.JobSpec{Template: template("")},
+			Status: batchv1.JobStatus{Active: 1, Conditions: []batchv1.JobCondition{{Type: batchv1.JobComplete, Status: corev1.ConditionFalse}}}},
+		&corev1.Pod{ObjectMeta: meta("shop", "busy", "p-busy"), Spec: template("").Spec, Status: corev1.PodStatus{Phase: corev1.PodRunning}},
+	}
+	inv, err := Collect(context.Background(), cluster(t, extra...), defaultOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"Deployment shop/web",
+		"ReplicaSet shop/canary-7c",
+		"CronJob shop/nightly",
+		"Job shop/reindex",
+		"Pod shop/busy",
+		"Pod shop/hand-made",
+		"Pod shop/orphan",
+	}
+	if got := names(inv.Items); !slices.Equal(got, want) {
+		t.Errorf("items:\n got %q\nwant %q", got, want)
+	}
+	if inv.Skipped != 7 {
+		t.Errorf("skipped = %d, want 7", inv.Skipped)
+	}
+	if len(inv.Notes) != 1 || !strings.Contains(inv.Notes[0], "7 objects that will not run again were not judged") {
+		t.Errorf("notes = %q, want one that says 7 objects were not judged", inv.Notes)
+	}
+}
+
+func TestCollectCountsOnlyWhatWouldHaveBeenReported(t *testing.T) {
+	// A Deployment's old ReplicaSet scaled to 0 and a finished pod of the
+	// CronJob's Job are owned: never reported, so not counted as skipped.
+	extra := []runtime.Object{
+		&appsv1.ReplicaSet{ObjectMeta: meta("shop", "web-4a", "rs-web-old", controlledBy("Deployment", "web", "d-web")), Spec: appsv1.ReplicaSetSpec{Replicas: ptr.To[int32](0), Template: template("")}},
+		&corev1.Pod{ObjectMeta: meta("shop", "nightly-29-y", "p-job-y", controlledBy("Job", "nightly-29", "job")), Spec: template("").Spec, Status: corev1.PodStatus{Phase: corev1.PodSucceeded}},
+	}
+	inv, err := Collect(context.Background(), cluster(t, extra...), defaultOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if inv.Skipped != 0 || len(inv.Notes) != 0 {
+		t.Errorf("skipped = %d, notes %q; want none", inv.Skipped, inv.Notes)
 	}
 }
 
@@ -237,6 +370,49 @@ func TestCollectReadsSecretsOnlyAsTheWebhookWould(t *testing.T) {
 				t.Errorf("Secret = %+v, want %+v", got, tc.want)
 			}
 		})
+	}
+}
+
+func TestCollectListsSecretsAsMetadataWhenOnlyWhichExistIsNeeded(t *testing.T) {
+	scheme := runtime.NewScheme()
+	if err := metav1.AddMetaToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	secretMeta := func(ns, name string) *metav1.PartialObjectMetadata {
+		return &metav1.PartialObjectMetadata{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"}, ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
+	}
+	mc := metadatafake.NewSimpleMetadataClient(scheme, secretMeta("shop", "creds"), secretMeta("kube-system", "hidden"))
+	cs := cluster(t)
+	cs.PrependReactor("list", "secrets", func(k8stesting.Action) (bool, runtime.Object, error) {
+		t.Error("full Secrets listed, want metadata only")
+		return true, nil, apierrors.NewForbidden(corev1.Resource("secrets"), "", nil)
+	})
+	opts := defaultOptions()
+	opts.SecretMetadata, opts.Metadata = true, mc
+	inv, err := Collect(context.Background(), cs, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := inv.World.Secret("shop", "creds"); got.Presence != policies.Found || got.KeysKnown {
+		t.Errorf("Secret creds = %+v, want found, keys unknown", got)
+	}
+	if got := inv.World.Secret("shop", "gone"); got.Presence != policies.NotFound {
+		t.Errorf("Secret gone = %+v, want not found", got)
+	}
+	if got := inv.World.Secret("kube-system", "hidden"); got.Presence != policies.NotFound {
+		t.Errorf("Secret in an excluded namespace = %+v, want not kept", got)
+	}
+
+	// Forbidden through the metadata client too: unknown, with a note.
+	mc.PrependReactor("list", "secrets", func(k8stesting.Action) (bool, runtime.Object, error) {
+		return true, nil, apierrors.NewForbidden(corev1.Resource("secrets"), "", nil)
+	})
+	inv, err = Collect(context.Background(), cs, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := inv.World.Secret("shop", "creds"); got.Presence != policies.Unknown || len(inv.Notes) != 1 {
+		t.Errorf("Secret = %+v, notes %q; want Unknown and one note", got, inv.Notes)
 	}
 }
 

@@ -6,10 +6,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -30,7 +32,13 @@ import (
 //     its ReplicaSet nor its pods are;
 //   - the bare Pod is reported with mount-shadowing, the clean ones pass;
 //   - the exit status is 1; --selector narrows; -o text names
-//     "Deployment <ns>/web".
+//     "Deployment <ns>/web";
+//   - --opt-in with -n and an unlabelled namespace audits it with a note;
+//   - a Succeeded Pod and a ReplicaSet scaled to 0 are not judged, and
+//     counted in a note;
+//   - with a config that needs only which Secrets exist (image-pull-secrets
+//     registries), a missing pull secret is warned of, an existing one is
+//     not: Secrets are listed through the metadata client.
 func TestAudit(t *testing.T) {
 	setKubelets(t, "v1.29.3")
 	ns := newNamespace(t, "audit", nil)
@@ -87,6 +95,8 @@ func TestAudit(t *testing.T) {
 			Policy string `json:"policy"`
 		} `json:"violations"`
 	}
+	// stderr is the last run's: its notes.
+	var stderrText string
 	audit := func(t *testing.T, args ...string) ([]byte, int) {
 		t.Helper()
 		args = append([]string{"audit", "--kubeconfig", cluster.KubeconfigPath, "-n", ns}, args...)
@@ -94,6 +104,7 @@ func TestAudit(t *testing.T) {
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
 		out, err := cmd.Output()
+		stderrText = stderr.String()
 		code := 0
 		var exitErr *exec.ExitError
 		if errors.As(err, &exitErr) {
@@ -183,6 +194,77 @@ func TestAudit(t *testing.T) {
 			if !regexp.MustCompile(want).Match(out) {
 				t.Errorf("text does not match %s:\n%s", want, out)
 			}
+		}
+	})
+
+	t.Run("--opt-in audits an unlabelled namespace given with -n, with a note", func(t *testing.T) {
+		if _, code := audit(t, "-o", "json", "--opt-in"); code != 1 {
+			t.Errorf("exit %d, want 1", code)
+		}
+		if !strings.Contains(stderrText, "has no podguard.io/enabled=true (--opt-in)") {
+			t.Errorf("stderr %q, want a note that the namespace is out of the opt-in scope", stderrText)
+		}
+	})
+
+	t.Run("what will not run again is not judged, and counted on stderr", func(t *testing.T) {
+		done := pod(ns, "done", "nginx")
+		done.Spec.Containers[0].VolumeMounts = bare.Spec.Containers[0].VolumeMounts
+		done.Spec.Volumes = bare.Spec.Volumes
+		created, err := cs.CoreV1().Pods(ns).Create(ctx, done, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		created.Status.Phase = corev1.PodSucceeded
+		if _, err := cs.CoreV1().Pods(ns).UpdateStatus(ctx, created, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		idle := &appsv1.ReplicaSet{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "idle"},
+			Spec: appsv1.ReplicaSetSpec{Replicas: ptr.To[int32](0), Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "idle"}},
+				Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "idle"}}, Spec: pod(ns, "", "nginx", "app-config").Spec}},
+		}
+		if _, err := cs.AppsV1().ReplicaSets(ns).Create(ctx, idle, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		out, _ := audit(t, "-o", "json")
+		got := verdicts(t, out)
+		if _, ok := got["Pod "+ns+"/done"]; ok {
+			t.Errorf("the Succeeded Pod is reported: %v", got)
+		}
+		if _, ok := got["ReplicaSet "+ns+"/idle"]; ok {
+			t.Errorf("the ReplicaSet scaled to 0 is reported: %v", got)
+		}
+		if len(got) != 4 {
+			t.Errorf("reported %v, want the 4 objects that run", got)
+		}
+		if !strings.Contains(stderrText, "2 objects that will not run again were not judged") {
+			t.Errorf("stderr %q, want a note that 2 objects were not judged", stderrText)
+		}
+	})
+
+	t.Run("only which Secrets exist is read, through metadata, when image-pull-secrets needs it", func(t *testing.T) {
+		configPath := filepath.Join(t.TempDir(), "config.yaml")
+		if err := os.WriteFile(configPath, []byte("apiVersion: podguard.io/v1alpha1\nkind: Config\n"+registryRule), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		private := deployment(ns, "private", privateImage)
+		private.Labels = map[string]string{"app": "private"}
+		if _, err := cs.AppsV1().Deployments(ns).Create(ctx, private, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		missing := `needs pull secret "myregistrykey" (rule for 10.0.0.130:5000), which does not exist`
+		out, code := audit(t, "--config", configPath, "-l", "app=private")
+		if code != 0 || !strings.Contains(string(out), missing) {
+			t.Errorf("exit %d, want 0 and a warning that the pull secret does not exist:\n%s\n%s", code, out, stderrText)
+		}
+		secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "myregistrykey"}, Type: corev1.SecretTypeDockerConfigJson,
+			Data: map[string][]byte{corev1.DockerConfigJsonKey: []byte(`{"auths":{}}`)}}
+		if _, err := cs.CoreV1().Secrets(ns).Create(ctx, secret, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		out, code = audit(t, "--config", configPath, "-l", "app=private")
+		if code != 0 || strings.Contains(string(out), "does not exist") {
+			t.Errorf("exit %d, want 0 and no missing pull secret once it exists:\n%s\n%s", code, out, stderrText)
 		}
 	})
 }

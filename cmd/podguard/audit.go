@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	kubeversion "k8s.io/apimachinery/pkg/util/version"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/podguard/podguard/audit"
@@ -22,7 +23,7 @@ import (
 	"github.com/podguard/podguard/policies"
 )
 
-const auditUsage = `Usage: podguard audit [--kubeconfig PATH] [--context NAME] [-n NAMESPACE] [-l SELECTOR] [--config FILE] [--kubelet-version X.Y] [--images ...] [-o text|json|sarif|junit]
+const auditUsage = `Usage: podguard audit [--kubeconfig PATH] [--context NAME] [-n NAMESPACE] [--opt-in] [-l SELECTOR] [--config FILE] [--kubelet-version X.Y] [--images ...] [-o text|json|sarif|junit]
 
 Judges what already runs in a cluster as the admission webhook would judge it
 now: Pods, Deployments, ReplicaSets, StatefulSets, DaemonSets, Jobs, CronJobs
@@ -33,8 +34,16 @@ the verdict for its pods: a Deployment is reported, not its ReplicaSets nor
 their pods. A bare Pod is validated as it is (it was mutated at admission); a
 workload is mutated, then validated, as its next pods would be.
 
+Namespaces are those the webhook admits: all but namespaces.exclude and those
+labelled podguard.io/enabled=false (the cluster-wide overlay), or, with
+--opt-in, only those labelled podguard.io/enabled=true (the opt-in overlay).
+What will not run again is not judged, and counted in a note: Pods Succeeded,
+Failed or being deleted, Jobs Complete or Failed, and ReplicaSets and
+ReplicationControllers scaled to 0 that no audited workload owns.
+
 It reads with your credentials (list on those kinds, Namespaces, ConfigMaps
-and Nodes; Secrets only if the config needs them) and changes nothing.
+and Nodes; Secrets only if the config needs them, as metadata only when only
+which exist matters) and changes nothing.
 
 Exit status: 0 nothing would be rejected (warnings are fine), 1 something
 would be rejected, 2 usage error, cluster unreachable, or forbidden to list
@@ -55,8 +64,9 @@ func auditCommand(args []string, stdout, stderr io.Writer) error {
 	)
 	fs.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG or ~/.kube/config, else in-cluster)")
 	fs.StringVar(&kubeContext, "context", "", "kubeconfig context (default: the current context)")
-	fs.StringVar(&namespace, "namespace", "", "audit this namespace only (default: all but the config's namespaces.exclude)")
+	fs.StringVar(&namespace, "namespace", "", "audit this namespace only, in scope or not (default: all but the config's namespaces.exclude and those out of the webhook's scope)")
 	fs.StringVar(&namespace, "n", "", "short for --namespace")
+	optIn := fs.Bool("opt-in", false, "audit only namespaces labelled podguard.io/enabled=true, as the opt-in overlay deploys the webhook (default: all but those labelled podguard.io/enabled=false)")
 	fs.StringVar(&selector, "selector", "", "label selector for the workloads and pods audited, e.g. app=web")
 	fs.StringVar(&selector, "l", "", "short for --selector")
 	fs.StringVar(&configPath, "config", "", "podguard config file, as the webhook runs with (default: built-in defaults)")
@@ -89,6 +99,7 @@ func auditCommand(args []string, stdout, stderr io.Writer) error {
 	opts := audit.Options{
 		Namespace:      namespace,
 		Exclude:        cfg.Namespaces.Exclude,
+		OptIn:          *optIn,
 		Selector:       selector,
 		SecretKeys:     cfg.SecretKeysEnabled(),
 		SecretMetadata: cfg.SecretMetadataEnabled(),
@@ -116,6 +127,11 @@ func auditCommand(args []string, stdout, stderr io.Writer) error {
 	restConfig.Timeout = min(*timeout, time.Minute)
 	cs, err := kubernetes.NewForConfig(restConfig)
 	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	// Only which Secrets exist, never their data, when that is all the
+	// config needs.
+	if opts.Metadata, err = metadata.NewForConfig(restConfig); err != nil {
 		return &exitError{code: 2, err: err}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)

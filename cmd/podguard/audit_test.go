@@ -30,6 +30,7 @@ current-context: x
 		{"a bad kubelet version", []string{"--kubelet-version", "one"}, "--kubelet-version"},
 		{"arguments", []string{"shop"}, "unexpected arguments"},
 		{"an unreachable cluster", []string{"--timeout", "10s"}, "reading the API server's version"},
+		{"an unreachable cluster, opt-in", []string{"--opt-in", "--timeout", "10s"}, "reading the API server's version"},
 		{"an unknown context", []string{"--context", "nope"}, "kubeconfig"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
