@@ -290,7 +290,7 @@ func TestCollectCountsOnlyWhatWouldHaveBeenReported(t *testing.T) {
 func TestRunGivesTheWebhooksVerdicts(t *testing.T) {
 	s := config.Default()
 	engine := policies.NewEngine(&s.Policies, policies.WithExemptions(&s.Exemptions))
-	rep, notes, err := Run(context.Background(), cluster(t), engine, defaultOptions(), check.Options{Settings: &s.Policies})
+	rep, notes, err := Run(context.Background(), cluster(t), engine, defaultOptions(), check.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

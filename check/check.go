@@ -34,20 +34,18 @@ type Options struct {
 	// would put them in the current context's namespace. Default "default".
 	Namespace string
 	// Images, when set, inspects the pods' images (--images), waiting up to
-	// ImageWait for each pod's; Settings names the pull secrets the
-	// image-pull-secrets policy adds, which are tried too.
+	// ImageWait for each pod's.
 	Images    policies.ImageSource
 	ImageWait time.Duration
-	Settings  *policies.Settings
 }
 
 // podWorld returns w with what opts.Images knows of pod's images, and those
 // facts sorted by reference for the report.
-func podWorld(ctx context.Context, w policies.World, pod *policies.Pod, opts Options) (policies.World, []ImageResult, bool) {
+func podWorld(ctx context.Context, w policies.World, pod *policies.Pod, engine *policies.Engine, opts Options) (policies.World, []ImageResult, bool) {
 	if opts.Images == nil {
 		return w, nil, false
 	}
-	facts := opts.Images.InspectPod(ctx, pod, policies.ImagePlatform(pod, w.Cluster()), policies.ImagePullSecretNames(opts.Settings, pod), opts.ImageWait)
+	facts := engine.InspectImages(ctx, opts.Images, w, pod, opts.ImageWait)
 	aware := true
 	var out []ImageResult
 	for _, img := range pod.Images() {
@@ -68,13 +66,13 @@ func podWorld(ctx context.Context, w policies.World, pod *policies.Pod, opts Opt
 // prefetchImages starts the inspection of every pod's images at once, so
 // that a check of many objects waits for the slowest registry once rather
 // than once per object.
-func prefetchImages(ctx context.Context, pods []*policies.Pod, w policies.World, opts Options) {
+func prefetchImages(ctx context.Context, pods []*policies.Pod, w policies.World, engine *policies.Engine, opts Options) {
 	if opts.Images == nil {
 		return
 	}
 	for _, pod := range pods {
 		if pod != nil {
-			opts.Images.InspectPod(ctx, pod, policies.ImagePlatform(pod, w.Cluster()), policies.ImagePullSecretNames(opts.Settings, pod), 0)
+			engine.InspectImages(ctx, opts.Images, w, pod, 0)
 		}
 	}
 }
@@ -191,7 +189,7 @@ func Judge(items []Item, w policies.World, engine *policies.Engine, opts Options
 	for i, it := range items {
 		pods[i] = podOf(it.Object, opts)
 	}
-	prefetchImages(ctx, pods, w, opts)
+	prefetchImages(ctx, pods, w, engine, opts)
 	if opts.Images != nil {
 		rep.Summary.ImageAware = new(int)
 	}
@@ -201,7 +199,7 @@ func Judge(items []Item, w policies.World, engine *policies.Engine, opts Options
 			continue
 		}
 		pods[i] = nil // judged: let it go
-		pw, images, aware := podWorld(ctx, w, pod, opts)
+		pw, images, aware := podWorld(ctx, w, pod, engine, opts)
 		verdict := engine.Check
 		if it.Admitted {
 			verdict = engine.Validate
@@ -313,7 +311,7 @@ func Mutate(docs []manifests.Document, engine *policies.Engine, opts Options) ([
 	for i, d := range docs {
 		pods[i] = podOf(d.Object, opts)
 	}
-	prefetchImages(ctx, pods, w, opts)
+	prefetchImages(ctx, pods, w, engine, opts)
 	out := make([]Mutated, 0, len(docs))
 	for i, d := range docs {
 		original, err := yaml.JSONToYAML(d.Raw)
@@ -322,7 +320,7 @@ func Mutate(docs []manifests.Document, engine *policies.Engine, opts Options) ([
 		}
 		m := Mutated{Document: d, YAML: original, Original: original}
 		if pod := pods[i]; pod != nil {
-			pw, images, aware := podWorld(ctx, w, pod, opts)
+			pw, images, aware := podWorld(ctx, w, pod, engine, opts)
 			m.Images, m.ImageAware = images, aware
 			res, err := engine.Mutate(pod, pw)
 			if err != nil {

@@ -39,6 +39,9 @@ type Engine struct {
 	// validating names every validating policy, for the label warnings.
 	modes      map[string]Mode
 	validating []string
+	// pullSecrets is the image-pull-secrets policy when it runs, whose rules
+	// also name the secrets an image is inspected with.
+	pullSecrets *imagePullSecrets
 }
 
 // EngineOption configures NewEngine.
@@ -71,6 +74,9 @@ func NewEngine(s *Settings, opts ...EngineOption) *Engine {
 		switch p := r.Build(s).(type) {
 		case Mutator:
 			e.mutators = append(e.mutators, p)
+			if ps, ok := p.(*imagePullSecrets); ok {
+				e.pullSecrets = ps
+			}
 		case Validator:
 			e.validators = append(e.validators, p)
 		}

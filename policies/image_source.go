@@ -21,32 +21,31 @@ type ImageSource interface {
 	InspectPod(ctx context.Context, pod *Pod, platform string, pullSecrets []string, wait time.Duration) map[string]ImageFacts
 }
 
-// InspectImages returns w with what src knows of pod's images, after waiting
-// at most wait for it. A nil src returns w.
-func InspectImages(ctx context.Context, src ImageSource, w World, pod *Pod, s *Settings, wait time.Duration) World {
+// InspectImages asks src what it knows of pod's images, for the platform
+// the pod would run on and with the pull secrets the kubelet would try,
+// waiting at most wait. A nil src knows nothing. The webhook and `podguard
+// check --images` both ask through it, and wrap their World with the answer
+// (WithImages).
+func (e *Engine) InspectImages(ctx context.Context, src ImageSource, w World, pod *Pod, wait time.Duration) map[string]ImageFacts {
 	if src == nil {
-		return w
+		return nil
 	}
-	platform := ImagePlatform(pod, w.Cluster())
-	return WithImages(w, src.InspectPod(ctx, pod, platform, ImagePullSecretNames(s, pod), wait))
+	return src.InspectPod(ctx, pod, ImagePlatform(pod, w.Cluster()), e.PullSecretNames(pod), wait)
 }
 
-// ImagePullSecretNames returns the pull secrets the kubelet would try for
-// pod's images, in order: the pod's own, then those the image-pull-secrets
-// policy adds for the pod's registries (when it is enabled in s), so that an
-// image is inspected with the credentials it will be pulled with.
-func ImagePullSecretNames(s *Settings, pod *Pod) []string {
+// PullSecretNames returns the pull secrets the kubelet would try for pod's
+// images, in order: the pod's own, then those the image-pull-secrets policy
+// adds for the pod's registries (when the engine runs it), so that an image
+// is inspected with the credentials it will be pulled with. The policy's
+// registry rules are compiled once, with the engine.
+func (e *Engine) PullSecretNames(pod *Pod) []string {
 	var out []string
 	for _, r := range pod.Spec.ImagePullSecrets {
 		if r.Name != "" && !slices.Contains(out, r.Name) {
 			out = append(out, r.Name)
 		}
 	}
-	if s == nil || !enabled(s.ImagePullSecrets.Enabled) {
-		return out
-	}
-	rules := newImagePullSecrets(s.ImagePullSecrets).rules
-	if len(rules) == 0 {
+	if e.pullSecrets == nil || len(e.pullSecrets.rules) == 0 {
 		return out
 	}
 	for _, img := range pod.Images() {
@@ -55,7 +54,7 @@ func ImagePullSecretNames(s *Settings, pod *Pod) []string {
 			continue
 		}
 		host, path := reference.Domain(named), reference.Path(named)
-		for _, rule := range rules {
+		for _, rule := range e.pullSecrets.rules {
 			if !rule.matches(host, path) {
 				continue
 			}

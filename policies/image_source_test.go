@@ -8,7 +8,7 @@ import (
 	"k8s.io/utils/ptr"
 )
 
-func TestImagePullSecretNames(t *testing.T) {
+func TestPullSecretNames(t *testing.T) {
 	settings := &Settings{ImagePullSecrets: ImagePullSecretsConfig{Registries: []RegistryRule{
 		{Registry: "10.0.0.130:5000", Secrets: []string{"myregistrykey"}},
 		{Registry: "ghcr.io/acme", Secrets: []string{"acme", "shared"}},
@@ -38,7 +38,8 @@ func TestImagePullSecretNames(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := ImagePullSecretNames(tt.settings, tt.pod); !slices.Equal(got, tt.want) {
+			tt.settings.Default()
+			if got := NewEngine(tt.settings).PullSecretNames(tt.pod); !slices.Equal(got, tt.want) {
 				t.Errorf("got %q, want %q", got, tt.want)
 			}
 		})

@@ -146,7 +146,7 @@ func (a *Admission) worldForPod(ctx context.Context, st *State, pod *policies.Po
 	if st.Images == nil {
 		return w
 	}
-	return policies.InspectImages(ctx, st.Images, w, pod, &st.Config.Policies, st.Config.Images.Budget.Duration)
+	return policies.WithImages(w, st.Engine.InspectImages(ctx, st.Images, w, pod, st.Config.Images.Budget.Duration))
 }
 
 // Mutate answers /mutate.

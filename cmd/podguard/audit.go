@@ -137,7 +137,7 @@ func auditCommand(args []string, stdout, stderr io.Writer) error {
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
 
-	copts := check.Options{Settings: &cfg.Policies}
+	copts := check.Options{}
 	ins, wait, err := images.inspector(cfg, func(ctx context.Context, ns, name string) (*corev1.Secret, error) {
 		return cs.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
 	})

@@ -108,7 +108,6 @@ func (o *offlineFlags) load(stdin io.Reader) (*policies.Engine, check.Options, l
 		opts.KubeletVersion = v
 	}
 	opts.Namespace = o.namespace
-	opts.Settings = &cfg.Policies
 	in.docs, in.warns, in.errs = manifests.Load(o.files, stdin)
 	if len(in.docs) == 0 && len(in.errs) == 0 {
 		return nil, opts, in, &exitError{code: 2, err: fmt.Errorf("no Kubernetes objects in %s (did helm template or kustomize build print nothing?)", o.files.String())}
