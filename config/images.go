@@ -2,6 +2,7 @@ package config
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"path/filepath"
@@ -133,8 +134,8 @@ func (c *ImagesConfig) Validate(p *field.Path) field.ErrorList {
 	}
 	seen := map[string]bool{}
 	for i, r := range c.Registries {
-		if msg := validRegistryPattern(r); msg != "" {
-			errs = append(errs, field.Invalid(p.Child("registries").Index(i), r, msg))
+		if _, err := ParseRegistryPattern(r); err != nil {
+			errs = append(errs, field.Invalid(p.Child("registries").Index(i), r, err.Error()))
 		} else if seen[r] {
 			errs = append(errs, field.Duplicate(p.Child("registries").Index(i), r))
 		}
@@ -170,31 +171,45 @@ func (c *ImagesConfig) Validate(p *field.Path) field.ErrorList {
 	return errs
 }
 
-// validRegistryPattern returns why r is not "*", "host", "host:port" or
-// "host:*", or "".
-func validRegistryPattern(r string) string {
+// RegistryPattern is one entry of images.registries.
+type RegistryPattern struct {
+	// Any is "*".
+	Any bool
+	// Host is lower case, without brackets.
+	Host string
+	// Port is "" for the registry's default ports (443, 80), "*" for any.
+	Port string
+}
+
+// errRegistryPattern says what a registries entry must look like.
+var errRegistryPattern = errors.New(`must be "*", a host, host:port or host:* (no scheme, no path)`)
+
+// ParseRegistryPattern reads an images.registries entry: "*", "host",
+// "host:port" or "host:*". The config validates with it, and the image
+// inspector matches with what it returns.
+func ParseRegistryPattern(r string) (RegistryPattern, error) {
 	if r == "*" {
-		return ""
+		return RegistryPattern{Any: true}, nil
 	}
-	const want = `must be "*", a host, host:port or host:* (no scheme, no path)`
-	if strings.ContainsAny(r, "/@ ") || r == "" {
-		return want
+	if r == "" || strings.ContainsAny(r, "/@?# ") {
+		return RegistryPattern{}, errRegistryPattern
 	}
 	host, port := r, ""
 	if h, p, err := net.SplitHostPort(r); err == nil {
 		host, port = h, p
 	} else if strings.Count(r, ":") == 1 {
-		return want
+		return RegistryPattern{}, errRegistryPattern
 	}
 	if port != "" && port != "*" {
 		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-			return want
+			return RegistryPattern{}, errRegistryPattern
 		}
 	}
+	host = strings.ToLower(strings.Trim(host, "[]"))
 	if host == "" || strings.Contains(host, "*") {
-		return want
+		return RegistryPattern{}, errRegistryPattern
 	}
-	return ""
+	return RegistryPattern{Host: host, Port: port}, nil
 }
 
 // Duration is a duration written as Go writes it ("1.5s", "2m"). A value

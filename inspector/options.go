@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -14,6 +13,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/podguard/podguard/config"
 )
 
 // Options configure an Inspector. Zero values take the documented defaults.
@@ -160,34 +161,15 @@ func (o *Options) validate() error {
 	return errors.Join(errs...)
 }
 
-// pattern is one allow-list entry.
-type pattern struct {
-	any  bool   // "*"
-	host string // lower case, without brackets
-	port string // "" = the registry's default ports (443, 80), "*" = any
-}
+// pattern is one allow-list entry, as the config reads it.
+type pattern = config.RegistryPattern
 
 func parsePattern(s string) (pattern, error) {
-	if s == "*" {
-		return pattern{any: true}, nil
+	p, err := config.ParseRegistryPattern(s)
+	if err != nil {
+		return p, fmt.Errorf("%q: %w", s, err)
 	}
-	if s == "" || strings.ContainsAny(s, "/@?# ") {
-		return pattern{}, fmt.Errorf("%q: want host, host:port, host:* or *", s)
-	}
-	host, port := s, ""
-	if h, p, err := net.SplitHostPort(s); err == nil {
-		host, port = h, p
-		if p != "*" {
-			if n, err := strconv.Atoi(p); err != nil || n <= 0 || n > 65535 {
-				return pattern{}, fmt.Errorf("%q: bad port", s)
-			}
-		}
-	}
-	host = strings.ToLower(strings.Trim(host, "[]"))
-	if host == "" {
-		return pattern{}, fmt.Errorf("%q: empty host", s)
-	}
-	return pattern{host: host, port: port}, nil
+	return p, nil
 }
 
 // dockerHub are the names of Docker Hub's registry: a pattern naming one
@@ -244,7 +226,7 @@ func (l allowList) anyOnly(addr string) bool {
 
 func (l allowList) any() bool {
 	for _, p := range l {
-		if p.any {
+		if p.Any {
 			return true
 		}
 	}
@@ -255,10 +237,10 @@ func (l allowList) any() bool {
 // pattern without a port allows the HTTPS and HTTP ports.
 func (l allowList) explicit(host, port string) bool {
 	for _, p := range l {
-		if p.any || !sameHost(p.host, host) {
+		if p.Any || !sameHost(p.Host, host) {
 			continue
 		}
-		switch p.port {
+		switch p.Port {
 		case "*", port:
 			return true
 		case "":
