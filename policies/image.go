@@ -164,8 +164,12 @@ func ImagePlatform(pod *Pod, cluster Cluster) string {
 		return osName + "/" + arch
 	}
 	if len(cluster.NodeArches) > 0 {
-		arches := slices.Clone(cluster.NodeArches)
-		slices.Sort(arches)
+		// NodeArches comes sorted from NodeArches (once per Node change):
+		// a request only counts runs. Sort a copy of any other.
+		arches := cluster.NodeArches
+		if !slices.IsSorted(arches) {
+			arches = slices.Sorted(slices.Values(arches))
+		}
 		best, bestN := "", 0
 		for i := 0; i < len(arches); {
 			j := i

@@ -1,6 +1,8 @@
 package policies
 
 import (
+	"slices"
+
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/version"
 )
@@ -27,7 +29,8 @@ func OldestKubelet(nodes []corev1.Node, unparsable func(node, version string)) *
 }
 
 // NodeArches returns the CPU architectures of nodes, one entry per node that
-// reports one, as Cluster.NodeArches holds them.
+// reports one, sorted, as Cluster.NodeArches holds them: sorted once here,
+// so that ImagePlatform only counts them on each request.
 func NodeArches(nodes []corev1.Node) []string {
 	arches := make([]string, 0, len(nodes))
 	for _, n := range nodes {
@@ -35,5 +38,6 @@ func NodeArches(nodes []corev1.Node) []string {
 			arches = append(arches, a)
 		}
 	}
+	slices.Sort(arches)
 	return arches
 }

@@ -74,8 +74,9 @@ type Cluster struct {
 	// ServerVersion is the API server's version. Nil means unknown.
 	ServerVersion *version.Version
 	// NodeArches are the CPU architectures of the Nodes, one entry per
-	// Node ("amd64", "arm64"): what ImagePlatform picks from when a pod does
-	// not pin one. Empty means unknown.
+	// Node ("amd64", "arm64"), sorted (as NodeArches returns them): what
+	// ImagePlatform picks from when a pod does not pin one. Empty means
+	// unknown.
 	NodeArches []string
 }
 
