@@ -54,6 +54,8 @@ type Config struct {
 	Exemptions policies.Exemptions `json:"exemptions,omitempty"`
 	// Images configures the image inspector (off by default).
 	Images ImagesConfig `json:"images,omitempty"`
+	// Audit configures the background audit and the ConfigMap/Secret guard.
+	Audit AuditConfig `json:"audit,omitempty"`
 }
 
 // ClusterConfig overrides what podguard learns about the cluster.
@@ -92,6 +94,7 @@ func (c *Config) Default() {
 	c.Policies.Default()
 	c.Exemptions.Default()
 	c.Images.Default()
+	c.Audit.Default()
 }
 
 // Validate checks the whole configuration and returns every problem with its
@@ -116,6 +119,7 @@ func (c *Config) Validate() field.ErrorList {
 	}
 	errs = append(errs, c.Policies.Validate(field.NewPath("policies"))...)
 	errs = append(errs, c.Images.Validate(field.NewPath("images"))...)
+	errs = append(errs, c.Audit.Validate(field.NewPath("audit"))...)
 	return append(errs, c.Exemptions.Validate(field.NewPath("exemptions"))...)
 }
 

@@ -96,6 +96,10 @@ type Result struct {
 	// pod is admitted without a word to its author, and they are recorded
 	// (the decision log, the "audited" outcome).
 	Audited []Finding
+	// Warned are the violations of validating policies in warn mode, as the
+	// policy wrote them: the pod is admitted, and Warnings carry them to its
+	// author, each prefixed with what enforce would have done.
+	Warned []Finding
 	// Outcomes maps each policy that ran, or was skipped, to what it did.
 	Outcomes map[string]Outcome
 	// Skipped explains why the whole pod was skipped ("mirror pod"), if it was.
@@ -214,11 +218,14 @@ func (e *Engine) ValidateContext(ctx context.Context, pod *Pod, world World) (*R
 			rep = dropFindingsUnder(rep, in.exempt)
 		}
 		mode, source := modes.of(v.Name())
-		rep, audited := applyMode(rep, mode, source)
+		rep, admitted := applyMode(rep, mode, source)
 		res.Outcomes[v.Name()] = res.add(v.Name(), rep, false, false)
-		if len(audited) > 0 {
-			res.Audited = appendCapped(res.Audited, v.Name(), audited, "violation")
+		switch {
+		case len(admitted) > 0 && mode == ModeAudit:
+			res.Audited = appendCapped(res.Audited, v.Name(), admitted, "violation")
 			res.Outcomes[v.Name()] = OutcomeAudited
+		case len(admitted) > 0:
+			res.Warned = appendCapped(res.Warned, v.Name(), admitted, "violation")
 		}
 	}
 	return res, nil
@@ -245,6 +252,7 @@ func (e *Engine) CheckContext(ctx context.Context, pod *Pod, world World) (*Resu
 	v, err := e.ValidateContext(ctx, res.Pod, world)
 	res.Violations = append(res.Violations, v.Violations...)
 	res.Audited = append(res.Audited, v.Audited...)
+	res.Warned = append(res.Warned, v.Warned...)
 	seen := map[string]bool{}
 	for _, w := range res.Warnings {
 		seen[w.String()] = true

@@ -140,16 +140,19 @@ func (m modes) of(policy string) (Mode, string) {
 
 // applyMode turns a validating policy's violations into what its mode makes
 // of them: denials (enforce), warnings that say so (warn), or audited
-// findings (audit). It returns the report to add and the audited violations.
+// findings (audit). It returns the report to add, and the violations the
+// mode let through: those it turned into warnings (warn) or kept silent
+// (audit), as the policy wrote them.
 func applyMode(rep Report, mode Mode, source string) (Report, []Finding) {
 	if len(rep.Violations) == 0 || mode == ModeEnforce {
 		return rep, nil
 	}
+	admitted := rep.Violations
 	if mode == ModeAudit {
-		audited := rep.Violations
 		rep.Violations = nil
-		return rep, audited
+		return rep, admitted
 	}
+	rep.Warnings = slices.Clone(rep.Warnings)
 	for _, v := range rep.Violations {
 		if _, beyond := isNotListed(v); !beyond {
 			v.Message = fmt.Sprintf("would be denied under mode enforce (mode warn, from %s): %s", source, v.Message)
@@ -157,7 +160,7 @@ func applyMode(rep Report, mode Mode, source string) (Report, []Finding) {
 		rep.Warnings = append(rep.Warnings, v)
 	}
 	rep.Violations = nil
-	return rep, nil
+	return rep, admitted
 }
 
 // profileFor returns the security-context profile for a pod's namespace:

@@ -108,6 +108,9 @@ func TestModes(t *testing.T) {
 				{"denied by", policiesOf(res.Violations), strings.Join(tt.want.denied, ",")},
 				{"warned by", policiesOf(res.Warnings), strings.Join(tt.want.warned, ",")},
 				{"audited by", policiesOf(res.Audited), strings.Join(tt.want.audited, ",")},
+				// Warned keeps the violations warn mode let through, for the
+				// background audit's reports.
+				{"warned (as violations) by", policiesOf(res.Warned), strings.Join(tt.want.warned, ",")},
 			} {
 				if c.got != c.want {
 					t.Errorf("%s %q, want %q", c.what, c.got, c.want)
@@ -115,6 +118,11 @@ func TestModes(t *testing.T) {
 			}
 			if res.Denied() != (len(tt.want.denied) > 0) {
 				t.Errorf("Denied() = %v", res.Denied())
+			}
+			for _, w := range res.Warned {
+				if strings.Contains(w.Message, "would be denied under mode enforce") {
+					t.Errorf("Warned keeps the policy's own message, got %q", w.Message)
+				}
 			}
 			for _, w := range res.Warnings {
 				if w.Policy != "podguard" && w.Policy != SecurityContextName && !strings.Contains(w.Message, "would be denied under mode enforce (mode warn, from ") {

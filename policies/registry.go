@@ -103,6 +103,18 @@ func Names() []string {
 	return out
 }
 
+// ValidatingNames returns the names of the validating policies, those with
+// modes, in order.
+func ValidatingNames() []string {
+	var out []string
+	for _, r := range Registry {
+		if r.Mode != nil {
+			out = append(out, r.Name)
+		}
+	}
+	return out
+}
+
 // Default fills every unset setting with its documented default.
 func (s *Settings) Default() {
 	for _, r := range Registry {
