@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -14,17 +15,21 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/uuid"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/record"
 	"sigs.k8s.io/controller-runtime/pkg/certwatcher"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
+	"github.com/podguard/podguard/audit"
 	"github.com/podguard/podguard/certs"
 	"github.com/podguard/podguard/config"
 )
@@ -75,8 +80,13 @@ type Options struct {
 	ShutdownDelay time.Duration
 	// ShutdownTimeout bounds how long in-flight requests may take to finish.
 	ShutdownTimeout time.Duration
-	RestConfig      *rest.Config
-	Log             logr.Logger
+	// Namespace is podguard's own, where the audit Lease is.
+	Namespace string
+	// WebhookConfigurationName names the ValidatingWebhookConfiguration
+	// whose pod webhook's namespaceSelector scopes the background audit.
+	WebhookConfigurationName string
+	RestConfig               *rest.Config
+	Log                      logr.Logger
 }
 
 // Run serves admission requests until ctx is done, then drains: /readyz
@@ -215,6 +225,32 @@ func Run(ctx context.Context, o Options) error {
 	if err := mgr.Add(adm.events); err != nil {
 		return err
 	}
+	// The background audit: every replica campaigns for the audit lease
+	// while the config turns it on; the holder audits and writes.
+	audit.RegisterMetrics()
+	auditBroadcaster := record.NewBroadcaster(record.WithContext(ctx))
+	defer auditBroadcaster.Shutdown()
+	auditBroadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: clientset.CoreV1().Events("")})
+	background := audit.NewBackground(audit.BackgroundOptions{
+		Client:    clientset,
+		Env:       adm.auditEnv,
+		Scope:     webhookScope(clientset, cmp.Or(o.WebhookConfigurationName, "podguard"), log.WithName("audit")),
+		Namespace: world.Namespace,
+		Events:    auditEvents{auditBroadcaster.NewRecorder(clientgoscheme.Scheme, corev1.EventSource{Component: "podguard-audit", Host: host})},
+		Log:       log.WithName("audit"),
+	})
+	world.SetNotify(func(kind, namespace, name string) {
+		background.Notify(audit.Change{Kind: kind, Namespace: namespace, Name: name})
+	})
+	leaseOpts := audit.LeaseOptions{
+		Namespace: cmp.Or(o.Namespace, "podguard-system"),
+		Identity:  host + "_" + string(uuid.NewUUID()),
+		Enabled:   func() bool { return adm.State().Config.Audit.BackgroundEnabled() },
+	}
+	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error { return background.Start(ctx, leaseOpts) })); err != nil {
+		return err
+	}
+
 	srv := mgr.GetWebhookServer()
 	for path, handle := range map[string]admission.HandlerFunc{"/mutate": adm.Mutate, "/validate": adm.Validate} {
 		var h http.Handler = &reviewServer{
@@ -255,6 +291,9 @@ func Run(ctx context.Context, o Options) error {
 	if o.ConfigPath != "" {
 		w := config.NewWatcher(o.ConfigPath, raw, func(c *config.Config, err error) {
 			reload(ctx, adm, world, images, log, c, err)
+			if err == nil {
+				background.Reconfigure(ctx)
+			}
 		})
 		if err := mgr.Add(manager.RunnableFunc(w.Start)); err != nil {
 			return err

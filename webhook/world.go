@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"strings"
 	"sync"
@@ -157,6 +158,10 @@ type ClusterWorld struct {
 	canReadSecrets func(context.Context) (bool, error)
 	secretsDenied  atomic.Bool // the last check said no
 
+	// notify, when set, is told of every change a verdict may depend on
+	// (SetNotify): the background audit judges again what it touches.
+	notify atomic.Pointer[func(kind, namespace, name string)]
+
 	kubeletDirty atomic.Bool
 	kubelet      atomic.Pointer[version.Version]
 	arches       atomic.Pointer[[]string]
@@ -208,12 +213,14 @@ func (w *ClusterWorld) Start(ctx context.Context) error {
 			return fmt.Errorf("starting %s informer: %w", name, err)
 		}
 		if name == "nodes" {
-			mark := func(any) { w.kubeletDirty.Store(true) }
+			mark := func(any) { w.kubeletDirty.Store(true); w.changed("Cluster", "", "") }
 			if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
 				AddFunc: mark, DeleteFunc: mark, UpdateFunc: func(_, n any) { mark(n) },
 			}); err != nil {
 				return fmt.Errorf("watching nodes: %w", err)
 			}
+		} else if err := w.watchChanges(inf, name); err != nil {
+			return err
 		}
 		w.mu.Lock()
 		w.informers[name] = inf
@@ -296,6 +303,9 @@ func (w *ClusterWorld) toggle(ctx context.Context, name string, obj client.Objec
 		if err != nil {
 			return fmt.Errorf("starting %s informer: %w", name, err)
 		}
+		if err := w.watchChanges(inf, name); err != nil {
+			return err
+		}
 		w.informers[name] = inf
 		w.log.Info(why)
 	case !on && running:
@@ -304,6 +314,78 @@ func (w *ClusterWorld) toggle(ctx context.Context, name string, obj client.Objec
 			return fmt.Errorf("stopping %s informer: %w", name, err)
 		}
 		w.log.Info("stopped the " + name + " informer")
+	}
+	return nil
+}
+
+// SetNotify sets the function told of every change a verdict may depend on:
+// a ConfigMap or Secret created, deleted, or whose key names changed
+// ("ConfigMap", namespace, name), a namespace's labels ("Namespace", "",
+// name), a Node's kubelet or architecture ("Cluster").
+func (w *ClusterWorld) SetNotify(fn func(kind, namespace, name string)) { w.notify.Store(&fn) }
+
+func (w *ClusterWorld) changed(kind, namespace, name string) {
+	if fn := w.notify.Load(); fn != nil {
+		(*fn)(kind, namespace, name)
+	}
+}
+
+// watchChanges tells notify of the changes of one informer's objects that a
+// verdict may depend on. Objects are compared as the cache keeps them, so
+// that a change of values only, the usual ConfigMap update, is nothing.
+func (w *ClusterWorld) watchChanges(inf cache.Informer, name string) error {
+	var kind string
+	var same func(old, cur any) bool
+	switch name {
+	case "configmaps":
+		kind = "ConfigMap"
+		same = func(old, cur any) bool {
+			o, ok1 := old.(*corev1.ConfigMap)
+			c, ok2 := cur.(*corev1.ConfigMap)
+			return ok1 && ok2 && maps.Equal(o.Data, c.Data)
+		}
+	case "secrets":
+		kind = "Secret"
+		same = func(old, cur any) bool {
+			o, ok1 := old.(*corev1.Secret)
+			c, ok2 := cur.(*corev1.Secret)
+			return ok1 && ok2 && maps.Equal(o.StringData, c.StringData)
+		}
+	case "secrets (metadata)":
+		kind = "Secret"
+		same = func(any, any) bool { return true } // only existence is known
+	case "namespaces":
+		kind = "Namespace"
+		same = func(old, cur any) bool {
+			o, ok1 := old.(*corev1.Namespace)
+			c, ok2 := cur.(*corev1.Namespace)
+			return ok1 && ok2 && maps.Equal(o.Labels, c.Labels) && maps.Equal(o.Annotations, c.Annotations)
+		}
+	default:
+		return nil
+	}
+	tell := func(obj any) {
+		if tomb, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
+			obj = tomb.Obj
+		}
+		if m, ok := obj.(metav1.Object); ok {
+			if kind == "Namespace" {
+				w.changed(kind, "", m.GetName())
+			} else {
+				w.changed(kind, m.GetNamespace(), m.GetName())
+			}
+		}
+	}
+	_, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+		AddFunc: tell, DeleteFunc: tell,
+		UpdateFunc: func(old, cur any) {
+			if !same(old, cur) {
+				tell(cur)
+			}
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("watching %s: %w", name, err)
 	}
 	return nil
 }

@@ -49,11 +49,11 @@ func serve(args []string, stderr io.Writer) error {
 	if namespace == "" {
 		namespace = "podguard-system"
 	}
-	fs.StringVar(&sm.Namespace, "namespace", namespace, "self-managed: podguard's namespace, of its Service and Secret (default: $POD_NAMESPACE, else podguard-system)")
+	fs.StringVar(&sm.Namespace, "namespace", namespace, "podguard's namespace: of the audit Lease, and (self-managed) of its Service and Secret (default: $POD_NAMESPACE, else podguard-system)")
 	fs.StringVar(&sm.SecretName, "cert-secret", "podguard-tls", "self-managed: the Secret holding the CA and the serving certificate")
 	service := fs.String("service-name", "podguard", "self-managed: the Service the API server calls; the certificate is for its DNS names")
 	hosts := fs.String("cert-hosts", "", "self-managed: comma-separated DNS names and IPs for the certificate, instead of the Service's names")
-	fs.StringVar(&sm.WebhookConfigurationName, "webhook-configuration-name", "podguard", "self-managed: the Mutating- and ValidatingWebhookConfiguration whose caBundle podguard keeps current")
+	fs.StringVar(&sm.WebhookConfigurationName, "webhook-configuration-name", "podguard", "the Mutating- and ValidatingWebhookConfiguration podguard serves: the background audit judges the namespaces its pod webhook selects, and (self-managed) podguard keeps their caBundle current")
 	fs.DurationVar(&sm.CAValidity, "ca-validity", certs.DefaultCAValidity, "self-managed: lifetime of a new CA; a new one is trusted with a third of it left")
 	fs.DurationVar(&sm.CertValidity, "cert-validity", certs.DefaultCertValidity, "self-managed: lifetime of a serving certificate; renewed with a third of it left")
 	fs.DurationVar(&sm.RolloverDelay, "ca-rollover-delay", certs.DefaultRolloverDelay, "self-managed: how long a new CA is in the webhook configurations before it signs")
@@ -105,6 +105,7 @@ func serve(args []string, stderr io.Writer) error {
 		return err
 	}
 	o.RestConfig = restConfig
+	o.Namespace, o.WebhookConfigurationName = sm.Namespace, sm.WebhookConfigurationName
 	o.Log = log.WithName("podguard")
 
 	// SIGTERM or SIGINT starts a graceful shutdown; a second one exits at once.

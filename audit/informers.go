@@ -1,0 +1,284 @@
+package audit
+
+import (
+	"context"
+	"fmt"
+	"unique"
+
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
+	toolscache "k8s.io/client-go/tools/cache"
+
+	"github.com/podguard/podguard/policies"
+)
+
+// The background audit's informers keep only what the policies read:
+//
+//   - an object whose controller is itself audited (a Deployment's
+//     ReplicaSets, a ReplicaSet's Pods, a CronJob's Jobs) is kept as a
+//     name only, a *metav1.PartialObjectMetadata: its controller owns the
+//     verdict, and it is listed only because a watch cannot leave it out;
+//   - a mirror pod likewise: the kubelet owns it, podguard never judges it;
+//   - any other object keeps its identity (name, namespace, UID, controller
+//     reference), its pod template or Pod spec, the replica count, and of
+//     its status only whether it will run again.
+//
+// slimForAudit is idempotent (client-go applies a transform twice to the objects of
+// an initial list), which TestSlimIsIdempotent checks for every kind.
+
+// kindInfo describes one audited kind: how to list and watch it, and how to
+// slim it.
+type kindInfo struct {
+	gvk  schema.GroupVersionKind
+	obj  func() runtime.Object
+	list func(ctx context.Context, cs kubernetes.Interface, lo metav1.ListOptions) (runtime.Object, error)
+	// watch opens a watch of every namespace.
+	watch func(ctx context.Context, cs kubernetes.Interface, lo metav1.ListOptions) (watch.Interface, error)
+}
+
+// backgroundKinds are the audited kinds, in the order audit.Collect lists
+// them.
+var backgroundKinds = []kindInfo{
+	{appsv1.SchemeGroupVersion.WithKind("Deployment"), func() runtime.Object { return &appsv1.Deployment{} },
+		func(ctx context.Context, cs kubernetes.Interface, lo metav1.ListOptions) (runtime.Object, error) {
+			return cs.AppsV1().Deployments("").List(ctx, lo)
+		},
+		func(ctx context.Context, cs kubernetes.Interface, lo metav1.ListOptions) (watch.Interface, error) {
+			return cs.AppsV1().Deployments("").Watch(ctx, lo)
+		}},
+	{appsv1.SchemeGroupVersion.WithKind("ReplicaSet"), func() runtime.Object { return &appsv1.ReplicaSet{} },
+		func(ctx context.Context, cs kubernetes.Interface, lo metav1.ListOptions) (runtime.Object, error) {
+			return cs.AppsV1().ReplicaSets("").List(ctx, lo)
+		},
+		func(ctx context.Context, cs kubernetes.Interface, lo metav1.ListOptions) (watch.Interface, error) {
+			return cs.AppsV1().ReplicaSets("").Watch(ctx, lo)
+		}},
+	{appsv1.SchemeGroupVersion.WithKind("StatefulSet"), func() runtime.Object { return &appsv1.StatefulSet{} },
+		func(ctx context.Context, cs kubernetes.Interface, lo metav1.ListOptions) (runtime.Object, error) {
+			return cs.AppsV1().StatefulSets("").List(ctx, lo)
+		},
+		func(ctx context.Context, cs kubernetes.Interface, lo metav1.ListOptions) (watch.Interface, error) {
+			return cs.AppsV1().StatefulSets("").Watch(ctx, lo)
+		}},
+	{appsv1.SchemeGroupVersion.WithKind("DaemonSet"), func() runtime.Object { return &appsv1.DaemonSet{} },
+		func(ctx context.Context, cs kubernetes.Interface, lo metav1.ListOptions) (runtime.Object, error) {
+			return cs.AppsV1().DaemonSets("").List(ctx, lo)
+		},
+		func(ctx context.Context, cs kubernetes.Interface, lo metav1.ListOptions) (watch.Interface, error) {
+			return cs.AppsV1().DaemonSets("").Watch(ctx, lo)
+		}},
+	{batchv1.SchemeGroupVersion.WithKind("CronJob"), func() runtime.Object { return &batchv1.CronJob{} },
+		func(ctx context.Context, cs kubernetes.Interface, lo metav1.ListOptions) (runtime.Object, error) {
+			return cs.BatchV1().CronJobs("").List(ctx, lo)
+		},
+		func(ctx context.Context, cs kubernetes.Interface, lo metav1.ListOptions) (watch.Interface, error) {
+			return cs.BatchV1().CronJobs("").Watch(ctx, lo)
+		}},
+	{batchv1.SchemeGroupVersion.WithKind("Job"), func() runtime.Object { return &batchv1.Job{} },
+		func(ctx context.Context, cs kubernetes.Interface, lo metav1.ListOptions) (runtime.Object, error) {
+			return cs.BatchV1().Jobs("").List(ctx, lo)
+		},
+		func(ctx context.Context, cs kubernetes.Interface, lo metav1.ListOptions) (watch.Interface, error) {
+			return cs.BatchV1().Jobs("").Watch(ctx, lo)
+		}},
+	{corev1.SchemeGroupVersion.WithKind("ReplicationController"), func() runtime.Object { return &corev1.ReplicationController{} },
+		func(ctx context.Context, cs kubernetes.Interface, lo metav1.ListOptions) (runtime.Object, error) {
+			return cs.CoreV1().ReplicationControllers("").List(ctx, lo)
+		},
+		func(ctx context.Context, cs kubernetes.Interface, lo metav1.ListOptions) (watch.Interface, error) {
+			return cs.CoreV1().ReplicationControllers("").Watch(ctx, lo)
+		}},
+	{corev1.SchemeGroupVersion.WithKind("Pod"), func() runtime.Object { return &corev1.Pod{} },
+		func(ctx context.Context, cs kubernetes.Interface, lo metav1.ListOptions) (runtime.Object, error) {
+			return cs.CoreV1().Pods("").List(ctx, lo)
+		},
+		func(ctx context.Context, cs kubernetes.Interface, lo metav1.ListOptions) (watch.Interface, error) {
+			return cs.CoreV1().Pods("").Watch(ctx, lo)
+		}},
+}
+
+// auditedControllers are the kinds whose objects own the verdict for what
+// they control: an object controlled by one of them is not judged on its
+// own. The background audit cannot wait for the controller to be listed (a
+// watch has no order), so it goes by the controller reference's kind: an
+// object whose controller is gone is being garbage-collected.
+var auditedControllers = map[schema.GroupKind]bool{}
+
+func init() {
+	for _, k := range backgroundKinds {
+		auditedControllers[k.gvk.GroupKind()] = true
+	}
+}
+
+// controlledByAudited reports an object whose controller is an audited kind.
+func controlledByAudited(m metav1.Object) bool {
+	owner := metav1.GetControllerOfNoCopy(m)
+	if owner == nil {
+		return false
+	}
+	gv, err := schema.ParseGroupVersion(owner.APIVersion)
+	return err == nil && auditedControllers[gv.WithKind(owner.Kind).GroupKind()]
+}
+
+// refsIndex indexes the audited objects by the ConfigMaps and Secrets their
+// pods read: "ConfigMap/namespace/name".
+const refsIndex = "refs"
+
+func refKey(kind, namespace, name string) string { return kind + "/" + namespace + "/" + name }
+
+func indexRefs(obj any) ([]string, error) {
+	ro, ok := obj.(runtime.Object)
+	if !ok {
+		return nil, nil
+	}
+	pod := policies.PodOf(ro)
+	if pod == nil {
+		return nil, nil
+	}
+	var keys []string
+	for _, r := range References(pod) {
+		keys = append(keys, refKey(r.Kind, pod.Namespace, r.Name))
+	}
+	return keys, nil
+}
+
+// nameOnly is what an informer keeps of an object that is not judged on its
+// own.
+func nameOnly(m metav1.Object) *metav1.PartialObjectMetadata {
+	return &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Name: m.GetName(), Namespace: unique.Make(m.GetNamespace()).Value()}}
+}
+
+// slimMeta keeps an object's identity and its controller reference.
+func slimMeta(m *metav1.ObjectMeta) metav1.ObjectMeta {
+	out := metav1.ObjectMeta{
+		Name:              m.Name,
+		Namespace:         unique.Make(m.Namespace).Value(),
+		UID:               m.UID,
+		ResourceVersion:   m.ResourceVersion,
+		DeletionTimestamp: m.DeletionTimestamp,
+	}
+	if owner := metav1.GetControllerOfNoCopy(m); owner != nil {
+		out.OwnerReferences = []metav1.OwnerReference{*owner}
+	}
+	return out
+}
+
+// slimForAudit is the informers' transform (see above).
+func slimForAudit(obj any) (any, error) {
+	m, ok := obj.(metav1.Object)
+	if !ok {
+		return obj, nil // a tombstone
+	}
+	if _, stub := obj.(*metav1.PartialObjectMetadata); stub {
+		return obj, nil
+	}
+	if controlledByAudited(m) || isMirrorPod(asObject(obj)) {
+		return nameOnly(m), nil
+	}
+	switch o := obj.(type) {
+	case *corev1.Pod:
+		out := &corev1.Pod{ObjectMeta: slimMeta(&o.ObjectMeta), Spec: o.Spec}
+		// The template's metadata is the pod's own: policies read its
+		// annotations and labels.
+		out.Labels, out.Annotations = o.Labels, withoutLastApplied(o.Annotations)
+		out.Status.Phase = o.Status.Phase
+		return out, nil
+	case *appsv1.Deployment:
+		out := &appsv1.Deployment{ObjectMeta: slimMeta(&o.ObjectMeta)}
+		out.Spec.Replicas, out.Spec.Template = o.Spec.Replicas, o.Spec.Template
+		return out, nil
+	case *appsv1.ReplicaSet:
+		out := &appsv1.ReplicaSet{ObjectMeta: slimMeta(&o.ObjectMeta)}
+		out.Spec.Replicas, out.Spec.Template = o.Spec.Replicas, o.Spec.Template
+		return out, nil
+	case *appsv1.StatefulSet:
+		out := &appsv1.StatefulSet{ObjectMeta: slimMeta(&o.ObjectMeta)}
+		out.Spec.Replicas, out.Spec.Template = o.Spec.Replicas, o.Spec.Template
+		return out, nil
+	case *appsv1.DaemonSet:
+		out := &appsv1.DaemonSet{ObjectMeta: slimMeta(&o.ObjectMeta)}
+		out.Spec.Template = o.Spec.Template
+		return out, nil
+	case *batchv1.Job:
+		out := &batchv1.Job{ObjectMeta: slimMeta(&o.ObjectMeta)}
+		out.Spec.Template = o.Spec.Template
+		if jobFinished(&o.Status) {
+			out.Status.Conditions = []batchv1.JobCondition{{Type: batchv1.JobComplete, Status: corev1.ConditionTrue}}
+		}
+		return out, nil
+	case *batchv1.CronJob:
+		out := &batchv1.CronJob{ObjectMeta: slimMeta(&o.ObjectMeta)}
+		out.Spec.JobTemplate.Spec.Template = o.Spec.JobTemplate.Spec.Template
+		return out, nil
+	case *corev1.ReplicationController:
+		out := &corev1.ReplicationController{ObjectMeta: slimMeta(&o.ObjectMeta)}
+		out.Spec.Replicas, out.Spec.Template = o.Spec.Replicas, o.Spec.Template
+		return out, nil
+	}
+	return obj, nil
+}
+
+func asObject(obj any) runtime.Object {
+	o, _ := obj.(runtime.Object)
+	return o
+}
+
+func withoutLastApplied(a map[string]string) map[string]string {
+	if _, ok := a[lastApplied]; !ok {
+		return a
+	}
+	out := make(map[string]string, len(a)-1)
+	for k, v := range a {
+		if k != lastApplied {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// willNotRunAgain reports a judged object that starts no pod again: a
+// finished or terminating Pod, a finished Job, a ReplicaSet or
+// ReplicationController scaled to 0 (an Argo Rollout's old revisions).
+func willNotRunAgain(obj runtime.Object) bool {
+	switch o := obj.(type) {
+	case *corev1.Pod:
+		return o.Status.Phase == corev1.PodSucceeded || o.Status.Phase == corev1.PodFailed || o.DeletionTimestamp != nil
+	case *batchv1.Job:
+		return jobFinished(&o.Status)
+	case *appsv1.ReplicaSet:
+		return scaledToZero(o.Spec.Replicas)
+	case *corev1.ReplicationController:
+		return scaledToZero(o.Spec.Replicas)
+	}
+	return false
+}
+
+// newInformer returns the informer of one kind, slimmed and indexed by
+// namespace and by the ConfigMaps and Secrets its pods read. Pages of 500:
+// the initial list never holds more than a page of whole objects.
+func newInformer(cs kubernetes.Interface, k kindInfo) (toolscache.SharedIndexInformer, error) {
+	lw := &toolscache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, lo metav1.ListOptions) (runtime.Object, error) {
+			return k.list(ctx, cs, lo)
+		},
+		WatchFuncWithContext: func(ctx context.Context, lo metav1.ListOptions) (watch.Interface, error) {
+			return k.watch(ctx, cs, lo)
+		},
+	}
+	// A fake clientset (the tests') cannot stream a watch list; the
+	// wrapper tells the reflector so.
+	inf := toolscache.NewSharedIndexInformerWithOptions(toolscache.ToListWatcherWithWatchListSemantics(lw, cs), k.obj(), toolscache.SharedIndexInformerOptions{
+		Indexers:          toolscache.Indexers{toolscache.NamespaceIndex: toolscache.MetaNamespaceIndexFunc, refsIndex: indexRefs},
+		ObjectDescription: k.gvk.Kind,
+	})
+	if err := inf.SetTransform(slimForAudit); err != nil {
+		return nil, fmt.Errorf("%s informer: %w", k.gvk.Kind, err)
+	}
+	return inf, nil
+}
