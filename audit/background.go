@@ -258,18 +258,30 @@ func (b *Background) Run(ctx context.Context) error {
 			r.processOne(ctx)
 		}
 	}()
+	next := time.Now().Add(b.env().Interval)
+	tick := time.NewTicker(scopePoll)
+	defer tick.Stop()
 	for {
-		interval := b.env().Interval
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-time.After(interval):
-			r.refreshScope(ctx)
-			r.enqueueAll()
-			lastPass.SetToCurrentTime()
+		case now := <-tick.C:
+			if now.After(next) {
+				r.refreshScope(ctx)
+				r.enqueueAll()
+				lastPass.SetToCurrentTime()
+				next = now.Add(b.env().Interval)
+			} else if r.refreshScope(ctx) {
+				// The webhook configuration now selects other namespaces.
+				r.enqueueAll()
+			}
 		}
 	}
 }
+
+// scopePoll is how often the webhook's namespaceSelector is read again: one
+// GET of one object, by the writer only.
+const scopePoll = 10 * time.Second
 
 // Notify tells the audit that something verdicts depend on changed.
 func (b *Background) Notify(c Change) {
@@ -328,12 +340,13 @@ func (r *auditRun) setClusterKey(k string) {
 	r.cluster = k
 }
 
-// refreshScope reads the webhook's namespaceSelector again.
-func (r *auditRun) refreshScope(ctx context.Context) {
+// refreshScope reads the webhook's namespaceSelector again, and reports
+// whether it changed.
+func (r *auditRun) refreshScope(ctx context.Context) bool {
 	sel, err := r.b.scope(ctx)
 	if err != nil {
 		r.b.log.Error(err, "reading which namespaces the webhook admits; keeping the last known scope")
-		return
+		return false
 	}
 	r.mu.Lock()
 	changed := r.selector == nil || r.selector.String() != sel.String()
@@ -342,6 +355,7 @@ func (r *auditRun) refreshScope(ctx context.Context) {
 	if changed {
 		r.b.log.Info("auditing the namespaces the webhook admits", "namespaceSelector", sel.String())
 	}
+	return changed
 }
 
 func (r *auditRun) enqueueAll() {
