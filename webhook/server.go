@@ -215,8 +215,13 @@ func Run(ctx context.Context, o Options) error {
 	if err := mgr.Add(adm.events); err != nil {
 		return err
 	}
+	// The state guard judges ConfigMap and Secret writes against the
+	// workloads that read them, listed from the API server on the requests
+	// that change key names: it runs on every replica, the background
+	// audit's informers only on the leader.
+	guard := NewStateGuard(adm, clientset, log.WithName("state-guard"))
 	srv := mgr.GetWebhookServer()
-	for path, handle := range map[string]admission.HandlerFunc{"/mutate": adm.Mutate, "/validate": adm.Validate} {
+	for path, handle := range map[string]admission.HandlerFunc{"/mutate": adm.Mutate, "/validate": adm.Validate, "/validate-state": guard.Handle} {
 		var h http.Handler = &reviewServer{
 			name:     path[1:],
 			handler:  handle,
