@@ -1039,14 +1039,21 @@ func allowedGrants(o overlay) map[grant]bool {
 	// recorder.
 	allowed[grant{resource: "events", verb: "create"}] = true
 	allowed[grant{resource: "events", verb: "patch"}] = true
-	// One GET each, never a list or a watch: a denied pod's controller, to
-	// check it is the one the pod names and to find a ReplicaSet's
-	// Deployment or a Job's CronJob; a scaled workload, to warn.
-	allowed[grant{resource: "replicationcontrollers", verb: "get"}] = true
-	for _, res := range []string{"deployments", "replicasets", "statefulsets", "daemonsets"} {
-		allowed[grant{group: "apps", resource: res, verb: "get"}] = true
+	// The Pods and pod-bearing workloads: a GET of a denied pod's
+	// controller, to check it is the one the pod names and to find a
+	// ReplicaSet's Deployment or a Job's CronJob, and of a scaled workload,
+	// to warn; a list of a namespace's, when a ConfigMap or Secret write
+	// there changes key names (the state guard); list and watch for the
+	// background audit.
+	for _, gr := range []struct{ group, resource string }{
+		{"", "pods"}, {"", "replicationcontrollers"},
+		{"apps", "deployments"}, {"apps", "replicasets"}, {"apps", "statefulsets"}, {"apps", "daemonsets"},
+		{"batch", "jobs"}, {"batch", "cronjobs"},
+	} {
+		for _, verb := range []string{"get", "list", "watch"} {
+			allowed[grant{group: gr.group, resource: gr.resource, verb: verb}] = true
+		}
 	}
-	allowed[grant{group: "batch", resource: "jobs", verb: "get"}] = true
 	// Authentication and authorisation of /metrics scrapers.
 	allowed[grant{group: "authentication.k8s.io", resource: "tokenreviews", verb: "create"}] = true
 	allowed[grant{group: "authorization.k8s.io", resource: "subjectaccessreviews", verb: "create"}] = true
@@ -1779,10 +1786,12 @@ func TestChecksCatchBreakage(t *testing.T) {
 			cr := clusterRoleOf(t, r, "podguard")
 			cr.Rules = append(cr.Rules, rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"update"}})
 		}, "ServiceAccount podguard-system/podguard: may update configmaps cluster-wide (from ClusterRoleBinding podguard → ClusterRole podguard rules[5]), which the cert-manager allow-list does not include"},
-		{"workloads listed, not just read", cmOptIn, func(t *testing.T, r *render) {
+		// Listed and watched they may be (the state guard, the background
+		// audit); written, never.
+		{"workloads written, not just read", cmOptIn, func(t *testing.T, r *render) {
 			cr := clusterRoleOf(t, r, "podguard")
-			cr.Rules = append(cr.Rules, rbacv1.PolicyRule{APIGroups: []string{"apps"}, Resources: []string{"deployments"}, Verbs: []string{"list"}})
-		}, "may list apps/deployments cluster-wide"},
+			cr.Rules = append(cr.Rules, rbacv1.PolicyRule{APIGroups: []string{"apps"}, Resources: []string{"deployments"}, Verbs: []string{"update"}})
+		}, "may update apps/deployments cluster-wide"},
 		{"a missing read", selfWide, func(t *testing.T, r *render) {
 			rule := &clusterRoleOf(t, r, "podguard").Rules[0]
 			rule.Resources = slices.DeleteFunc(rule.Resources, func(s string) bool { return s == "nodes" })
