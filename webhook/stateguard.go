@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/podguard/podguard/audit"
@@ -83,6 +84,9 @@ type StateGuard struct {
 // NewStateGuard returns the guard for adm's config and World. It lists
 // workloads with cs, straight from the API server: the background audit's
 // informers run on the leader replica only, and the guard on every replica.
+//
+// cs should be the guard's own: its client-side rate limiter then bounds
+// the guard's lists alone (see stateGuardClient).
 func NewStateGuard(adm *Admission, cs kubernetes.Interface, log logr.Logger) *StateGuard {
 	return &StateGuard{
 		adm: adm,
@@ -91,6 +95,26 @@ func NewStateGuard(adm *Admission, cs kubernetes.Interface, log logr.Logger) *St
 		},
 		log: log,
 	}
+}
+
+// The guard's own client: one write that changes key names costs a list
+// per pod-bearing kind (8, more for namespaces of over 500 objects). Its
+// rate limiter lets a burst of such writes through at once and a steady
+// stream at a few a second per replica; beyond that, listings wait on the
+// limiter until their budget ends, and the guard says its check was cut
+// short. It never delays other clients of podguard (events, certificates).
+const (
+	stateGuardQPS   = 25
+	stateGuardBurst = 50
+)
+
+// stateGuardClient is a clientset for the guard over cfg, with a rate
+// limiter of its own.
+func stateGuardClient(cfg *rest.Config) (kubernetes.Interface, error) {
+	c := rest.CopyConfig(cfg)
+	c.QPS, c.Burst = stateGuardQPS, stateGuardBurst
+	c.RateLimiter = nil
+	return kubernetes.NewForConfig(c)
 }
 
 // Guard results, the values of podguard_state_guard_requests_total's label.
@@ -106,7 +130,8 @@ const (
 // that panics are logged and the write is allowed (the webhook's
 // failurePolicy is Ignore for the same reason).
 func (g *StateGuard) Handle(ctx context.Context, req admission.Request) (resp admission.Response) {
-	defer g.adm.observe("validate-state", req, time.Now(), &resp)
+	start := time.Now()
+	defer g.adm.observe("validate-state", req, start, &resp)
 	result := guardAllowed
 	defer func() { stateGuardRequests.WithLabelValues(result).Inc() }()
 	defer func() {
@@ -189,7 +214,8 @@ func (g *StateGuard) Handle(ctx context.Context, req admission.Request) (resp ad
 	what := changeDescription(ref, req.Operation == admissionv1.Create, oldKeys, newKeys)
 	incompleteNote := fmt.Sprintf("podguard: not every workload that reads %s %q could be checked in time; any not named may break too (podguard audit -n %s lists them)", ref.Kind, ref.Name, req.Namespace)
 	kv := []any{"uid", req.UID, "kind", gvk.Kind, "namespace", req.Namespace, "name", req.Name, "operation", req.Operation,
-		"dryRun", req.DryRun != nil && *req.DryRun, "dependents", len(deps.Items), "broken", len(broken), "incomplete", incomplete}
+		"dryRun", req.DryRun != nil && *req.DryRun, "dependents", len(deps.Items), "broken", len(broken), "incomplete", incomplete,
+		"took", time.Since(start).Round(time.Millisecond).String()}
 	switch {
 	case len(broken) > 0 && mode == config.GuardDeny:
 		result = guardDenied
