@@ -383,3 +383,19 @@ func TestNewFailuresComparesPolicyFieldAndMessage(t *testing.T) {
 		})
 	}
 }
+
+func TestStateGuardWarnsOfAKeyThatChangesWhatAMountHides(t *testing.T) {
+	s := newGuardServer(t, "")
+	d := reader("web", "unused")
+	d.Spec.Template.Spec.Containers[0].EnvFrom = nil
+	d.Spec.Template.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "conf", MountPath: "/etc/nginx/nginx.conf"}}
+	d.Spec.Template.Spec.Volumes = []corev1.Volume{{Name: "conf", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "app-env"}}}}}
+	s.deps.Items = []runtime.Object{d}
+	// The key the mount path ends in: the classic mistake, a directory
+	// named nginx.conf, appears with it.
+	resp := s.update(t, map[string]string{"default.conf": "x"}, map[string]string{"default.conf": "x", "nginx.conf": "y"})
+	want := `podguard: ConfigMap "app-env" key "nginx.conf" would change what a mount hides in Deployment team-a/web on its pods' next start: [mount-shadowing] spec.template.spec.containers[0].volumeMounts[0]`
+	if len(resp.Warnings) != 1 || !strings.HasPrefix(resp.Warnings[0], want) {
+		t.Errorf("warnings = %q, want one starting with %q", resp.Warnings, want)
+	}
+}
