@@ -47,7 +47,7 @@ import (
 // request body, undecoded), and lets every write that leaves the key names
 // as they were through at once: most writes change values only.
 
-// stateGVKs are the kinds the state guard judges writes of.
+// configMapGVK and secretGVK are the kinds the state guard judges writes of.
 var (
 	configMapGVK = corev1.SchemeGroupVersion.WithKind("ConfigMap")
 	secretGVK    = corev1.SchemeGroupVersion.WithKind("Secret")
@@ -70,6 +70,9 @@ const (
 	// so its at most maxGuardWorkloads+2 warnings of 256 runes always arrive
 	// whole.
 	maxGuardWarningRunes = 256
+	// maxGuardDenialLineRunes bounds each workload's line of a denial,
+	// which the API server relays whole: room for the finding's fix.
+	maxGuardDenialLineRunes = 1024
 )
 
 // StateGuard answers ConfigMap and Secret writes.
@@ -213,7 +216,7 @@ func (g *StateGuard) Handle(ctx context.Context, req admission.Request) (resp ad
 
 	what := changeDescription(ref, req.Operation == admissionv1.Create, oldKeys, newKeys)
 	incompleteNote := fmt.Sprintf("podguard: not every workload that reads %s %q could be checked in time; any not named may break too (podguard audit -n %s lists them)", ref.Kind, ref.Name, req.Namespace)
-	kv := []any{"uid", req.UID, "kind", gvk.Kind, "namespace", req.Namespace, "name", req.Name, "operation", req.Operation,
+	kv := []any{"uid", req.UID, "kind", gvk.Kind, "namespace", req.Namespace, "name", ref.Name, "operation", req.Operation,
 		"dryRun", req.DryRun != nil && *req.DryRun, "dependents", len(deps.Items), "broken", len(broken), "incomplete", incomplete,
 		"took", time.Since(start).Round(time.Millisecond).String()}
 	switch {
@@ -222,7 +225,7 @@ func (g *StateGuard) Handle(ctx context.Context, req admission.Request) (resp ad
 		g.log.Info("state guard", append(kv, "decision", "denied")...)
 		// A denial's message reaches the client whole: each finding in
 		// full, with its fix.
-		lines := guardWarnings(what, req.Namespace, broken, maxErrorBytes)
+		lines := guardWarnings(what, req.Namespace, broken, maxGuardDenialLineRunes)
 		if incomplete {
 			lines = append(lines, incompleteNote)
 		}
