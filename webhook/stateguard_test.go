@@ -399,3 +399,41 @@ func TestStateGuardWarnsOfAKeyThatChangesWhatAMountHides(t *testing.T) {
 		t.Errorf("warnings = %q, want one starting with %q", resp.Warnings, want)
 	}
 }
+
+func TestStateGuardNeverFailsAWriteForAReasonOfItsOwn(t *testing.T) {
+	t.Run("a listing the API server refuses", func(t *testing.T) {
+		s := newGuardServer(t, "audit: {guard: deny}\n")
+		guard := &StateGuard{adm: NewAdmission(s.world, mustState(t, "audit: {guard: deny}\n"), logr.Discard()), log: logr.Discard(),
+			dependents: func(context.Context, string, audit.Ref) (audit.Dependents, error) {
+				return audit.Dependents{}, fmt.Errorf("pods is forbidden")
+			}}
+		resp := guard.Handle(context.Background(), admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{
+			UID: "u", Kind: configMapKind, Operation: admissionv1.Create, Namespace: "team-a", Name: "app-env",
+			Object: runtime.RawExtension{Raw: configMapJSON(t, map[string]string{"1st.key": "x"})},
+		}})
+		if !resp.Allowed || len(resp.Warnings) != 0 {
+			t.Errorf("answer = allowed %v, warnings %q; want allowed", resp.Allowed, resp.Warnings)
+		}
+	})
+	t.Run("an object whose keys cannot be read", func(t *testing.T) {
+		s := newGuardServer(t, "audit: {guard: deny}\n")
+		s.deps.Items = []runtime.Object{reader("web", "app-env")}
+		code, resp, raw := s.post(t, review(t, configMapKind, admissionv1.Update, []byte(`{"data":["1st.key"]}`), named("app-env"), withOld(configMapJSON(t, nil))))
+		if code != http.StatusOK || !resp.Allowed {
+			t.Errorf("HTTP %d, %s; want allowed", code, raw)
+		}
+	})
+}
+
+func mustState(t *testing.T, cfgYAML string) *State {
+	t.Helper()
+	cfg, err := config.Parse("test", []byte("apiVersion: podguard.io/v1alpha1\nkind: Config\n"+cfgYAML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := NewState(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
