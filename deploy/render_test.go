@@ -442,6 +442,14 @@ type hook struct {
 
 func (h hook) where(field string) string { return h.path + "(" + h.name + ")." + field }
 
+// stateGuardName is the validating webhook that judges ConfigMap (and, with
+// components/secret-access, Secret) writes against the workloads that read
+// them: it guards, so it fails open and has no side effects.
+const stateGuardName = "state.podguard.io"
+
+// stateGuard reports whether h is the state guard.
+func (h hook) stateGuard() bool { return !h.mutating && h.name == stateGuardName }
+
 func (r *render) hooks() []hook {
 	var hooks []hook
 	for _, c := range r.mutating {
@@ -506,11 +514,18 @@ func checkWebhooks(r *render, _ overlay, p *problems) {
 			p.add(describe("ValidatingWebhookConfiguration", "", c.Name), "webhooks", "empty")
 		}
 	}
+	guards := 0
 	for _, h := range r.hooks() {
-		// Each webhook can deny a controller's pod, which puts an event on
-		// its workload, except on a dry run.
-		if got := ptr.Deref(h.sideEffects, ""); got != admissionregistrationv1.SideEffectClassNoneOnDryRun {
-			p.add(h.config, h.where("sideEffects"), "%q, want NoneOnDryRun", got)
+		// Each pod webhook can deny a controller's pod, which puts an event
+		// on its workload, except on a dry run; the state guard writes
+		// nothing.
+		wantSideEffects := admissionregistrationv1.SideEffectClassNoneOnDryRun
+		if h.stateGuard() {
+			guards++
+			wantSideEffects = admissionregistrationv1.SideEffectClassNone
+		}
+		if got := ptr.Deref(h.sideEffects, ""); got != wantSideEffects {
+			p.add(h.config, h.where("sideEffects"), "%q, want %s", got, wantSideEffects)
 		}
 		if !slices.Equal(h.admissionReviewVersions, []string{"v1"}) {
 			p.add(h.config, h.where("admissionReviewVersions"), "%q, want [v1]", h.admissionReviewVersions)
@@ -529,9 +544,16 @@ func checkWebhooks(r *render, _ overlay, p *problems) {
 			if got := ptr.Deref(h.reinvocationPolicy, admissionregistrationv1.NeverReinvocationPolicy); got != admissionregistrationv1.IfNeededReinvocationPolicy {
 				p.add(h.config, h.where("reinvocationPolicy"), "%s, want IfNeeded", got)
 			}
+		} else if h.stateGuard() {
+			if failurePolicy != admissionregistrationv1.Ignore {
+				p.add(h.config, h.where("failurePolicy"), "%s, want Ignore: the state guard must never block a ConfigMap write while podguard is down", failurePolicy)
+			}
 		} else if failurePolicy != admissionregistrationv1.Fail {
 			p.add(h.config, h.where("failurePolicy"), "%s, want Fail", failurePolicy)
 		}
+	}
+	if guards != 1 {
+		p.add(describe("ValidatingWebhookConfiguration", "", configurationName), "webhooks", "has %d webhooks named %s, want one", guards, stateGuardName)
 	}
 }
 
@@ -639,10 +661,38 @@ var (
 	}
 )
 
+// stateGuardRules are what the state guard must intercept, and
+// stateGuardOnly what it alone may: the writes it judges.
+var (
+	stateGuardRules = []ruleWant{{"", "v1", []string{"configmaps"}, createUpdate}}
+	stateGuardOnly  = []string{"configmaps", "secrets"}
+)
+
 func checkRules(r *render, _ overlay, p *problems) {
 	byConfig := map[string][]hook{}
 	var configs []string
 	for _, h := range r.hooks() {
+		if h.stateGuard() {
+			for _, w := range stateGuardRules {
+				for _, res := range w.resources {
+					for _, op := range w.operations {
+						if !intercepts(h.rules, w.group, w.version, res, op) {
+							p.add(h.config, h.where("rules"), "does not intercept %s %s %s", op, w.version, res)
+						}
+					}
+				}
+			}
+			// Pods and workloads are /validate's: sent here, they would be
+			// allowed unjudged.
+			for _, rule := range h.rules {
+				for _, res := range rule.Resources {
+					if !slices.Contains(stateGuardOnly, res) {
+						p.add(h.config, h.where("rules"), "intercepts %s; the state guard judges only %v", res, stateGuardOnly)
+					}
+				}
+			}
+			continue
+		}
 		if _, ok := byConfig[h.config]; !ok {
 			configs = append(configs, h.config)
 		}
@@ -938,8 +988,11 @@ func checkService(r *render, _ overlay, p *problems) {
 			continue
 		}
 		wantPath := "/validate"
-		if h.mutating {
+		switch {
+		case h.mutating:
 			wantPath = "/mutate"
+		case h.stateGuard():
+			wantPath = "/validate-state"
 		}
 		if got := ptr.Deref(svcRef.Path, ""); got != wantPath {
 			p.add(h.config, h.where("clientConfig.service.path"), "%q, want %s", got, wantPath)
@@ -1039,14 +1092,21 @@ func allowedGrants(o overlay) map[grant]bool {
 	// recorder.
 	allowed[grant{resource: "events", verb: "create"}] = true
 	allowed[grant{resource: "events", verb: "patch"}] = true
-	// One GET each, never a list or a watch: a denied pod's controller, to
-	// check it is the one the pod names and to find a ReplicaSet's
-	// Deployment or a Job's CronJob; a scaled workload, to warn.
-	allowed[grant{resource: "replicationcontrollers", verb: "get"}] = true
-	for _, res := range []string{"deployments", "replicasets", "statefulsets", "daemonsets"} {
-		allowed[grant{group: "apps", resource: res, verb: "get"}] = true
+	// The Pods and pod-bearing workloads: a GET of a denied pod's
+	// controller, to check it is the one the pod names and to find a
+	// ReplicaSet's Deployment or a Job's CronJob, and of a scaled workload,
+	// to warn; a list of a namespace's, when a ConfigMap or Secret write
+	// there changes key names (the state guard); list and watch for the
+	// background audit.
+	for _, gr := range []struct{ group, resource string }{
+		{"", "pods"}, {"", "replicationcontrollers"},
+		{"apps", "deployments"}, {"apps", "replicasets"}, {"apps", "statefulsets"}, {"apps", "daemonsets"},
+		{"batch", "jobs"}, {"batch", "cronjobs"},
+	} {
+		for _, verb := range []string{"get", "list", "watch"} {
+			allowed[grant{group: gr.group, resource: gr.resource, verb: verb}] = true
+		}
 	}
-	allowed[grant{group: "batch", resource: "jobs", verb: "get"}] = true
 	// Authentication and authorisation of /metrics scrapers.
 	allowed[grant{group: "authentication.k8s.io", resource: "tokenreviews", verb: "create"}] = true
 	allowed[grant{group: "authorization.k8s.io", resource: "subjectaccessreviews", verb: "create"}] = true
@@ -1480,6 +1540,19 @@ func mutatingHook(t *testing.T, r *render) *admissionregistrationv1.MutatingWebh
 	return &r.mutating[0].Webhooks[0]
 }
 
+func stateGuardHook(t *testing.T, r *render) *admissionregistrationv1.ValidatingWebhook {
+	t.Helper()
+	for _, c := range r.validating {
+		for i := range c.Webhooks {
+			if c.Webhooks[i].Name == stateGuardName {
+				return &c.Webhooks[i]
+			}
+		}
+	}
+	t.Fatal("the render has no state guard to break")
+	return nil
+}
+
 func validatingHook(t *testing.T, r *render) *admissionregistrationv1.ValidatingWebhook {
 	t.Helper()
 	if len(r.validating) == 0 || len(r.validating[0].Webhooks) == 0 {
@@ -1567,6 +1640,23 @@ func TestChecksCatchBreakage(t *testing.T) {
 		{"validating webhook fails open", cmOptIn, func(t *testing.T, r *render) {
 			validatingHook(t, r).FailurePolicy = ptr.To(admissionregistrationv1.Ignore)
 		}, "ValidatingWebhookConfiguration podguard: webhooks[0](validate.podguard.io).failurePolicy: Ignore, want Fail"},
+		{"state guard fails closed", cmWide, func(t *testing.T, r *render) {
+			stateGuardHook(t, r).FailurePolicy = ptr.To(admissionregistrationv1.Fail)
+		}, "ValidatingWebhookConfiguration podguard: webhooks[1](state.podguard.io).failurePolicy: Fail, want Ignore"},
+		{"state guard sent pods", selfOptIn, func(t *testing.T, r *render) {
+			h := stateGuardHook(t, r)
+			h.Rules[0].Resources = append(h.Rules[0].Resources, "pods")
+		}, "webhooks[1](state.podguard.io).rules: intercepts pods; the state guard judges only"},
+		{"state guard sent no ConfigMap", cmOptIn, func(t *testing.T, r *render) {
+			stateGuardHook(t, r).Rules[0].Operations = create
+		}, "webhooks[1](state.podguard.io).rules: does not intercept UPDATE v1 configmaps"},
+		{"state guard outside the opt-in scope", cmOptIn, func(t *testing.T, r *render) {
+			h := stateGuardHook(t, r)
+			h.NamespaceSelector.MatchExpressions = h.NamespaceSelector.MatchExpressions[:1]
+		}, "webhooks[1](state.podguard.io).namespaceSelector: selects a namespace with labels kubernetes.io/metadata.name=team-a; the opt-in scope must not select it"},
+		{"state guard gone", selfWide, func(t *testing.T, r *render) {
+			r.validating[0].Webhooks = r.validating[0].Webhooks[:1]
+		}, "ValidatingWebhookConfiguration podguard: webhooks: has 0 webhooks named state.podguard.io, want one"},
 		{"mutating webhook fails closed by default", selfWide, func(t *testing.T, r *render) {
 			mutatingHook(t, r).FailurePolicy = nil
 		}, "MutatingWebhookConfiguration podguard: webhooks[0](mutate.podguard.io).failurePolicy: Fail, want Ignore"},
@@ -1779,10 +1869,12 @@ func TestChecksCatchBreakage(t *testing.T) {
 			cr := clusterRoleOf(t, r, "podguard")
 			cr.Rules = append(cr.Rules, rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"update"}})
 		}, "ServiceAccount podguard-system/podguard: may update configmaps cluster-wide (from ClusterRoleBinding podguard → ClusterRole podguard rules[5]), which the cert-manager allow-list does not include"},
-		{"workloads listed, not just read", cmOptIn, func(t *testing.T, r *render) {
+		// Listed and watched they may be (the state guard, the background
+		// audit); written, never.
+		{"workloads written, not just read", cmOptIn, func(t *testing.T, r *render) {
 			cr := clusterRoleOf(t, r, "podguard")
-			cr.Rules = append(cr.Rules, rbacv1.PolicyRule{APIGroups: []string{"apps"}, Resources: []string{"deployments"}, Verbs: []string{"list"}})
-		}, "may list apps/deployments cluster-wide"},
+			cr.Rules = append(cr.Rules, rbacv1.PolicyRule{APIGroups: []string{"apps"}, Resources: []string{"deployments"}, Verbs: []string{"update"}})
+		}, "may update apps/deployments cluster-wide"},
 		{"a missing read", selfWide, func(t *testing.T, r *render) {
 			rule := &clusterRoleOf(t, r, "podguard").Rules[0]
 			rule.Resources = slices.DeleteFunc(rule.Resources, func(s string) bool { return s == "nodes" })

@@ -108,8 +108,9 @@ func TestCAOnlyPolicyExpressions(t *testing.T) {
 		c := r.validating[0].DeepCopy()
 		c.APIVersion, c.Kind = "admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration"
 		c.ResourceVersion, c.Generation = "100", 1
-		c.Webhooks = append(c.Webhooks, *c.Webhooks[0].DeepCopy())
-		c.Webhooks[1].Name = "second.podguard.io"
+		if len(c.Webhooks) != 2 || c.Webhooks[1].Name != "state.podguard.io" {
+			t.Fatalf("the shipped configuration has webhooks %v, want validate.podguard.io and state.podguard.io", c.Webhooks)
+		}
 		for i := range c.Webhooks {
 			c.Webhooks[i].ClientConfig.CABundle = []byte("old CA")
 		}
@@ -148,7 +149,7 @@ func TestCAOnlyPolicyExpressions(t *testing.T) {
 		{name: "nothing", change: func(map[string]any) {}},
 		{name: "a field no API version has yet, in a webhook", change: func(o map[string]any) {
 			hook(o, 1)["sendSecretsToo"] = true
-		}, wantDeny: refused + "webhooks[second.podguard.io].sendSecretsToo"},
+		}, wantDeny: refused + "webhooks[state.podguard.io].sendSecretsToo"},
 		{name: "a field no API version has yet, in clientConfig", change: func(o map[string]any) {
 			hook(o, 0)["clientConfig"].(map[string]any)["proxyURL"] = "https://attacker.example"
 		}, wantDeny: refused + "webhooks[validate.podguard.io].clientConfig.proxyURL"},
@@ -168,14 +169,14 @@ func TestCAOnlyPolicyExpressions(t *testing.T) {
 			h["namespaceSelector"] = map[string]any{}
 			hook(o, 1)["clientConfig"].(map[string]any)["url"] = "https://attacker.example"
 			hook(o, 1)["clientConfig"].(map[string]any)["caBundle"] = "bmV3"
-		}, wantDeny: refused + "webhooks[validate.podguard.io].rules, webhooks[validate.podguard.io].namespaceSelector, webhooks[validate.podguard.io].failurePolicy, webhooks[validate.podguard.io].timeoutSeconds, webhooks[second.podguard.io].clientConfig.url"},
+		}, wantDeny: refused + "webhooks[validate.podguard.io].rules, webhooks[validate.podguard.io].namespaceSelector, webhooks[validate.podguard.io].failurePolicy, webhooks[validate.podguard.io].timeoutSeconds, webhooks[state.podguard.io].clientConfig.url"},
 		{name: "webhooks swapped", change: func(o map[string]any) {
 			w := o["webhooks"].([]any)
 			w[0], w[1] = w[1], w[0]
-		}, wantDeny: refused + "add, remove, rename or reorder webhooks: [validate.podguard.io, second.podguard.io] became [second.podguard.io, validate.podguard.io]"},
+		}, wantDeny: refused + "add, remove, rename or reorder webhooks: [validate.podguard.io, state.podguard.io] became [state.podguard.io, validate.podguard.io]"},
 		{name: "every webhook removed", change: func(o map[string]any) {
 			delete(o, "webhooks")
-		}, wantDeny: refused + "add, remove, rename or reorder webhooks: [validate.podguard.io, second.podguard.io] became []"},
+		}, wantDeny: refused + "add, remove, rename or reorder webhooks: [validate.podguard.io, state.podguard.io] became []"},
 		{name: "labels and annotations", change: func(o map[string]any) {
 			md := o["metadata"].(map[string]any)
 			md["annotations"] = map[string]any{"cert-manager.io/inject-ca-from": "x/y"}

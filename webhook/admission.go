@@ -18,6 +18,11 @@
 // left alone only when a kubelet (system:node:<name>, group system:nodes)
 // creates it.
 //
+// /validate-state admits ConfigMap (and Secret) CREATE and UPDATE: a write
+// that changes key names is judged against the workloads that read the
+// object, and warned of, or refused, when it would break them (see
+// StateGuard).
+//
 // A denied pod that a controller created gets a Warning event on its
 // workload (see DenialEvents).
 package webhook

@@ -72,6 +72,18 @@ var registerOnce sync.Once
 // It is safe to call more than once.
 func RegisterMetrics() {
 	registerOnce.Do(func() {
-		crmetrics.Registry.MustRegister(admissionDuration, policyOutcomes, policyPanics, badRequests, ConfigReloads, ConfigLastReloadSuccessful, secretAccessDenied, denialEvents, openConnections, admissionUndelivered)
+		crmetrics.Registry.MustRegister(admissionDuration, policyOutcomes, policyPanics, badRequests, ConfigReloads, ConfigLastReloadSuccessful, secretAccessDenied, denialEvents, openConnections, admissionUndelivered, stateGuardRequests)
+		// Every result from the start, at 0, so that a rate over them is
+		// defined before the first write of each kind.
+		for _, result := range []string{guardAllowed, guardWarned, guardDenied, guardIncomplete} {
+			stateGuardRequests.WithLabelValues(result)
+		}
 	})
 }
+
+// stateGuardRequests counts the ConfigMap and Secret writes the state guard
+// answered (/validate-state), by result.
+var stateGuardRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+	Name: "podguard_state_guard_requests_total",
+	Help: "ConfigMap and Secret writes answered by the state guard (/validate-state), by result: allowed (nothing the write breaks, or nothing to check), warned (allowed with a warning naming the workloads it breaks), denied (audit.guard: deny), incomplete (not every workload that reads the object could be checked in time; allowed, with a warning that says so).",
+}, []string{"result"})
