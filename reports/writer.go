@@ -15,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -77,11 +78,8 @@ func (w *Writer) Sync(ctx context.Context, namespace string, entries []Entry) er
 	if err != nil {
 		return err
 	}
-	// Conflicts, and objects made or removed by another writer meanwhile,
-	// are retried from a fresh read.
-	retriable := func(err error) bool {
-		return apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) || (apierrors.IsNotFound(err) && !isResourceNotFound(err))
-	}
+	// What another writer did meanwhile is retried, object by object (put),
+	// and then (a report deleted under its precondition) from a fresh list.
 	err = retry.OnError(retry.DefaultRetry, retriable, func() error { return w.sync(ctx, namespace, desired) })
 	if err != nil {
 		return fmt.Errorf("syncing the %s reports of namespace %s: %w", w.api, namespace, notServed(err))
@@ -104,30 +102,11 @@ func (w *Writer) sync(ctx context.Context, namespace string, desired []client.Ob
 	}
 
 	for _, want := range desired {
-		keepTimestamps(itemsOf(want), timestamps, func(i int, ts metav1.Timestamp) { w.setTimestamp(want, i, ts) })
-		have, ok := byName[want.GetName()]
+		have := byName[want.GetName()] // nil when it was not there
 		delete(byName, want.GetName())
-		if !ok {
-			if err := w.c.Create(ctx, want); err != nil {
-				if apierrors.IsAlreadyExists(err) {
-					// Another writer made it, or it is not podguard's: read again.
-					if ferr := w.foreign(ctx, want); ferr != nil {
-						return ferr
-					}
-				}
-				return err
-			}
-			w.log.V(1).Info("created report", "namespace", namespace, "name", want.GetName(), "api", w.api)
-			continue
-		}
-		if w.sameContent(have, want) {
-			continue
-		}
-		upd := w.withContent(have, want)
-		if err := w.c.Update(ctx, upd); err != nil {
+		if err := w.put(ctx, want, have, timestamps); err != nil {
 			return err
 		}
-		w.log.V(1).Info("updated report", "namespace", namespace, "name", want.GetName(), "api", w.api)
 	}
 
 	for _, name := range slices.Sorted(maps.Keys(byName)) {
@@ -141,17 +120,68 @@ func (w *Writer) sync(ctx context.Context, namespace string, desired []client.Ob
 	return nil
 }
 
-// foreign returns an error when want's name is taken by a report that is not
-// podguard's, which Sync leaves alone.
-func (w *Writer) foreign(ctx context.Context, want client.Object) error {
-	got := w.newObject()
-	if err := w.c.Get(ctx, client.ObjectKeyFromObject(want), got); err != nil {
-		return nil // gone again, or unreadable: the retry will tell
+// putBackoff paces the retries of one object's write: another writer that
+// syncs the same namespace at the same time collides with this one object
+// by object, a few times at most.
+var putBackoff = wait.Backoff{Steps: 8, Duration: 10 * time.Millisecond, Factor: 2, Jitter: 0.5}
+
+// put makes the report want exist with its content, over have (the report
+// of that name when the namespace was listed; nil if there was none). When
+// another writer created or changed it meanwhile, put reads it again and
+// retries: the results that writer stored keep their timestamps, so two
+// writers of the same audit converge without rewriting each other.
+func (w *Writer) put(ctx context.Context, want, have client.Object, timestamps map[string]metav1.Timestamp) error {
+	key := client.ObjectKeyFromObject(want)
+	// reread replaces have with the stored report, after a write failed
+	// with err because of it, and returns err for the retry.
+	reread := func(err error) error {
+		got := w.newObject()
+		switch gerr := w.c.Get(ctx, key, got); {
+		case apierrors.IsNotFound(gerr):
+			have = nil
+			return err
+		case gerr != nil:
+			return gerr
+		}
+		if got.GetLabels()[ManagedByLabel] != ManagedBy {
+			return fmt.Errorf("report %s exists without label %s=%s: it is not podguard's, and podguard will not overwrite it", key, ManagedByLabel, ManagedBy)
+		}
+		for _, it := range itemsOf(got) {
+			timestamps[it.contentKey()] = it.Timestamp
+		}
+		have = got
+		return err
 	}
-	if got.GetLabels()[ManagedByLabel] != ManagedBy {
-		return fmt.Errorf("report %s/%s exists without label %s=%s: it is not podguard's, and podguard will not overwrite it", want.GetNamespace(), want.GetName(), ManagedByLabel, ManagedBy)
-	}
-	return nil
+	return retry.OnError(putBackoff, retriable, func() error {
+		keepTimestamps(itemsOf(want), timestamps, func(i int, ts metav1.Timestamp) { w.setTimestamp(want, i, ts) })
+		if have == nil {
+			err := w.c.Create(ctx, want)
+			if apierrors.IsAlreadyExists(err) {
+				return reread(err)
+			}
+			if err == nil {
+				w.log.V(1).Info("created report", "namespace", key.Namespace, "name", key.Name, "api", w.api)
+			}
+			return err
+		}
+		if w.sameContent(have, want) {
+			return nil
+		}
+		err := w.c.Update(ctx, w.withContent(have, want))
+		if apierrors.IsConflict(err) || (apierrors.IsNotFound(err) && !isResourceNotFound(err)) {
+			return reread(err)
+		}
+		if err == nil {
+			w.log.V(1).Info("updated report", "namespace", key.Namespace, "name", key.Name, "api", w.api)
+		}
+		return err
+	})
+}
+
+// retriable reports whether a write failed because another writer changed
+// the object meanwhile: a conflict, an object created or removed.
+func retriable(err error) bool {
+	return apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) || (apierrors.IsNotFound(err) && !isResourceNotFound(err))
 }
 
 // Load reads what podguard wrote before, in every namespace: for every
