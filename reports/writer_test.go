@@ -12,6 +12,7 @@ import (
 	"github.com/go-logr/logr"
 	orv1alpha1 "github.com/openreports/reports-api/apis/openreports.io/v1alpha1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -345,4 +346,24 @@ func TestLoad(t *testing.T) {
 
 func deploymentRefs(name string) []corev1.ObjectReference {
 	return []corev1.ObjectReference{deployment(name)}
+}
+
+func TestNotServed(t *testing.T) {
+	gr := schema.GroupResource{Group: "openreports.io", Resource: "reports"}
+	tests := []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"no kind match", &meta.NoKindMatchError{GroupKind: schema.GroupKind{Group: "openreports.io", Kind: "Report"}}, true},
+		{"a 404 for the resource", apierrors.NewGenericServerResponse(404, "list", gr, "", "", 0, false), true},
+		{"an object not found", apierrors.NewNotFound(gr, "podguard"), false},
+		{"a namespace not found", apierrors.NewNotFound(schema.GroupResource{Resource: "namespaces"}, "shop"), false},
+		{"forbidden", apierrors.NewForbidden(gr, "", errors.New("no")), false},
+	}
+	for _, tt := range tests {
+		if got := errors.Is(notServed(tt.err), ErrAPINotServed); got != tt.want {
+			t.Errorf("%s: ErrAPINotServed %v, want %v", tt.name, got, tt.want)
+		}
+	}
 }
