@@ -1,7 +1,9 @@
 package config
 
 import (
+	"encoding/json"
 	"fmt"
+	"reflect"
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -46,7 +48,24 @@ type AuditConfig struct {
 	// a warning naming the workloads), "deny", or "off". It needs the
 	// webhook rule for configmaps (and secrets) in the
 	// ValidatingWebhookConfiguration.
-	Guard string `json:"guard,omitempty"`
+	Guard GuardMode `json:"guard,omitempty"`
+}
+
+// GuardMode is audit.guard. YAML reads an unquoted off as false, so false
+// is taken for "off" too.
+type GuardMode string
+
+func (g *GuardMode) UnmarshalJSON(b []byte) error {
+	if string(b) == "false" {
+		*g = GuardOff
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return &json.UnmarshalTypeError{Value: string(b), Type: reflect.TypeFor[GuardMode]()}
+	}
+	*g = GuardMode(s)
+	return nil
 }
 
 // Report APIs and guard modes.
@@ -56,9 +75,9 @@ const (
 	ReportsWGPolicy    = "wgpolicyk8s.io/v1alpha2"
 	ReportsNone        = "none"
 
-	GuardWarn = "warn"
-	GuardDeny = "deny"
-	GuardOff  = "off"
+	GuardWarn GuardMode = "warn"
+	GuardDeny GuardMode = "deny"
+	GuardOff  GuardMode = "off"
 )
 
 // Audit defaults.
@@ -100,7 +119,7 @@ func (c *AuditConfig) Validate(p *field.Path) field.ErrorList {
 	switch c.Guard {
 	case GuardWarn, GuardDeny, GuardOff:
 	default:
-		errs = append(errs, field.NotSupported(p.Child("guard"), c.Guard, []string{GuardWarn, GuardDeny, GuardOff}))
+		errs = append(errs, field.NotSupported(p.Child("guard"), c.Guard, []GuardMode{GuardWarn, GuardDeny, GuardOff}))
 	}
 	return errs
 }

@@ -122,6 +122,7 @@ images:
 		{name: "rejects a mistyped image budget with its path", yaml: header + "images: {budget: fast}\n",
 			want: []string{`images.budget: Invalid value: "string \"fast\"": must be a duration such as 1.5s or 2m`}},
 		{name: "accepts the audit settings", yaml: header + "audit: {background: true, interval: 30m, reports: wgpolicyk8s.io/v1alpha2, events: false, guard: deny}\n"},
+		{name: "reads an unquoted guard: off (YAML's false) as off", yaml: header + "audit: {guard: off}\n"},
 		{name: "rejects bad audit settings with their paths", yaml: header + "audit: {interval: 10s, reports: policyreports, guard: block}\n",
 			want: []string{`audit.interval: Invalid value: "10s": must be at least 1m0s`,
 				`audit.reports: Unsupported value: "policyreports"`, `audit.guard: Unsupported value: "block"`}},

@@ -1107,6 +1107,19 @@ func allowedGrants(o overlay) map[grant]bool {
 			allowed[grant{group: gr.group, resource: gr.resource, verb: verb}] = true
 		}
 	}
+	// The background audit: the pod webhook's namespaceSelector, from
+	// podguard's own configuration; the Lease its replicas hold in turn;
+	// the policy reports it writes, in either API.
+	allowed[grant{group: admissionregistrationv1.GroupName, resource: "validatingwebhookconfigurations", verb: "get", name: configurationName}] = true
+	allowed[grant{namespace: installNamespace, group: "coordination.k8s.io", resource: "leases", verb: "create"}] = true
+	for _, verb := range []string{"get", "update"} {
+		allowed[grant{namespace: installNamespace, group: "coordination.k8s.io", resource: "leases", verb: verb, name: "podguard-audit"}] = true
+	}
+	for _, gr := range []struct{ group, resource string }{{"openreports.io", "reports"}, {"wgpolicyk8s.io", "policyreports"}} {
+		for _, verb := range []string{"get", "list", "watch", "create", "update", "patch", "delete"} {
+			allowed[grant{group: gr.group, resource: gr.resource, verb: verb}] = true
+		}
+	}
 	// Authentication and authorisation of /metrics scrapers.
 	allowed[grant{group: "authentication.k8s.io", resource: "tokenreviews", verb: "create"}] = true
 	allowed[grant{group: "authorization.k8s.io", resource: "subjectaccessreviews", verb: "create"}] = true
@@ -1868,7 +1881,7 @@ func TestChecksCatchBreakage(t *testing.T) {
 		{"an extra verb", cmWide, func(t *testing.T, r *render) {
 			cr := clusterRoleOf(t, r, "podguard")
 			cr.Rules = append(cr.Rules, rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"update"}})
-		}, "ServiceAccount podguard-system/podguard: may update configmaps cluster-wide (from ClusterRoleBinding podguard → ClusterRole podguard rules[5]), which the cert-manager allow-list does not include"},
+		}, "ServiceAccount podguard-system/podguard: may update configmaps cluster-wide (from ClusterRoleBinding podguard → ClusterRole podguard rules[6]), which the cert-manager allow-list does not include"},
 		// Listed and watched they may be (the state guard, the background
 		// audit); written, never.
 		{"workloads written, not just read", cmOptIn, func(t *testing.T, r *render) {
@@ -1906,7 +1919,7 @@ func TestChecksCatchBreakage(t *testing.T) {
 		{"non-resource URLs", selfWide, func(t *testing.T, r *render) {
 			cr := clusterRoleOf(t, r, "podguard")
 			cr.Rules = append(cr.Rules, rbacv1.PolicyRule{NonResourceURLs: []string{"/metrics"}, Verbs: []string{"get"}})
-		}, `ClusterRoleBinding podguard → ClusterRole podguard rules[5].nonResourceURLs: [/metrics] is not in the allow-list`},
+		}, `ClusterRoleBinding podguard → ClusterRole podguard rules[6].nonResourceURLs: [/metrics] is not in the allow-list`},
 
 		// cert-manager TLS.
 		{"no CA injection", cmOptIn, func(t *testing.T, r *render) {

@@ -5,6 +5,7 @@ package e2e
 import (
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -13,10 +14,12 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/podguard/podguard/audit"
 	"github.com/podguard/podguard/e2e/framework"
+	"github.com/podguard/podguard/reports"
 )
 
 // backgroundConfig turns the background audit on; the interval is the
@@ -43,6 +46,7 @@ const backgroundConfig = "audit: {background: true, interval: 1h}\n"
 //     and reports the same verdicts.
 func TestBackgroundAudit(t *testing.T) {
 	setKubelets(t, "v1.31.2")
+	installReportCRDs(t)
 	ns := newNamespace(t, "bg", optIn)
 	other := newNamespace(t, "bg-unselected", nil)
 	leaseNS := newNamespace(t, "bg-lease", nil)
@@ -122,6 +126,29 @@ func TestBackgroundAudit(t *testing.T) {
 		l, _ := writer()
 		return l != "" && metric(t, replicas[l], fmt.Sprintf(`podguard_audit_objects{namespace=%q,result="pass"}`, other)) == "", nil
 	})
+	// The report, read back with the openreports clientset: one per
+	// namespace, one entry per workload, nothing of the ReplicaSets or
+	// pods.
+	var report readReport
+	eventually(t, 30*time.Second, "the namespace's policy report", func() (bool, error) {
+		rs := readBack(t, ctx, reports.APIOpenReports, ns)
+		if len(rs) == 1 {
+			report = rs[0]
+		}
+		return len(rs) == 1 && report.summary[1] == 1, nil
+	})
+	want := []string{
+		"Deployment/api envfrom-keys pass", "Deployment/api mount-shadowing pass",
+		"Deployment/web envfrom-keys pass", "Deployment/web mount-shadowing pass",
+		"Pod/hand-made envfrom-keys pass", "Pod/hand-made mount-shadowing fail",
+	}
+	if got := reportLines(report); !slices.Equal(got, want) {
+		t.Errorf("report results:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if rs := readBack(t, ctx, reports.APIOpenReports, other); len(rs) != 0 {
+		t.Errorf("the unselected namespace has %d reports", len(rs))
+	}
+
 	var lease coordinationv1.Lease
 	if err := cluster.Client.Get(ctx, client.ObjectKey{Namespace: leaseNS, Name: audit.LeaseName}, &lease); err != nil {
 		t.Fatalf("the audit Lease: %v", err)
@@ -148,6 +175,12 @@ func TestBackgroundAudit(t *testing.T) {
 		return violations(replicas[leader], ns, "envfrom-keys") == "2", nil
 	})
 	waitForViolationEvent(t, ns, "api")
+	eventually(t, 30*time.Second, "the report to show web and api failing", func() (bool, error) {
+		rs := readBack(t, ctx, reports.APIOpenReports, ns)
+		return len(rs) == 1 && rs[0].summary[1] == 3, nil
+	})
+	before := readBack(t, ctx, reports.APIOpenReports, ns)[0]
+	eventsBefore := violationEvents(t, ns)
 
 	// The writer stops, as in a rollout: it releases the lease, and the
 	// other replica reports the same verdicts. Then it comes back, and one
@@ -182,6 +215,71 @@ func TestBackgroundAudit(t *testing.T) {
 	if l, ok := writer(); !ok || l != survivor {
 		t.Errorf("after %s came back, the writer is %q (held: %v), want %s, which holds the lease", stopped, l, ok, survivor)
 	}
+	// The new writer read the report it found: the same object, unchanged
+	// (no duplicate, no rewrite), and no event repeated.
+	after := readBack(t, ctx, reports.APIOpenReports, ns)
+	if len(after) != 1 || after[0].name != before.name || after[0].resourceVersion != before.resourceVersion {
+		t.Errorf("after the takeover: %d reports, %+v; want the same report at resourceVersion %s", len(after), after, before.resourceVersion)
+	}
+	if got := violationEvents(t, ns); got != eventsBefore {
+		t.Errorf("PolicyViolation events: %d before the takeover, %d after: the new writer repeated turns it read from the report", eventsBefore, got)
+	}
+}
+
+// reportLines are a report's results as "Kind/name policy status", sorted.
+func reportLines(r readReport) []string {
+	var out []string
+	for _, res := range r.results {
+		out = append(out, res.resource.Kind+"/"+res.resource.Name+" "+res.policy+" "+res.status)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// violationEvents counts the audit's events in ns, repeats included.
+func violationEvents(t *testing.T, ns string) int {
+	t.Helper()
+	evs, err := cluster.Clientset.CoreV1().Events(ns).List(testContext(t, time.Minute), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range evs.Items {
+		if e.Reason == "PolicyViolation" {
+			n += int(max(e.Count, 1))
+		}
+	}
+	return n
+}
+
+// installReportCRDs installs the openreports.io CRDs of
+// components/policy-reports, as a cluster would have them before podguard,
+// and removes them when the test ends.
+func installReportCRDs(t *testing.T) {
+	t.Helper()
+	ctx := testContext(t, time.Minute)
+	var objs []*unstructured.Unstructured
+	for _, f := range []string{"openreports.io_reports.yaml", "openreports.io_clusterreports.yaml"} {
+		o, err := framework.ReadManifests(filepath.Join(repoRoot, "deploy", "components", "policy-reports", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		objs = append(objs, o...)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := cleanupContext()
+		defer cancel()
+		if err := framework.DeleteObjects(ctx, cluster.Client, objs); err != nil {
+			t.Errorf("removing the report CRDs: %v", err)
+		}
+	})
+	if err := framework.ApplyObjects(ctx, cluster.Client, objs); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "the Report CRD to be served", func() (bool, error) {
+		api, err := reports.Detect(discoveryFor(t, cluster.Config), "auto")
+		return api == reports.APIOpenReports, err
+	})
 }
 
 // waitForViolationEvent waits for the audit's Warning event on a

@@ -235,8 +235,8 @@ func TestComponent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := len(res.Resources()), len(base.Resources())+4; got != want {
-		t.Errorf("%d objects with the component, want %d (the overlay's, 2 CRDs, a ClusterRole and its binding)", got, want)
+	if got, want := len(res.Resources()), len(base.Resources())+2; got != want {
+		t.Errorf("%d objects with the component, want %d (the overlay's and 2 CRDs; the RBAC to write reports is the base's)", got, want)
 	}
 	var crds []string
 	var role *rbacv1.ClusterRole

@@ -185,7 +185,8 @@ func retriable(err error) bool {
 }
 
 // Load reads what podguard wrote before, in every namespace: for every
-// object's UID, the policies whose result was fail (sorted, once each), and
+// object's UID, the policies whose result was fail (sorted, once each; an
+// empty, non-nil list for an object that only passed), and
 // the namespaces that hold podguard's reports (sorted). It lists by
 // ManagedByLabel, a page at a time.
 func (w *Writer) Load(ctx context.Context) (failing map[types.UID][]string, namespaces []string, err error) {
@@ -207,11 +208,14 @@ func (w *Writer) Load(ctx context.Context) (failing map[types.UID][]string, name
 		for _, obj := range objs {
 			nsSet[obj.GetNamespace()] = true
 			for _, it := range itemsOf(obj) {
-				if Status(it.Result) != StatusFail {
-					continue
-				}
 				for _, r := range it.Resources {
-					if r.UID != "" && !slices.Contains(failing[r.UID], it.Policy) {
+					if r.UID == "" {
+						continue
+					}
+					if _, seen := failing[r.UID]; !seen {
+						failing[r.UID] = []string{}
+					}
+					if Status(it.Result) == StatusFail && !slices.Contains(failing[r.UID], it.Policy) {
 						failing[r.UID] = append(failing[r.UID], it.Policy)
 					}
 				}

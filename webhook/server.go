@@ -231,7 +231,12 @@ func Run(ctx context.Context, o Options) error {
 	auditBroadcaster := record.NewBroadcaster(record.WithContext(ctx))
 	defer auditBroadcaster.Shutdown()
 	auditBroadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: clientset.CoreV1().Events("")})
+	publisher, err := newReportPublisher(o.RestConfig, func() string { return adm.State().Config.Audit.Reports }, log.WithName("reports"))
+	if err != nil {
+		return err
+	}
 	background := audit.NewBackground(audit.BackgroundOptions{
+		Publisher: publisher,
 		Client:    clientset,
 		Env:       adm.auditEnv,
 		Scope:     webhookScope(clientset, cmp.Or(o.WebhookConfigurationName, "podguard"), log.WithName("audit")),
