@@ -3,7 +3,10 @@
 package e2e
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -162,14 +165,19 @@ func TestBackgroundAudit(t *testing.T) {
 	})
 	waitForViolationEvent(t, ns, "web")
 
-	// A ConfigMap edit adds a digit-leading key: api turns to fail.
-	var cm corev1.ConfigMap
-	if err := cluster.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "api-env"}, &cm); err != nil {
+	// A ConfigMap edit adds a digit-leading key: the guard warns the
+	// editor, naming the Deployment, and api turns to fail.
+	editor, warnings := clientWithWarnings(t)
+	cm, err := editor.CoreV1().ConfigMaps(ns).Get(ctx, "api-env", metav1.GetOptions{})
+	if err != nil {
 		t.Fatal(err)
 	}
 	cm.Data["2nd.key"] = "x"
-	if err := cluster.Client.Update(ctx, &cm); err != nil {
+	if _, err := editor.CoreV1().ConfigMaps(ns).Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
+	}
+	if w := strings.Join(warnings.take(), "\n"); !strings.Contains(w, "Deployment "+ns+"/api") || !strings.Contains(w, `"2nd.key"`) {
+		t.Errorf("the edit's warnings %q do not name Deployment %s/api and the key", w, ns)
 	}
 	eventually(t, 60*time.Second, "the ConfigMap edit to re-audit api", func() (bool, error) {
 		return violations(replicas[leader], ns, "envfrom-keys") == "2", nil
@@ -181,6 +189,37 @@ func TestBackgroundAudit(t *testing.T) {
 	})
 	before := readBack(t, ctx, reports.APIOpenReports, ns)[0]
 	eventsBefore := violationEvents(t, ns)
+
+	// podguard audit, from a laptop, says the same of the same objects.
+	out, err := exec.CommandContext(ctx, filepath.Join(repoRoot, "bin", "podguard"), "audit", "--kubeconfig", cluster.KubeconfigPath, "--opt-in", "-n", ns, "-o", "json").Output()
+	var exitErr *exec.ExitError
+	if err != nil && !(errors.As(err, &exitErr) && exitErr.ExitCode() == 1) {
+		t.Fatalf("podguard audit: %v", err)
+	}
+	var cli struct {
+		Results []struct {
+			Kind, Name string
+			Violations []struct{ Policy string }
+		}
+	}
+	if err := json.Unmarshal(out, &cli); err != nil {
+		t.Fatalf("podguard audit -o json: %v\n%s", err, out)
+	}
+	var cliFails, reportFails []string
+	for _, r := range cli.Results {
+		for _, v := range r.Violations {
+			cliFails = append(cliFails, r.Kind+"/"+r.Name+" "+v.Policy+" fail")
+		}
+	}
+	for _, l := range reportLines(before) {
+		if strings.HasSuffix(l, " fail") {
+			reportFails = append(reportFails, l)
+		}
+	}
+	slices.Sort(cliFails)
+	if !slices.Equal(cliFails, reportFails) {
+		t.Errorf("podguard audit fails %v; the report %v", cliFails, reportFails)
+	}
 
 	// The writer stops, as in a rollout: it releases the lease, and the
 	// other replica reports the same verdicts. Then it comes back, and one
@@ -217,14 +256,34 @@ func TestBackgroundAudit(t *testing.T) {
 	}
 	// The new writer read the report it found: the same object, unchanged
 	// (no duplicate, no rewrite), and no event repeated.
-	after := readBack(t, ctx, reports.APIOpenReports, ns)
-	if len(after) != 1 || after[0].name != before.name || after[0].resourceVersion != before.resourceVersion {
-		t.Errorf("after the takeover: %d reports, %+v; want the same report at resourceVersion %s", len(after), after, before.resourceVersion)
+	unchanged := func(when string) {
+		t.Helper()
+		after := readBack(t, ctx, reports.APIOpenReports, ns)
+		if len(after) != 1 || after[0].name != before.name || after[0].resourceVersion != before.resourceVersion {
+			t.Errorf("%s: %d reports, %+v; want the same report at resourceVersion %s", when, len(after), after, before.resourceVersion)
+		}
+		if got := violationEvents(t, ns); got != eventsBefore {
+			t.Errorf("%s: %d PolicyViolation events, %d before: a writer repeated turns it read from the report", when, got, eventsBefore)
+		}
 	}
-	if got := violationEvents(t, ns); got != eventsBefore {
-		t.Errorf("PolicyViolation events: %d before the takeover, %d after: the new writer repeated turns it read from the report", eventsBefore, got)
+	unchanged("after the takeover")
+
+	// kube-apiserver restarts: the lease may lapse and be taken again, the
+	// informers list again; one replica writes, and nothing changes.
+	if err := cluster.RestartAPIServer(); err != nil {
+		t.Fatal(err)
 	}
+	eventually(t, 60*time.Second, "one writer after kube-apiserver restarted, with the same verdicts", func() (bool, error) {
+		l, ok := writer()
+		return ok && violations(replicas[l], ns, "envfrom-keys") == "2" && violations(replicas[l], ns, "mount-shadowing") == "1", nil
+	})
+	time.Sleep(2 * nsDelayE2E)
+	unchanged("after kube-apiserver restarted")
 }
+
+// nsDelayE2E is how long the audit batches a namespace's changes before it
+// writes them (audit's nsDelay).
+const nsDelayE2E = 2 * time.Second
 
 // reportLines are a report's results as "Kind/name policy status", sorted.
 func reportLines(r readReport) []string {
