@@ -3,8 +3,12 @@
 //
 // It starts etcd, kube-apiserver and kube-controller-manager from bin/, runs
 // bin/podguard with hack/devcluster/config.yaml, registers the opt-in
-// overlay's webhooks pointed at it, and creates a namespace "demo" that opts
-// in, a ConfigMap to try envFrom with, and a Node with a v1.29 kubelet. It
+// overlay's webhooks pointed at it. Before podguard starts, as in a cluster
+// podguard is new to, it installs the openreports.io CRDs of
+// deploy/components/policy-reports and creates a namespace "demo" that opts
+// in, a ConfigMap to try envFrom with, a Node with a v1.29 kubelet, and a
+// Deployment that already reads that ConfigMap: the background audit
+// reports it. It
 // also serves a registry on 127.0.0.1 with synthetic images (a tomcat-like
 // one, an ubuntu-like one, ...) for the image inspector, which the config
 // allows to contact 127.0.0.1 only. It then prints how to reach the cluster
@@ -25,12 +29,19 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/discovery"
+	"k8s.io/utils/ptr"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/podguard/podguard/e2e/framework"
 	"github.com/podguard/podguard/internal/registrytest"
+	"github.com/podguard/podguard/reports"
 )
 
 const (
@@ -40,6 +51,8 @@ const (
 	demoKubelet   = "v1.29.3"
 	// demoTomcatConf holds a server.xml, for the mount-shadowing examples.
 	demoTomcatConf = "tomcat-conf"
+	// demoDeployment runs before podguard starts, reading demoConfigMap.
+	demoDeployment = "legacy"
 )
 
 func main() {
@@ -51,9 +64,11 @@ func main() {
 
 // env is what run starts; stop ends it in reverse order.
 type env struct {
-	cluster  *framework.Cluster
-	podguard *framework.Podguard
-	registry *registrytest.Registry
+	// configPath is podguard's config file.
+	configPath string
+	cluster    *framework.Cluster
+	podguard   *framework.Podguard
+	registry   *registrytest.Registry
 }
 
 func run() error {
@@ -128,6 +143,18 @@ func (e *env) start(ctx context.Context, root, workDir string) error {
 		return fmt.Errorf("seeding the local registry: %w", err)
 	}
 
+	// What a cluster has before podguard: the report CRDs, podguard's
+	// namespace (where the audit Lease is), and the demo's objects.
+	if err := installReportCRDs(ctx, cluster); err != nil {
+		return err
+	}
+	if err := cluster.CreateNamespace(ctx, "podguard-system", nil); err != nil {
+		return err
+	}
+	if err := createDemoObjects(ctx, cluster); err != nil {
+		return err
+	}
+
 	certDir := filepath.Join(workDir, "certs")
 	caPEM, err := framework.NewServingCerts(certDir)
 	if err != nil {
@@ -135,10 +162,11 @@ func (e *env) start(ctx context.Context, root, workDir string) error {
 	}
 
 	fmt.Println("devcluster: starting podguard")
+	e.configPath = filepath.Join(root, "hack", "devcluster", "config.yaml")
 	pg, err := framework.StartPodguard(ctx, framework.PodguardOptions{
 		Kubeconfig: cluster.KubeconfigPath,
 		CertDir:    certDir,
-		ConfigPath: filepath.Join(root, "hack", "devcluster", "config.yaml"),
+		ConfigPath: e.configPath,
 		LogPath:    filepath.Join(workDir, "podguard.log"),
 	})
 	if err != nil {
@@ -147,10 +175,40 @@ func (e *env) start(ctx context.Context, root, workDir string) error {
 	e.podguard = pg
 
 	overlay := filepath.Join(root, "deploy", "overlays", "opt-in")
-	if err := framework.InstallWebhooks(ctx, cluster.Client, overlay, pg.URL, caPEM); err != nil {
+	return framework.InstallWebhooks(ctx, cluster.Client, overlay, pg.URL, caPEM)
+}
+
+// installReportCRDs installs the CRDs of the API podguard's reports are
+// written in (openreports.io/v1alpha1), as deploy/components/policy-reports
+// does, and waits until they are served.
+func installReportCRDs(ctx context.Context, cluster *framework.Cluster) error {
+	crds, err := reports.CRDs(reports.APIOpenReports)
+	if err != nil {
 		return err
 	}
-	return createDemoObjects(ctx, cluster)
+	for _, crd := range crds {
+		u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(crd)
+		if err != nil {
+			return err
+		}
+		obj := &unstructured.Unstructured{Object: u}
+		obj.SetGroupVersionKind(apiextensionsv1.SchemeGroupVersion.WithKind("CustomResourceDefinition"))
+		if err := cluster.Client.Create(ctx, obj); err != nil {
+			return fmt.Errorf("installing CRD %s: %w", crd.Name, err)
+		}
+	}
+	dc, err := discovery.NewDiscoveryClientForConfig(cluster.Config)
+	if err != nil {
+		return err
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		if api, err := reports.Detect(dc, "auto"); err == nil && api == reports.APIOpenReports {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return errors.New("the openreports.io CRDs were not served within 30s")
+		}
+	}
 }
 
 // createDemoObjects creates the namespace, ConfigMap and Node that the
@@ -190,6 +248,23 @@ func createDemoObjects(ctx context.Context, cluster *framework.Cluster) error {
 	node.Status.NodeInfo.KubeletVersion = demoKubelet
 	if err := cluster.Client.Status().Update(ctx, node); err != nil {
 		return fmt.Errorf("setting the kubelet version of Node %s: %w", demoNode, err)
+	}
+
+	// Running before podguard: its pods lose 1st.key on a v1.29 kubelet.
+	labels := map[string]string{"app": demoDeployment}
+	d := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Namespace: demoNamespace, Name: demoDeployment},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: ptr.To[int32](1),
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: corev1.PodSpec{Containers: []corev1.Container{{
+				Name: "app", Image: "registry.k8s.io/pause:3.10",
+				EnvFrom: []corev1.EnvFromSource{{ConfigMapRef: &corev1.ConfigMapEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: demoConfigMap}}}},
+			}}}},
+		},
+	}
+	if err := cluster.Client.Create(ctx, d); err != nil {
+		return fmt.Errorf("creating Deployment %s/%s: %w", demoNamespace, demoDeployment, err)
 	}
 	return nil
 }
@@ -248,6 +323,29 @@ The first request for an image waits at most images.budget (1.5s); if the
 image is not indexed by then, the heuristics answer with a warning, and the
 next request knows the image.
 
+The background audit judged what ran before podguard started: Deployment
+%s/%s reads ConfigMap %s, whose 1st.key its pods lose on Node %s's
+v1.29 kubelet. Its report, and the same from a laptop:
+
+  kubectl get reports -A
+  kubectl -n %s get report podguard -o yaml
+  bin/podguard audit --kubeconfig %s --opt-in
+
+Change what the verdicts depend on, and watch the report follow. A
+ConfigMap edit that adds a key the kubelet drops is warned of, naming the
+Deployment. A newer kubelet passes every key; when the Node goes back to
+v1.29, the verdict turns to fail again, with a PolicyViolation event:
+
+  kubectl -n %s patch configmap %s --type merge -p '{"data":{"2nd.key":"x"}}'
+  kubectl patch node %s --subresource=status --type merge -p '{"status":{"nodeInfo":{"kubeletVersion":"v1.31.0"}}}'
+  kubectl patch node %s --subresource=status --type merge -p '{"status":{"nodeInfo":{"kubeletVersion":"v1.29.3"}}}'
+  kubectl -n %s get events --field-selector reason=PolicyViolation
+
+podguard's config is %s: edits are picked up without a restart (an
+invalid one is logged and the last good config stays). Metrics:
+
+  curl -s %s | grep ^podguard_
+
 `,
 		took.Round(100*time.Millisecond), e.cluster.KubeconfigPath,
 		e.podguard.LogPath, workDir,
@@ -256,5 +354,9 @@ next request knows the image.
 		demoConfigMap, demoNamespace, demoConfigMap,
 		e.registry.Host, demoTomcatConf,
 		demoNamespace, e.registry.Ref("tomcat:9"), demoTomcatConf, e.registry.Ref("tomcat:9"),
-		demoNamespace, e.registry.Ref("ubuntu:22.04"), demoTomcatConf, e.registry.Ref("ubuntu:22.04"))
+		demoNamespace, e.registry.Ref("ubuntu:22.04"), demoTomcatConf, e.registry.Ref("ubuntu:22.04"),
+		demoNamespace, demoDeployment, demoConfigMap, demoNode,
+		demoNamespace, e.cluster.KubeconfigPath,
+		demoNamespace, demoConfigMap, demoNode, demoNode, demoNamespace,
+		e.configPath, e.podguard.MetricsURL)
 }
