@@ -119,7 +119,7 @@ func TestRenderWebhooks(t *testing.T) {
 				checkClientConfig(t, w.Name, w.ClientConfig, base+"/mutate", ca)
 			}
 			for _, w := range v.Webhooks {
-				checkClientConfig(t, w.Name, w.ClientConfig, base+"/validate", ca)
+				checkClientConfig(t, w.Name, w.ClientConfig, base+validatingPath(w.Name), ca)
 			}
 
 			// Everything but clientConfig is as the overlay ships it.
@@ -249,7 +249,7 @@ func TestRenderedWebhooksInstall(t *testing.T) {
 			}
 		}
 		for i, w := range v.Webhooks {
-			checkClientConfig(t, w.Name, w.ClientConfig, base+"/validate", ca)
+			checkClientConfig(t, w.Name, w.ClientConfig, base+validatingPath(w.Name), ca)
 			if !reflect.DeepEqual(w.Rules, wantV.Webhooks[i].Rules) ||
 				!reflect.DeepEqual(w.NamespaceSelector, wantV.Webhooks[i].NamespaceSelector) ||
 				!reflect.DeepEqual(w.FailurePolicy, wantV.Webhooks[i].FailurePolicy) {
@@ -265,4 +265,13 @@ func TestRenderedWebhooksInstall(t *testing.T) {
 	if !apierrors.IsNotFound(err) {
 		t.Errorf("after uninstall, getting the MutatingWebhookConfiguration: %v, want NotFound", err)
 	}
+}
+
+// validatingPath is the path a validating webhook of podguard's is served
+// at: the ConfigMap and Secret guard's own, the pod webhook's.
+func validatingPath(webhook string) string {
+	if webhook == "state.podguard.io" {
+		return "/validate-state"
+	}
+	return "/validate"
 }

@@ -133,9 +133,9 @@ func TestSelfManagedCannotEscalate(t *testing.T) {
 		{"sideEffects", false, `[{"op": "add", "path": "/webhooks/0/sideEffects", "value": "None"}]`, "webhooks[validate.podguard.io].sideEffects"},
 		{"admissionReviewVersions", true, `[{"op": "add", "path": "/webhooks/0/admissionReviewVersions", "value": ["v1", "v1beta1"]}]`, "webhooks[mutate.podguard.io].admissionReviewVersions"},
 		{"reinvocationPolicy", true, `[{"op": "add", "path": "/webhooks/0/reinvocationPolicy", "value": "Never"}]`, "webhooks[mutate.podguard.io].reinvocationPolicy"},
-		{"a second webhook", false, `[{"op": "copy", "from": "/webhooks/0", "path": "/webhooks/-"}, {"op": "replace", "path": "/webhooks/1/name", "value": "secrets.attacker.example"}]`, "not add, remove, rename or reorder webhooks: [validate.podguard.io] became [validate.podguard.io, secrets.attacker.example]"},
+		{"a second webhook", false, `[{"op": "copy", "from": "/webhooks/0", "path": "/webhooks/-"}, {"op": "replace", "path": "/webhooks/2/name", "value": "secrets.attacker.example"}]`, "not add, remove, rename or reorder webhooks: [validate.podguard.io, state.podguard.io] became [validate.podguard.io, state.podguard.io, secrets.attacker.example]"},
 		{"no webhook", true, `[{"op": "remove", "path": "/webhooks/0"}]`, "not add, remove, rename or reorder webhooks: [mutate.podguard.io] became []"},
-		{"a renamed webhook", false, `[{"op": "replace", "path": "/webhooks/0/name", "value": "secrets.attacker.example"}]`, "[validate.podguard.io] became [secrets.attacker.example]"},
+		{"a renamed webhook", false, `[{"op": "replace", "path": "/webhooks/0/name", "value": "secrets.attacker.example"}]`, "[validate.podguard.io, state.podguard.io] became [secrets.attacker.example, state.podguard.io]"},
 		{"a label", false, `[{"op": "add", "path": "/metadata/labels/podguard.io~1attacker", "value": "x"}]`, "not metadata.labels"},
 		{"an annotation", true, `[{"op": "add", "path": "/metadata/annotations", "value": {"cert-manager.io/inject-ca-from": "podguard-system/attacker"}}]`, "not metadata.annotations"},
 		{"a finalizer", false, `[{"op": "add", "path": "/metadata/finalizers", "value": ["podguard.io/attacker"]}]`, "not metadata.finalizers"},
@@ -158,14 +158,18 @@ func TestSelfManagedCannotEscalate(t *testing.T) {
 	bundle := testCABundle(t)
 	for _, kind := range []string{"MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"} {
 		t.Run("accepts podguard's caBundle patch of the "+kind, func(t *testing.T) {
-			var rv, name string
+			var rv string
+			var names []string
 			var patch func([]byte, types.PatchType, metav1.PatchOptions) error
 			if kind == "MutatingWebhookConfiguration" {
 				c, err := mutating.Get(ctx, "podguard", metav1.GetOptions{})
 				if err != nil {
 					t.Fatal(err)
 				}
-				rv, name = c.ResourceVersion, c.Webhooks[0].Name
+				rv = c.ResourceVersion
+				for _, w := range c.Webhooks {
+					names = append(names, w.Name)
+				}
 				patch = func(p []byte, pt types.PatchType, o metav1.PatchOptions) error {
 					_, err := mutating.Patch(ctx, "podguard", pt, p, o)
 					return err
@@ -175,15 +179,23 @@ func TestSelfManagedCannotEscalate(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				rv, name = c.ResourceVersion, c.Webhooks[0].Name
+				rv = c.ResourceVersion
+				for _, w := range c.Webhooks {
+					names = append(names, w.Name)
+				}
 				patch = func(p []byte, pt types.PatchType, o metav1.PatchOptions) error {
 					_, err := validating.Patch(ctx, "podguard", pt, p, o)
 					return err
 				}
 			}
+			// Every webhook of the configuration, as ensureBundle sends.
+			var webhooks []any
+			for _, name := range names {
+				webhooks = append(webhooks, map[string]any{"name": name, "clientConfig": map[string]any{"caBundle": bundle}})
+			}
 			strategic, err := json.Marshal(map[string]any{
 				"metadata": map[string]any{"resourceVersion": rv},
-				"webhooks": []any{map[string]any{"name": name, "clientConfig": map[string]any{"caBundle": bundle}}},
+				"webhooks": webhooks,
 			})
 			if err != nil {
 				t.Fatal(err)
