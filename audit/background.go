@@ -239,11 +239,13 @@ func (b *Background) Run(ctx context.Context) error {
 	r.parked = nil
 	r.mu.Unlock()
 	// Namespaces podguard reported before but that have nothing now.
+	r.mu.Lock()
 	for _, ns := range r.reported {
 		if _, ok := r.verdicts[ns]; !ok && !slices.Contains(parked, ns) {
 			parked = append(parked, ns)
 		}
 	}
+	r.mu.Unlock()
 	slices.Sort(parked)
 	for _, ns := range parked {
 		r.publish(ctx, ns)

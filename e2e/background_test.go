@@ -37,6 +37,7 @@ const backgroundConfig = "audit: {background: true, interval: 1h}\n"
 //     kube-controller-manager makes for it) and a bare Pod exist before
 //     podguard starts; a Deployment in a namespace the opt-in webhook does
 //     not select exists too.
+//   - podguard runs as its ServiceAccount, with the RBAC deploy/ ships.
 //   - Two replicas, one writer: exactly one holds the audit lease and
 //     reports; the bare Pod's mount-shadowing and nothing of the unselected
 //     namespace are counted.
@@ -52,7 +53,11 @@ func TestBackgroundAudit(t *testing.T) {
 	installReportCRDs(t)
 	ns := newNamespace(t, "bg", optIn)
 	other := newNamespace(t, "bg-unselected", nil)
-	leaseNS := newNamespace(t, "bg-lease", nil)
+	// podguard runs as its ServiceAccount with the shipped RBAC: listing
+	// and watching every workload, its Lease in podguard-system, its
+	// webhook configuration, the reports.
+	kubeconfig := shippedRBAC(t)
+	const leaseNS = "podguard-system"
 	ctx := testContext(t, 5*time.Minute)
 	cs := cluster.Clientset
 
@@ -77,7 +82,7 @@ func TestBackgroundAudit(t *testing.T) {
 	})
 
 	// Two replicas of the same install: a, which the webhooks call, and b.
-	a := runPodguard(t, "opt-in", backgroundConfig, "--namespace", leaseNS)
+	a := runPodguardAs(t, kubeconfig, "opt-in", backgroundConfig, "--namespace", leaseNS)
 	bOpts := a.opts
 	bOpts.Port, bOpts.HealthPort, bOpts.MetricsPort = 0, 0, 0
 	bOpts.LogPath = filepath.Join(t.TempDir(), "podguard-b.log")
