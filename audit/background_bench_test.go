@@ -98,10 +98,6 @@ func (c genCluster) scaled(n int) genCluster {
 	return c
 }
 
-func (c genCluster) workloads() int {
-	return c.deployments + c.statefulSets + c.daemonSets + c.cronJobs + c.jobs
-}
-
 // kind indexes in backgroundKinds.
 const (
 	kDeployment = iota
@@ -545,7 +541,7 @@ func mib[T uint64 | float64](n T) float64 { return float64(n) / (1 << 20) }
 // figures are those of the cluster the baseline was built of, scaled to c.
 type auditFigures struct {
 	full, slim, fullPods, slimPods, verdicts float64 // bytes
-	pods, workloads, judged, failing         int
+	pods, judged, failing                    int
 	pass                                     time.Duration
 	podJSON, deploymentJSON                  int
 }
@@ -580,7 +576,7 @@ func measureAudit(tb testing.TB, c genCluster, fullScale int) auditFigures {
 	slim, counts := c.store(slimForAudit)
 	withSlim := heapAlloc()
 	f.slim = float64(withSlim - before)
-	f.pods, f.workloads = counts[kPod], c.workloads()
+	f.pods = counts[kPod]
 	others := func(counts []int) (n int) {
 		for k, m := range counts {
 			if k != kPod {
@@ -675,11 +671,13 @@ func BenchmarkBackgroundAudit(b *testing.B) {
 
 // TestSlimStoresAreAFractionOfFull holds slimForAudit to what the
 // benchmark measures, on a cluster 50 times smaller (2,000 pods, 400
-// workloads): the slim stores retain at most a third of the heap the same
-// objects take stored whole (9% when this was written; 100% when slimForAudit returns its input).
+// workloads): the slim stores retain at most a fifth of the heap the same
+// objects take stored whole. When this was written: 9%; 100% if
+// slimForAudit returned its input, 42% if it kept the spec of the pods it
+// makes stubs of.
 func TestSlimStoresAreAFractionOfFull(t *testing.T) {
-	if got := slimFraction(t, slimForAudit); got > 1.0/3 {
-		t.Errorf("the slim stores hold %.0f%% of the full ones' heap; want at most a third", 100*got)
+	if got := slimFraction(t, slimForAudit); got > 1.0/5 {
+		t.Errorf("the slim stores hold %.0f%% of the full ones' heap; want at most a fifth", 100*got)
 	}
 }
 
