@@ -134,10 +134,11 @@ type stored struct {
 
 // auditRun is one term as the writer: its informers, queues and verdicts.
 type auditRun struct {
-	b         *Background
-	informers []toolscache.SharedIndexInformer
-	queue     workqueue.TypedRateLimitingInterface[objKey]
-	nsQueue   workqueue.TypedDelayingInterface[string]
+	b *Background
+	// stores are the informers' stores, one per backgroundKinds entry.
+	stores  []toolscache.Indexer
+	queue   workqueue.TypedRateLimitingInterface[objKey]
+	nsQueue workqueue.TypedDelayingInterface[string]
 
 	mu       sync.Mutex
 	verdicts map[string]map[objKey]*stored // by namespace
@@ -155,18 +156,13 @@ const nsDelay = 2 * time.Second
 // Run audits until ctx ends: call it while holding the audit lease. It
 // returns nil when ctx ends, or an error when the informers cannot start.
 func (b *Background) Run(ctx context.Context) error {
-	r := &auditRun{
-		b:        b,
-		queue:    workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[objKey](), workqueue.TypedRateLimitingQueueConfig[objKey]{Name: "podguard-audit"}),
-		nsQueue:  workqueue.NewTypedDelayingQueueWithConfig(workqueue.TypedDelayingQueueConfig[string]{Name: "podguard-audit-reports"}),
-		verdicts: map[string]map[objKey]*stored{},
-		parked:   sets.New[string](),
-	}
+	r := newAuditRun(b)
 	defer r.queue.ShutDown()
 	defer r.nsQueue.ShutDown()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
+	var informers []toolscache.SharedIndexInformer
 	for i, k := range backgroundKinds {
 		inf, err := newInformer(b.client, k)
 		if err != nil {
@@ -193,10 +189,11 @@ func (b *Background) Run(ctx context.Context) error {
 		}); err != nil {
 			return err
 		}
-		r.informers = append(r.informers, inf)
+		informers = append(informers, inf)
+		r.stores = append(r.stores, inf.GetIndexer())
 		go inf.RunWithContext(ctx)
 	}
-	for i, inf := range r.informers {
+	for i, inf := range informers {
 		if !toolscache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
 			if ctx.Err() != nil {
 				return nil
@@ -222,37 +219,9 @@ func (b *Background) Run(ctx context.Context) error {
 	leading.Set(1)
 	defer leading.Set(0)
 
-	// The first pass: every object, then every namespace at once.
-	start := time.Now()
-	r.refreshScope(ctx)
-	r.cluster = r.clusterKey()
-	r.enqueueAll()
-	for r.queue.Len() > 0 && ctx.Err() == nil {
-		r.processOne(ctx)
-	}
-	if ctx.Err() != nil {
+	if !r.firstPass(ctx) {
 		return nil
 	}
-	r.mu.Lock()
-	r.ready = true
-	parked := r.parked.UnsortedList()
-	r.parked = nil
-	r.mu.Unlock()
-	// Namespaces podguard reported before but that have nothing now.
-	r.mu.Lock()
-	for _, ns := range r.reported {
-		if _, ok := r.verdicts[ns]; !ok && !slices.Contains(parked, ns) {
-			parked = append(parked, ns)
-		}
-	}
-	r.mu.Unlock()
-	slices.Sort(parked)
-	for _, ns := range parked {
-		r.publish(ctx, ns)
-	}
-	passDuration.Observe(time.Since(start).Seconds())
-	lastPass.SetToCurrentTime()
-	b.log.Info("audit pass done", "objects", r.count(), "namespaces", len(parked), "took", time.Since(start).Round(time.Millisecond).String())
 
 	go r.publishLoop(ctx)
 	go func() {
@@ -279,6 +248,53 @@ func (b *Background) Run(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// newAuditRun returns a term's state, its stores not yet set.
+func newAuditRun(b *Background) *auditRun {
+	return &auditRun{
+		b:        b,
+		queue:    workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[objKey](), workqueue.TypedRateLimitingQueueConfig[objKey]{Name: "podguard-audit"}),
+		nsQueue:  workqueue.NewTypedDelayingQueueWithConfig(workqueue.TypedDelayingQueueConfig[string]{Name: "podguard-audit-reports"}),
+		verdicts: map[string]map[objKey]*stored{},
+		parked:   sets.New[string](),
+	}
+}
+
+// firstPass judges every stored object, then publishes every namespace at
+// once. It returns false if ctx ended first.
+func (r *auditRun) firstPass(ctx context.Context) bool {
+	start := time.Now()
+	r.refreshScope(ctx)
+	r.cluster = r.clusterKey()
+	r.enqueueAll()
+	for r.queue.Len() > 0 && ctx.Err() == nil {
+		r.processOne(ctx)
+	}
+	if ctx.Err() != nil {
+		return false
+	}
+	r.mu.Lock()
+	r.ready = true
+	parked := r.parked.UnsortedList()
+	r.parked = nil
+	r.mu.Unlock()
+	// Namespaces podguard reported before but that have nothing now.
+	r.mu.Lock()
+	for _, ns := range r.reported {
+		if _, ok := r.verdicts[ns]; !ok && !slices.Contains(parked, ns) {
+			parked = append(parked, ns)
+		}
+	}
+	r.mu.Unlock()
+	slices.Sort(parked)
+	for _, ns := range parked {
+		r.publish(ctx, ns)
+	}
+	passDuration.Observe(time.Since(start).Seconds())
+	lastPass.SetToCurrentTime()
+	r.b.log.Info("audit pass done", "objects", r.count(), "namespaces", len(parked), "took", time.Since(start).Round(time.Millisecond).String())
+	return true
 }
 
 // scopePoll is how often the webhook's namespaceSelector is read again: one
@@ -361,8 +377,8 @@ func (r *auditRun) refreshScope(ctx context.Context) bool {
 }
 
 func (r *auditRun) enqueueAll() {
-	for i, inf := range r.informers {
-		for _, key := range inf.GetIndexer().ListKeys() {
+	for i, store := range r.stores {
+		for _, key := range store.ListKeys() {
 			ns, name, _ := toolscache.SplitMetaNamespaceKey(key)
 			r.queue.Add(objKey{i, ns, name})
 		}
@@ -370,8 +386,8 @@ func (r *auditRun) enqueueAll() {
 }
 
 func (r *auditRun) enqueueIndex(index, value string) {
-	for i, inf := range r.informers {
-		keys, err := inf.GetIndexer().IndexKeys(index, value)
+	for i, store := range r.stores {
+		keys, err := store.IndexKeys(index, value)
 		if err != nil {
 			continue
 		}
@@ -425,8 +441,7 @@ func (r *auditRun) processOne(ctx context.Context) {
 }
 
 func (r *auditRun) judge(ctx context.Context, key objKey) error {
-	inf := r.informers[key.kind]
-	item, exists, err := inf.GetIndexer().GetByKey(key.namespace + "/" + key.name)
+	item, exists, err := r.stores[key.kind].GetByKey(key.namespace + "/" + key.name)
 	if err != nil {
 		return err
 	}
