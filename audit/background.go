@@ -13,7 +13,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/client-go/kubernetes"
@@ -445,20 +444,21 @@ func (r *auditRun) judge(ctx context.Context, key objKey) error {
 	if err != nil {
 		return err
 	}
-	obj, judged := item.(runtime.Object)
-	if _, stub := item.(*metav1.PartialObjectMetadata); stub {
-		judged = false
-	}
-	if !exists || !judged || willNotRunAgain(obj) || !r.inScope(key.namespace) {
+	c, judged := item.(*compact)
+	if !exists || !judged || c.done || !r.inScope(key.namespace) {
 		r.forget(key)
 		return nil
 	}
-	env := r.b.env()
+	obj, err := c.object(key.kind)
+	if err != nil {
+		return err
+	}
 	pod := policies.PodOf(obj)
 	if pod == nil {
 		r.forget(key)
 		return nil
 	}
+	env := r.b.env()
 	started := time.Now()
 	v, err := Judge(ctx, obj, env.World(ctx, pod), env.Engine)
 	judgeDuration.Observe(time.Since(started).Seconds())
@@ -469,9 +469,8 @@ func (r *auditRun) judge(ctx context.Context, key objKey) error {
 		r.forget(key)
 		return nil
 	}
-	m, _ := metaOf(obj)
 	gvk := backgroundKinds[key.kind].gvk
-	ref := corev1.ObjectReference{APIVersion: gvk.GroupVersion().String(), Kind: gvk.Kind, Namespace: m.Namespace, Name: m.Name, UID: m.UID}
+	ref := corev1.ObjectReference{APIVersion: gvk.GroupVersion().String(), Kind: gvk.Kind, Namespace: c.Namespace, Name: c.Name, UID: c.UID}
 	r.record(ctx, key, ref, v, env.Events)
 	return nil
 }

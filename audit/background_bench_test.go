@@ -27,22 +27,25 @@ package audit
 // here.
 //
 // Measured on the 2-core development machine (go1.26; one iteration takes
-// 18 s, 55 s with the full-size baseline):
+// 20-40 s, 55 s with the full-size baseline), with other work running:
 //
 //	stores                 slim                  full (as decoded)
-//	100,000 pods            56 MiB (593 B/pod)    2,042 MiB (21,416 B/pod)
-//	20,000 workloads (*)   275 MiB                1,497 MiB
-//	total                  331 MiB                3,539 MiB
+//	100,000 pods            46 MiB (487 B/pod)    2,017 MiB (21,151 B/pod)
+//	20,000 workloads (*)    92 MiB                1,458 MiB
+//	total                  139 MiB                3,475 MiB
 //
-//	(*) with their 56,000 ReplicaSets and 7,000 Jobs. Slim, a Deployment,
-//	StatefulSet, DaemonSet or CronJob keeps its pod template, about 13 KB
-//	each (the template alone is 11.4 KB in Go's structs); a ReplicaSet or
-//	Pod controlled by an audited kind is a stub of about 440 B.
+//	(*) with their 56,000 ReplicaSets and 7,000 Jobs. Slim, a judged
+//	object keeps its identity and its pod template encoded as protobuf
+//	(compact): about 4 KB, against 11.4 KB for the decoded template the
+//	first version kept (275 MiB for the workloads, 331 MiB in all); a
+//	ReplicaSet or Pod controlled by an audited kind is a stub of about
+//	440 B, a finished Job or Pod keeps no template.
 //
-//	first pass: 1.2-1.5 s for 20,000 judged objects (the top-level ones:
+//	first pass: 1.2-1.9 s for 20,000 judged objects (the top-level ones:
 //	14,000 Deployments, 2,000 StatefulSets, 1,000 DaemonSets, 2,000
 //	CronJobs, 1,000 bare Pods; the finished bare Jobs are not judged),
-//	200 failing; the verdicts take 6.6 MiB.
+//	each template decoded to be judged; 200 failing; the verdicts take
+//	6.6 MiB.
 //
 // A pod is 11.3 KB of JSON (B/pod-json), a Deployment 12.9 KB.
 
