@@ -5,13 +5,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/sets"
@@ -59,6 +59,18 @@ type Publisher interface {
 	Previous(ctx context.Context) (map[types.UID][]string, []string, error)
 }
 
+// ErrNotPublished is a Publish that wrote nothing, there being nowhere to
+// write to: not a failure, not a write.
+var ErrNotPublished = errors.New("no report API to publish to")
+
+// Refresher is a Publisher whose destination can change while a term runs
+// (a report API installed after podguard started, audit.reports changed by
+// a reload). Refresh is called every few seconds; true means everything
+// must be published again.
+type Refresher interface {
+	Refresh(ctx context.Context) bool
+}
+
 // EventRecorder records a Warning event on an audited object.
 type EventRecorder interface {
 	Failed(ref corev1.ObjectReference, newly []Failure)
@@ -83,6 +95,7 @@ type Background struct {
 	namespace func(name string) (policies.Namespace, bool)
 	publisher Publisher
 	events    EventRecorder
+	ready     func() bool
 	log       logr.Logger
 
 	mu  sync.Mutex
@@ -102,12 +115,20 @@ type BackgroundOptions struct {
 	Namespace func(name string) (policies.Namespace, bool)
 	Publisher Publisher
 	Events    EventRecorder
-	Log       logr.Logger
+	// Ready reports whether the world's own caches (ConfigMaps, Secrets,
+	// Namespaces, Nodes) have synced: a verdict made before would take a
+	// ConfigMap for unknown and pass what fails. Nil means always.
+	Ready func() bool
+	Log   logr.Logger
 }
 
 // NewBackground returns the background audit.
 func NewBackground(o BackgroundOptions) *Background {
-	return &Background{client: o.Client, env: o.Env, scope: o.Scope, namespace: o.Namespace, publisher: o.Publisher, events: o.Events, log: o.Log, reconfig: make(chan struct{})}
+	ready := o.Ready
+	if ready == nil {
+		ready = func() bool { return true }
+	}
+	return &Background{client: o.Client, env: o.Env, scope: o.Scope, namespace: o.Namespace, publisher: o.Publisher, events: o.Events, ready: ready, log: o.Log, reconfig: make(chan struct{})}
 }
 
 // reconfigured returns a channel closed at the next Reconfigure.
@@ -177,13 +198,11 @@ func (b *Background) Run(ctx context.Context) error {
 		if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
 			AddFunc: enqueue, DeleteFunc: enqueue,
 			UpdateFunc: func(old, cur any) {
-				// A resync or a status-only change gives the same slim object.
-				if o, ok := old.(metav1.Object); ok {
-					if c, ok := cur.(metav1.Object); ok && o.GetResourceVersion() == c.GetResourceVersion() && o.GetResourceVersion() != "" {
-						return
-					}
+				// A status update (most updates: a Deployment's replicas,
+				// a Pod's conditions) leaves what is kept the same.
+				if !sameKept(old, cur) {
+					enqueue(cur)
 				}
-				enqueue(cur)
 			},
 		}); err != nil {
 			return err
@@ -200,6 +219,9 @@ func (b *Background) Run(ctx context.Context) error {
 			return fmt.Errorf("%s informer did not sync", backgroundKinds[i].gvk.Kind)
 		}
 	}
+	if !toolscache.WaitForCacheSync(ctx.Done(), b.ready) {
+		return nil
+	}
 	if b.publisher != nil {
 		prev, reported, err := b.publisher.Previous(ctx)
 		if err != nil {
@@ -210,16 +232,20 @@ func (b *Background) Run(ctx context.Context) error {
 	b.mu.Lock()
 	b.run = r
 	b.mu.Unlock()
+	leading.Set(1)
 	defer func() {
+		// What this term published is another term's to say now.
 		b.mu.Lock()
-		b.run = nil
+		if b.run == r {
+			b.run = nil
+			leading.Set(0)
+			resetGauges()
+		}
 		b.mu.Unlock()
 	}()
-	leading.Set(1)
-	defer leading.Set(0)
 
-	if !r.firstPass(ctx) {
-		return nil
+	if err := r.firstPass(ctx); err != nil || ctx.Err() != nil {
+		return err
 	}
 
 	go r.publishLoop(ctx)
@@ -236,16 +262,36 @@ func (b *Background) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case now := <-tick.C:
-			if now.After(next) {
+			switch {
+			case now.After(next):
+				// Everything again, and every namespace written again
+				// (a write of what is there already is none): what no
+				// event told, a report deleted by hand.
 				r.refreshScope(ctx)
 				r.enqueueAll()
+				r.markAllDirty()
 				lastPass.SetToCurrentTime()
 				next = now.Add(b.env().Interval)
-			} else if r.refreshScope(ctx) {
+			case r.refreshScope(ctx):
 				// The webhook configuration now selects other namespaces.
 				r.enqueueAll()
 			}
+			if rf, ok := b.publisher.(Refresher); ok && rf.Refresh(ctx) {
+				r.markAllDirty()
+			}
 		}
+	}
+}
+
+// markAllDirty publishes every namespace again: those with verdicts and
+// those reported at the term's start.
+func (r *auditRun) markAllDirty() {
+	r.mu.Lock()
+	names := slices.Collect(maps.Keys(r.verdicts))
+	names = append(names, r.reported...)
+	r.mu.Unlock()
+	for _, ns := range names {
+		r.markDirty(ns)
 	}
 }
 
@@ -262,16 +308,24 @@ func newAuditRun(b *Background) *auditRun {
 
 // firstPass judges every stored object, then publishes every namespace at
 // once. It returns false if ctx ended first.
-func (r *auditRun) firstPass(ctx context.Context) bool {
+func (r *auditRun) firstPass(ctx context.Context) error {
 	start := time.Now()
 	r.refreshScope(ctx)
-	r.cluster = r.clusterKey()
+	r.mu.Lock()
+	known := r.selector != nil
+	r.mu.Unlock()
+	if !known {
+		// Judging every namespace would report on those the webhook
+		// leaves alone, and remove them again a moment later.
+		return errors.New("the webhook's namespaceSelector could not be read")
+	}
+	r.setClusterKey(r.clusterKey())
 	r.enqueueAll()
 	for r.queue.Len() > 0 && ctx.Err() == nil {
 		r.processOne(ctx)
 	}
 	if ctx.Err() != nil {
-		return false
+		return nil
 	}
 	r.mu.Lock()
 	r.ready = true
@@ -288,12 +342,15 @@ func (r *auditRun) firstPass(ctx context.Context) bool {
 	r.mu.Unlock()
 	slices.Sort(parked)
 	for _, ns := range parked {
+		if ctx.Err() != nil {
+			return nil
+		}
 		r.publish(ctx, ns)
 	}
 	passDuration.Observe(time.Since(start).Seconds())
 	lastPass.SetToCurrentTime()
 	r.b.log.Info("audit pass done", "objects", r.count(), "namespaces", len(parked), "took", time.Since(start).Round(time.Millisecond).String())
-	return true
+	return nil
 }
 
 // scopePoll is how often the webhook's namespaceSelector is read again: one
@@ -576,7 +633,7 @@ func (r *auditRun) publish(ctx context.Context, ns string) {
 		return
 	}
 	if err := r.b.publisher.Publish(ctx, ns, items); err != nil {
-		if ctx.Err() != nil || errors.Is(err, context.Canceled) {
+		if ctx.Err() != nil || errors.Is(err, context.Canceled) || errors.Is(err, ErrNotPublished) {
 			return
 		}
 		reportWrites.WithLabelValues("failure").Inc()

@@ -611,8 +611,8 @@ func measureAudit(tb testing.TB, c genCluster, fullScale int) auditFigures {
 	r := newAuditRun(b)
 	r.stores = slim
 	start := time.Now()
-	if !r.firstPass(context.Background()) {
-		tb.Fatal("the first pass did not finish")
+	if err := r.firstPass(context.Background()); err != nil {
+		tb.Fatalf("the first pass: %v", err)
 	}
 	f.pass = time.Since(start)
 	f.judged = r.count()

@@ -2,15 +2,18 @@ package audit
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"reflect"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/go-logr/logr/testr"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -145,7 +148,7 @@ func runningObjects() []runtime.Object {
 	return objs
 }
 
-func startBackground(t *testing.T, world *lockedWorld, rec *recorder) (*Background, context.CancelFunc) {
+func startBackground(t *testing.T, world *lockedWorld, rec *recorder, opts ...func(*BackgroundOptions)) (*Background, context.CancelFunc) {
 	t.Helper()
 	s := &policies.Settings{}
 	s.Default()
@@ -160,7 +163,7 @@ func startBackground(t *testing.T, world *lockedWorld, rec *recorder) (*Backgrou
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := NewBackground(BackgroundOptions{
+	o := BackgroundOptions{
 		Client: fake.NewClientset(runningObjects()...),
 		Env: func() Env {
 			return Env{Engine: engine, World: func(context.Context, *policies.Pod) policies.World { return world },
@@ -171,7 +174,11 @@ func startBackground(t *testing.T, world *lockedWorld, rec *recorder) (*Backgrou
 		Publisher: rec,
 		Events:    rec,
 		Log:       testr.New(t),
-	})
+	}
+	for _, f := range opts {
+		f(&o)
+	}
+	b := NewBackground(o)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- b.Run(ctx) }()
@@ -182,6 +189,76 @@ func startBackground(t *testing.T, world *lockedWorld, rec *recorder) (*Backgrou
 		}
 	})
 	return b, cancel
+}
+
+// A term waits for the world's caches: judged with a ConfigMap still
+// unknown, a Deployment would pass, then fail with an event once the
+// cache fills.
+func TestBackgroundWaitsForTheWorld(t *testing.T) {
+	world := &lockedWorld{snap: policies.NewSnapshot()}
+	world.setConfigMap("shop", "other", "OK")
+	var ready atomic.Bool
+	rec := &recorder{published: map[string][]Audited{}, previous: map[types.UID][]string{"shop-web": {"envfrom-keys"}}}
+	startBackground(t, world, rec, func(o *BackgroundOptions) { o.Ready = ready.Load })
+	time.Sleep(3 * nsDelay / 2)
+	if got := rec.summary("shop"); got != "" {
+		t.Fatalf("published %q before the world synced", got)
+	}
+	world.setConfigMap("shop", "web-env", "1st.key")
+	ready.Store(true)
+	waitFor(t, "the first pass", func() bool { return rec.summary("shop") != "" })
+	if got, want := rec.summary("shop"), "CronJob/nightly:fail(envfrom-keys) Deployment/web:fail(envfrom-keys) Pod/debug:pass"; got != want {
+		t.Errorf("published %q, want %q", got, want)
+	}
+	if ev := rec.eventList(); len(ev) != 0 {
+		t.Errorf("events %v: web failed before, and nightly was never reported", ev)
+	}
+}
+
+// Without the webhook's namespaceSelector, a term does not start: judging
+// every namespace would report on those the webhook leaves alone.
+func TestBackgroundNeedsTheScope(t *testing.T) {
+	world := &lockedWorld{snap: policies.NewSnapshot()}
+	rec := &recorder{published: map[string][]Audited{}}
+	s := &policies.Settings{}
+	s.Default()
+	engine := policies.NewEngine(s)
+	b := NewBackground(BackgroundOptions{
+		Client: fake.NewClientset(runningObjects()...),
+		Env: func() Env {
+			return Env{Engine: engine, World: func(context.Context, *policies.Pod) policies.World { return world }, Interval: time.Hour}
+		},
+		Scope:     func(context.Context) (labels.Selector, error) { return nil, errors.New("the API server is restarting") },
+		Namespace: world.Namespace,
+		Publisher: rec,
+		Log:       testr.New(t),
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := b.Run(ctx); err == nil || !strings.Contains(err.Error(), "namespaceSelector") {
+		t.Errorf("Run = %v, want an error naming the namespaceSelector", err)
+	}
+	if len(rec.published) != 0 {
+		t.Errorf("published %v", rec.published)
+	}
+}
+
+// A term's gauges end with it: the next writer exports its own, and the
+// sum over replicas counts each violation once.
+func TestBackgroundGaugesEndWithTheTerm(t *testing.T) {
+	world := &lockedWorld{snap: policies.NewSnapshot()}
+	world.setConfigMap("shop", "web-env", "1st.key")
+	world.setConfigMap("shop", "other", "OK")
+	rec := &recorder{published: map[string][]Audited{}}
+	_, cancel := startBackground(t, world, rec)
+	waitFor(t, "the first pass", func() bool { return rec.summary("shop") != "" })
+	if n := testutil.CollectAndCount(violations); n == 0 {
+		t.Fatal("no violations series while the term runs")
+	}
+	cancel()
+	waitFor(t, "the term's series to go", func() bool {
+		return testutil.CollectAndCount(violations) == 0 && testutil.CollectAndCount(auditedObjects) == 0 && testutil.ToFloat64(leading) == 0
+	})
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {

@@ -1,8 +1,10 @@
 package audit
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"slices"
 	"unique"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -167,6 +169,21 @@ func slimMeta(m *metav1.ObjectMeta) metav1.ObjectMeta {
 		out.OwnerReferences = []metav1.OwnerReference{*owner}
 	}
 	return out
+}
+
+// sameKept reports whether an update left what the informers keep of an
+// object unchanged, resourceVersion aside.
+func sameKept(old, cur any) bool {
+	switch o := old.(type) {
+	case *metav1.PartialObjectMetadata:
+		_, ok := cur.(*metav1.PartialObjectMetadata)
+		return ok
+	case *compact:
+		c, ok := cur.(*compact)
+		return ok && o.UID == c.UID && o.done == c.done && bytes.Equal(o.pod, c.pod) &&
+			o.DeletionTimestamp.Equal(c.DeletionTimestamp) && slices.EqualFunc(o.OwnerReferences, c.OwnerReferences, func(a, b metav1.OwnerReference) bool { return a.UID == b.UID })
+	}
+	return false
 }
 
 // compact is what an informer keeps of an object the audit judges: its
