@@ -727,6 +727,11 @@ func TestImageRegistryFaults(t *testing.T) {
 	})
 
 	t.Run("registries outside the allow-list are never contacted", func(t *testing.T) {
+		// The stalled fetch of the subtest before ends at fetchTimeout:
+		// counted before the baseline, not in it.
+		eventually(t, 10*time.Second, "no image fetch in flight", func() (bool, error) {
+			return metricSum(t, pg.MetricsURL, "podguard_image_fetches_in_flight") == 0, nil
+		})
 		fetches := metricSum(t, pg.MetricsURL, "podguard_image_fetch_duration_seconds_count")
 		misses := metricSum(t, pg.MetricsURL, "podguard_image_cache_misses_total")
 		for _, ref := range []string{"nginx:1.27", "10.0.0.130:5000/app:1"} {
