@@ -21,6 +21,7 @@ import (
 	"helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/chart/loader"
 	"helm.sh/helm/v3/pkg/chartutil"
+	"helm.sh/helm/v3/pkg/lint/support"
 	"helm.sh/helm/v3/pkg/releaseutil"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -415,5 +416,22 @@ func TestChartEquivalenceCatchesDrift(t *testing.T) {
 				t.Errorf("renderDiff = %q, want one starting %q", diffs, tt.want)
 			}
 		})
+	}
+}
+
+// TestChartLint runs `helm lint --strict` on the chart, with the values of
+// every overlay.
+func TestChartLint(t *testing.T) {
+	for _, o := range overlays {
+		lint := action.NewLint()
+		lint.Strict = true
+		lint.Namespace = installNamespace
+		res := lint.Run([]string{chartDir}, chartValues(o))
+		for _, msg := range res.Messages {
+			if msg.Severity < support.WarningSev {
+				continue // INFO, such as "icon is recommended"
+			}
+			t.Errorf("helm lint --strict with scope=%s tls.mode=%s: %s", o.scope, o.tls, msg)
+		}
 	}
 }
