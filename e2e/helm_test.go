@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"helm.sh/helm/v3/pkg/action"
+	"helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/chart/loader"
 	"helm.sh/helm/v3/pkg/releaseutil"
 	corev1 "k8s.io/api/core/v1"
@@ -48,39 +49,8 @@ const (
 // namespace, so they are never called.
 func TestHelmInstall(t *testing.T) {
 	ctx := testContext(t, 5*time.Minute)
-	waitForNamespaceGone(t, helmNamespace)
-	chrt, err := loader.Load(filepath.Join(repoRoot, "deploy", "chart", "podguard"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := helmConfig(t)
-	vals := map[string]any{"tls": map[string]any{"mode": "self-managed"}}
-
-	install := action.NewInstall(cfg)
-	install.ReleaseName = helmRelease
-	install.Namespace = helmNamespace
-	install.CreateNamespace = true
-	install.Timeout = time.Minute
-	t.Cleanup(func() {
-		ctx, cancel := cleanupContext()
-		defer cancel()
-		if _, err := action.NewUninstall(cfg).Run(helmRelease); err != nil && !strings.Contains(err.Error(), "not found") {
-			t.Errorf("helm uninstall at cleanup: %v", err)
-		}
-		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: helmNamespace}}
-		if err := cluster.Client.Delete(ctx, ns); err != nil && !apierrors.IsNotFound(err) {
-			t.Errorf("deleting namespace %s: %v", helmNamespace, err)
-		}
-	})
-	rel, err := install.RunWithContext(ctx, chrt, vals)
-	if err != nil {
-		t.Fatalf("helm install: %v", err)
-	}
-	installed := manifestObjects(t, rel.Manifest)
-	if len(installed) == 0 {
-		t.Fatal("the release has no objects")
-	}
-	helmLive := liveObjects(t, installed)
+	chrt, cfg := loadChart(t)
+	installed, helmLive := helmInstall(t, cfg, chrt, map[string]any{"tls": map[string]any{"mode": "self-managed"}})
 
 	// podguard as the chart's ServiceAccount, with the chart's config.
 	waitForCAOnlyPolicy(t, serviceAccountClient(t))
@@ -156,8 +126,105 @@ func TestHelmInstall(t *testing.T) {
 	}
 	stop()
 
-	// helm uninstall: nothing of the release is left, and no cluster-scoped
-	// podguard object at all.
+	helmUninstall(t, cfg, installed)
+	compareWithKustomize(t, helmLive, "self-managed/opt-in")
+}
+
+// TestHelmInstallCertManager installs the chart with its default values
+// (opt-in, TLS from cert-manager) with cert-manager's CRDs, controllers and
+// CA injector running for real: cert-manager issues the chart's
+// Certificates and injects the CA into both webhook configurations, and
+// `helm upgrade` keeps the injected caBundle. `helm uninstall` leaves no
+// cluster-scoped podguard object, and deploy/overlays/opt-in, applied as
+// `kubectl apply -k` would, installs the same objects.
+func TestHelmInstallCertManager(t *testing.T) {
+	ctx := testContext(t, 5*time.Minute)
+	if err := framework.InstallCertManagerCRDs(ctx, cluster.Client); err != nil {
+		t.Fatal(err)
+	}
+	stopCertManager, err := framework.StartCertManager(ctx, cluster.Config, cluster.KubeconfigPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := stopCertManager(); err != nil {
+			t.Errorf("cert-manager did not stop cleanly: %v", err)
+		}
+	})
+	chrt, cfg := loadChart(t)
+	installed, helmLive := helmInstall(t, cfg, chrt, nil)
+
+	waitForCertificatesReady(t, certificateNames...)
+	caPEM := checkIssuedSecrets(t)
+	if caPEM == nil {
+		t.Fatal("no CA was issued; the CA injection cannot be checked")
+	}
+	checkCABundlesInjected(t, caPEM)
+
+	upgrade := action.NewUpgrade(cfg)
+	upgrade.Namespace = helmNamespace
+	upgrade.Timeout = time.Minute
+	if _, err := upgrade.RunWithContext(ctx, helmRelease, chrt, map[string]any{"replicas": 3}); err != nil {
+		t.Fatalf("helm upgrade: %v", err)
+	}
+	if err := webhooksTrust(ctx, caPEM); err != nil {
+		t.Errorf("helm upgrade reset the caBundle cert-manager injected: %v", err)
+	}
+
+	helmUninstall(t, cfg, installed)
+	compareWithKustomize(t, helmLive, "opt-in")
+}
+
+// loadChart loads deploy/chart/podguard and a Helm configuration for the
+// cluster.
+func loadChart(t *testing.T) (*chart.Chart, *action.Configuration) {
+	t.Helper()
+	chrt, err := loader.Load(filepath.Join(repoRoot, "deploy", "chart", "podguard"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return chrt, helmConfig(t)
+}
+
+// helmInstall runs `helm install podguard --namespace podguard-system
+// --create-namespace` with vals, and returns the release's objects and their
+// live state, normalised. The release and the namespace are deleted when
+// the test ends.
+func helmInstall(t *testing.T, cfg *action.Configuration, chrt *chart.Chart, vals map[string]any) ([]*unstructured.Unstructured, map[string]map[string]any) {
+	t.Helper()
+	waitForNamespaceGone(t, helmNamespace)
+	install := action.NewInstall(cfg)
+	install.ReleaseName = helmRelease
+	install.Namespace = helmNamespace
+	install.CreateNamespace = true
+	install.Timeout = time.Minute
+	t.Cleanup(func() {
+		ctx, cancel := cleanupContext()
+		defer cancel()
+		if _, err := action.NewUninstall(cfg).Run(helmRelease); err != nil && !strings.Contains(err.Error(), "not found") {
+			t.Errorf("helm uninstall at cleanup: %v", err)
+		}
+		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: helmNamespace}}
+		if err := cluster.Client.Delete(ctx, ns); err != nil && !apierrors.IsNotFound(err) {
+			t.Errorf("deleting namespace %s: %v", helmNamespace, err)
+		}
+	})
+	rel, err := install.RunWithContext(t.Context(), chrt, vals)
+	if err != nil {
+		t.Fatalf("helm install: %v", err)
+	}
+	installed := manifestObjects(t, rel.Manifest)
+	if len(installed) == 0 {
+		t.Fatal("the release has no objects")
+	}
+	return installed, liveObjects(t, installed)
+}
+
+// helmUninstall runs helm uninstall and checks that nothing of the release
+// is left, and no cluster-scoped podguard object at all.
+func helmUninstall(t *testing.T, cfg *action.Configuration, installed []*unstructured.Unstructured) {
+	t.Helper()
+	ctx := t.Context()
 	if _, err := action.NewUninstall(cfg).Run(helmRelease); err != nil {
 		t.Fatalf("helm uninstall: %v", err)
 	}
@@ -182,9 +249,15 @@ func TestHelmInstall(t *testing.T) {
 	for _, kind := range []string{"ClusterRole", "ClusterRoleBinding"} {
 		checkNoneNamedPodguard(t, "rbac.authorization.k8s.io", "v1", kind)
 	}
+}
 
-	// kubectl apply -k of the same variant: the same objects.
-	objs, err := framework.RenderOverlay(filepath.Join(repoRoot, "deploy", "overlays", "self-managed", "opt-in"))
+// compareWithKustomize applies deploy/overlays/<overlay> as `kubectl apply
+// -k` would (after helm uninstall) and checks that its live objects equal
+// helmLive, those helm install installed. The install is deleted when the
+// test ends.
+func compareWithKustomize(t *testing.T, helmLive map[string]map[string]any, overlay string) {
+	t.Helper()
+	objs, err := framework.RenderOverlay(filepath.Join(repoRoot, "deploy", "overlays", filepath.FromSlash(overlay)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +268,7 @@ func TestHelmInstall(t *testing.T) {
 			t.Errorf("deleting the kustomize install: %v", err)
 		}
 	})
-	if err := framework.ApplyObjects(ctx, cluster.Client, objs); err != nil {
+	if err := framework.ApplyObjects(t.Context(), cluster.Client, objs); err != nil {
 		t.Fatal(err)
 	}
 	kustLive := liveObjects(t, objs)
@@ -206,16 +279,16 @@ func TestHelmInstall(t *testing.T) {
 	for _, key := range sortedKeys(kustLive) {
 		h, ok := helmLive[key]
 		if !ok {
-			t.Errorf("%s: installed by kubectl apply -k, not by helm install", key)
+			t.Errorf("%s: installed by kubectl apply -k %s, not by helm install", key, overlay)
 			continue
 		}
 		if d := cmp.Diff(kustLive[key], h); d != "" {
-			t.Errorf("%s: differs between kubectl apply -k and helm install (-kustomize +helm):\n%s", key, d)
+			t.Errorf("%s: differs between kubectl apply -k %s and helm install (-kustomize +helm):\n%s", key, overlay, d)
 		}
 	}
 	for _, key := range sortedKeys(helmLive) {
 		if _, ok := kustLive[key]; !ok {
-			t.Errorf("%s: installed by helm install, not by kubectl apply -k", key)
+			t.Errorf("%s: installed by helm install, not by kubectl apply -k %s", key, overlay)
 		}
 	}
 }
