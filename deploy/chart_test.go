@@ -49,6 +49,11 @@ func chartValues(o overlay) map[string]any {
 // a cluster, into installNamespace, and validates vals against the chart's
 // values.schema.json on the way.
 func renderChart(vals map[string]any) ([]rawObject, error) {
+	return renderChartIn(installNamespace, vals)
+}
+
+// renderChartIn is renderChart into another namespace.
+func renderChartIn(namespace string, vals map[string]any) ([]rawObject, error) {
 	chrt, err := loader.Load(chartDir)
 	if err != nil {
 		return nil, fmt.Errorf("loading chart %s: %w", chartDir, err)
@@ -58,7 +63,7 @@ func renderChart(vals map[string]any) ([]rawObject, error) {
 	install.ClientOnly = true
 	install.IncludeCRDs = true
 	install.ReleaseName = releaseName
-	install.Namespace = installNamespace
+	install.Namespace = namespace
 	install.KubeVersion = &chartutil.KubeVersion{Version: "v1.36.3", Major: "1", Minor: "36"}
 	rel, err := install.Run(chrt, vals)
 	if err != nil {
@@ -432,6 +437,33 @@ func TestChartLint(t *testing.T) {
 				continue // INFO, such as "icon is recommended"
 			}
 			t.Errorf("helm lint --strict with scope=%s tls.mode=%s: %s", o.scope, o.tls, msg)
+		}
+	}
+}
+
+// TestChartFollowsReleaseNamespace: installed into another namespace, the
+// chart names podguard-system nowhere but in the default
+// webhooks.excludedNamespaces, and excludes the release namespace.
+func TestChartFollowsReleaseNamespace(t *testing.T) {
+	const other = "guard"
+	for _, o := range overlays {
+		vals := chartValues(o)
+		for k, v := range map[string]any{"secretAccess": true, "imageCredentials": true, "clientAuth": true} {
+			vals[k] = map[string]any{"enabled": v}
+		}
+		vals["networkPolicy"] = map[string]any{"enabled": true, "apiServerCIDR": "10.0.0.0/28"}
+		objs, err := renderChartIn(other, vals)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, obj := range objs {
+			text := strings.ReplaceAll(string(obj.json), `["kube-system","kube-node-lease","podguard-system","guard"]`, "")
+			if strings.Contains(text, installNamespace) {
+				t.Errorf("scope=%s tls.mode=%s, release namespace %s: %s still names %s:\n%s", o.scope, o.tls, other, obj, installNamespace, text)
+			}
+			if obj.gvk.Kind == "MutatingWebhookConfiguration" && !strings.Contains(string(obj.json), `"podguard-system","guard"]`) {
+				t.Errorf("scope=%s tls.mode=%s, release namespace %s: %s does not exclude it", o.scope, o.tls, other, obj)
+			}
 		}
 	}
 }
