@@ -413,15 +413,7 @@ const lastApplied = "kubectl.kubernetes.io/last-applied-configuration"
 // slim drops what no policy reads, so that memory holds what is judged.
 func slim(m *metav1.ObjectMeta) {
 	m.ManagedFields = nil
-	if _, ok := m.Annotations[lastApplied]; ok {
-		a := make(map[string]string, len(m.Annotations)-1)
-		for k, v := range m.Annotations {
-			if k != lastApplied {
-				a[k] = v
-			}
-		}
-		m.Annotations = a
-	}
+	m.Annotations = withoutLastApplied(m.Annotations)
 }
 
 type secretMode int

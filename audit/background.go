@@ -5,15 +5,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/client-go/kubernetes"
@@ -60,6 +59,18 @@ type Publisher interface {
 	Previous(ctx context.Context) (map[types.UID][]string, []string, error)
 }
 
+// ErrNotPublished is a Publish that wrote nothing, there being nowhere to
+// write to: not a failure, not a write.
+var ErrNotPublished = errors.New("no report API to publish to")
+
+// Refresher is a Publisher whose destination can change while a term runs
+// (a report API installed after podguard started, audit.reports changed by
+// a reload). Refresh is called every few seconds; true means everything
+// must be published again.
+type Refresher interface {
+	Refresh(ctx context.Context) bool
+}
+
 // EventRecorder records a Warning event on an audited object.
 type EventRecorder interface {
 	Failed(ref corev1.ObjectReference, newly []Failure)
@@ -84,6 +95,7 @@ type Background struct {
 	namespace func(name string) (policies.Namespace, bool)
 	publisher Publisher
 	events    EventRecorder
+	ready     func() bool
 	log       logr.Logger
 
 	mu  sync.Mutex
@@ -103,12 +115,20 @@ type BackgroundOptions struct {
 	Namespace func(name string) (policies.Namespace, bool)
 	Publisher Publisher
 	Events    EventRecorder
-	Log       logr.Logger
+	// Ready reports whether the world's own caches (ConfigMaps, Secrets,
+	// Namespaces, Nodes) have synced: a verdict made before would take a
+	// ConfigMap for unknown and pass what fails. Nil means always.
+	Ready func() bool
+	Log   logr.Logger
 }
 
 // NewBackground returns the background audit.
 func NewBackground(o BackgroundOptions) *Background {
-	return &Background{client: o.Client, env: o.Env, scope: o.Scope, namespace: o.Namespace, publisher: o.Publisher, events: o.Events, log: o.Log, reconfig: make(chan struct{})}
+	ready := o.Ready
+	if ready == nil {
+		ready = func() bool { return true }
+	}
+	return &Background{client: o.Client, env: o.Env, scope: o.Scope, namespace: o.Namespace, publisher: o.Publisher, events: o.Events, ready: ready, log: o.Log, reconfig: make(chan struct{})}
 }
 
 // reconfigured returns a channel closed at the next Reconfigure.
@@ -134,10 +154,11 @@ type stored struct {
 
 // auditRun is one term as the writer: its informers, queues and verdicts.
 type auditRun struct {
-	b         *Background
-	informers []toolscache.SharedIndexInformer
-	queue     workqueue.TypedRateLimitingInterface[objKey]
-	nsQueue   workqueue.TypedDelayingInterface[string]
+	b *Background
+	// stores are the informers' stores, one per backgroundKinds entry.
+	stores  []toolscache.Indexer
+	queue   workqueue.TypedRateLimitingInterface[objKey]
+	nsQueue workqueue.TypedDelayingInterface[string]
 
 	mu       sync.Mutex
 	verdicts map[string]map[objKey]*stored // by namespace
@@ -155,18 +176,13 @@ const nsDelay = 2 * time.Second
 // Run audits until ctx ends: call it while holding the audit lease. It
 // returns nil when ctx ends, or an error when the informers cannot start.
 func (b *Background) Run(ctx context.Context) error {
-	r := &auditRun{
-		b:        b,
-		queue:    workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[objKey](), workqueue.TypedRateLimitingQueueConfig[objKey]{Name: "podguard-audit"}),
-		nsQueue:  workqueue.NewTypedDelayingQueueWithConfig(workqueue.TypedDelayingQueueConfig[string]{Name: "podguard-audit-reports"}),
-		verdicts: map[string]map[objKey]*stored{},
-		parked:   sets.New[string](),
-	}
+	r := newAuditRun(b)
 	defer r.queue.ShutDown()
 	defer r.nsQueue.ShutDown()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
+	var informers []toolscache.SharedIndexInformer
 	for i, k := range backgroundKinds {
 		inf, err := newInformer(b.client, k)
 		if err != nil {
@@ -182,27 +198,29 @@ func (b *Background) Run(ctx context.Context) error {
 		if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
 			AddFunc: enqueue, DeleteFunc: enqueue,
 			UpdateFunc: func(old, cur any) {
-				// A resync or a status-only change gives the same slim object.
-				if o, ok := old.(metav1.Object); ok {
-					if c, ok := cur.(metav1.Object); ok && o.GetResourceVersion() == c.GetResourceVersion() && o.GetResourceVersion() != "" {
-						return
-					}
+				// A status update (most updates: a Deployment's replicas,
+				// a Pod's conditions) leaves what is kept the same.
+				if !sameKept(old, cur) {
+					enqueue(cur)
 				}
-				enqueue(cur)
 			},
 		}); err != nil {
 			return err
 		}
-		r.informers = append(r.informers, inf)
+		informers = append(informers, inf)
+		r.stores = append(r.stores, inf.GetIndexer())
 		go inf.RunWithContext(ctx)
 	}
-	for i, inf := range r.informers {
+	for i, inf := range informers {
 		if !toolscache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
 			if ctx.Err() != nil {
 				return nil
 			}
 			return fmt.Errorf("%s informer did not sync", backgroundKinds[i].gvk.Kind)
 		}
+	}
+	if !toolscache.WaitForCacheSync(ctx.Done(), b.ready) {
+		return nil
 	}
 	if b.publisher != nil {
 		prev, reported, err := b.publisher.Previous(ctx)
@@ -214,18 +232,94 @@ func (b *Background) Run(ctx context.Context) error {
 	b.mu.Lock()
 	b.run = r
 	b.mu.Unlock()
+	leading.Set(1)
 	defer func() {
+		// What this term published is another term's to say now.
 		b.mu.Lock()
-		b.run = nil
+		if b.run == r {
+			b.run = nil
+			leading.Set(0)
+			resetGauges()
+		}
 		b.mu.Unlock()
 	}()
-	leading.Set(1)
-	defer leading.Set(0)
 
-	// The first pass: every object, then every namespace at once.
+	if err := r.firstPass(ctx); err != nil || ctx.Err() != nil {
+		return err
+	}
+
+	go r.publishLoop(ctx)
+	go func() {
+		for ctx.Err() == nil {
+			r.processOne(ctx)
+		}
+	}()
+	next := time.Now().Add(b.env().Interval)
+	tick := time.NewTicker(scopePoll)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case now := <-tick.C:
+			switch {
+			case now.After(next):
+				// Everything again, and every namespace written again
+				// (a write of what is there already is none): what no
+				// event told, a report deleted by hand.
+				r.refreshScope(ctx)
+				r.enqueueAll()
+				r.markAllDirty()
+				lastPass.SetToCurrentTime()
+				next = now.Add(b.env().Interval)
+			case r.refreshScope(ctx):
+				// The webhook configuration now selects other namespaces.
+				r.enqueueAll()
+			}
+			if rf, ok := b.publisher.(Refresher); ok && rf.Refresh(ctx) {
+				r.markAllDirty()
+			}
+		}
+	}
+}
+
+// markAllDirty publishes every namespace again: those with verdicts and
+// those reported at the term's start.
+func (r *auditRun) markAllDirty() {
+	r.mu.Lock()
+	names := slices.Collect(maps.Keys(r.verdicts))
+	names = append(names, r.reported...)
+	r.mu.Unlock()
+	for _, ns := range names {
+		r.markDirty(ns)
+	}
+}
+
+// newAuditRun returns a term's state, its stores not yet set.
+func newAuditRun(b *Background) *auditRun {
+	return &auditRun{
+		b:        b,
+		queue:    workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[objKey](), workqueue.TypedRateLimitingQueueConfig[objKey]{Name: "podguard-audit"}),
+		nsQueue:  workqueue.NewTypedDelayingQueueWithConfig(workqueue.TypedDelayingQueueConfig[string]{Name: "podguard-audit-reports"}),
+		verdicts: map[string]map[objKey]*stored{},
+		parked:   sets.New[string](),
+	}
+}
+
+// firstPass judges every stored object, then publishes every namespace at
+// once. It returns false if ctx ended first.
+func (r *auditRun) firstPass(ctx context.Context) error {
 	start := time.Now()
 	r.refreshScope(ctx)
-	r.cluster = r.clusterKey()
+	r.mu.Lock()
+	known := r.selector != nil
+	r.mu.Unlock()
+	if !known {
+		// Judging every namespace would report on those the webhook
+		// leaves alone, and remove them again a moment later.
+		return errors.New("the webhook's namespaceSelector could not be read")
+	}
+	r.setClusterKey(r.clusterKey())
 	r.enqueueAll()
 	for r.queue.Len() > 0 && ctx.Err() == nil {
 		r.processOne(ctx)
@@ -248,37 +342,15 @@ func (b *Background) Run(ctx context.Context) error {
 	r.mu.Unlock()
 	slices.Sort(parked)
 	for _, ns := range parked {
+		if ctx.Err() != nil {
+			return nil
+		}
 		r.publish(ctx, ns)
 	}
 	passDuration.Observe(time.Since(start).Seconds())
 	lastPass.SetToCurrentTime()
-	b.log.Info("audit pass done", "objects", r.count(), "namespaces", len(parked), "took", time.Since(start).Round(time.Millisecond).String())
-
-	go r.publishLoop(ctx)
-	go func() {
-		for ctx.Err() == nil {
-			r.processOne(ctx)
-		}
-	}()
-	next := time.Now().Add(b.env().Interval)
-	tick := time.NewTicker(scopePoll)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case now := <-tick.C:
-			if now.After(next) {
-				r.refreshScope(ctx)
-				r.enqueueAll()
-				lastPass.SetToCurrentTime()
-				next = now.Add(b.env().Interval)
-			} else if r.refreshScope(ctx) {
-				// The webhook configuration now selects other namespaces.
-				r.enqueueAll()
-			}
-		}
-	}
+	r.b.log.Info("audit pass done", "objects", r.count(), "namespaces", len(parked), "took", time.Since(start).Round(time.Millisecond).String())
+	return nil
 }
 
 // scopePoll is how often the webhook's namespaceSelector is read again: one
@@ -361,8 +433,8 @@ func (r *auditRun) refreshScope(ctx context.Context) bool {
 }
 
 func (r *auditRun) enqueueAll() {
-	for i, inf := range r.informers {
-		for _, key := range inf.GetIndexer().ListKeys() {
+	for i, store := range r.stores {
+		for _, key := range store.ListKeys() {
 			ns, name, _ := toolscache.SplitMetaNamespaceKey(key)
 			r.queue.Add(objKey{i, ns, name})
 		}
@@ -370,8 +442,8 @@ func (r *auditRun) enqueueAll() {
 }
 
 func (r *auditRun) enqueueIndex(index, value string) {
-	for i, inf := range r.informers {
-		keys, err := inf.GetIndexer().IndexKeys(index, value)
+	for i, store := range r.stores {
+		keys, err := store.IndexKeys(index, value)
 		if err != nil {
 			continue
 		}
@@ -425,25 +497,25 @@ func (r *auditRun) processOne(ctx context.Context) {
 }
 
 func (r *auditRun) judge(ctx context.Context, key objKey) error {
-	inf := r.informers[key.kind]
-	item, exists, err := inf.GetIndexer().GetByKey(key.namespace + "/" + key.name)
+	item, exists, err := r.stores[key.kind].GetByKey(key.namespace + "/" + key.name)
 	if err != nil {
 		return err
 	}
-	obj, judged := item.(runtime.Object)
-	if _, stub := item.(*metav1.PartialObjectMetadata); stub {
-		judged = false
-	}
-	if !exists || !judged || willNotRunAgain(obj) || !r.inScope(key.namespace) {
+	c, judged := item.(*compact)
+	if !exists || !judged || c.done || !r.inScope(key.namespace) {
 		r.forget(key)
 		return nil
 	}
-	env := r.b.env()
+	obj, err := c.object(key.kind)
+	if err != nil {
+		return err
+	}
 	pod := policies.PodOf(obj)
 	if pod == nil {
 		r.forget(key)
 		return nil
 	}
+	env := r.b.env()
 	started := time.Now()
 	v, err := Judge(ctx, obj, env.World(ctx, pod), env.Engine)
 	judgeDuration.Observe(time.Since(started).Seconds())
@@ -454,9 +526,8 @@ func (r *auditRun) judge(ctx context.Context, key objKey) error {
 		r.forget(key)
 		return nil
 	}
-	m, _ := metaOf(obj)
 	gvk := backgroundKinds[key.kind].gvk
-	ref := corev1.ObjectReference{APIVersion: gvk.GroupVersion().String(), Kind: gvk.Kind, Namespace: m.Namespace, Name: m.Name, UID: m.UID}
+	ref := corev1.ObjectReference{APIVersion: gvk.GroupVersion().String(), Kind: gvk.Kind, Namespace: c.Namespace, Name: c.Name, UID: c.UID}
 	r.record(ctx, key, ref, v, env.Events)
 	return nil
 }
@@ -562,7 +633,7 @@ func (r *auditRun) publish(ctx context.Context, ns string) {
 		return
 	}
 	if err := r.b.publisher.Publish(ctx, ns, items); err != nil {
-		if ctx.Err() != nil || errors.Is(err, context.Canceled) {
+		if ctx.Err() != nil || errors.Is(err, context.Canceled) || errors.Is(err, ErrNotPublished) {
 			return
 		}
 		reportWrites.WithLabelValues("failure").Inc()

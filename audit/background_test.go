@@ -2,15 +2,18 @@ package audit
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"reflect"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/go-logr/logr/testr"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -112,7 +115,7 @@ func (r *recorder) eventList() []string {
 }
 
 func envTemplate(cm string) corev1.PodTemplateSpec {
-	return corev1.PodTemplateSpec{Spec: corev1.PodSpec{Containers: []corev1.Container{{
+	return corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": cm}, Annotations: map[string]string{"example.com/owner": "team-a"}}, Spec: corev1.PodSpec{Containers: []corev1.Container{{
 		Name: "app", Image: "registry.example/app:1",
 		EnvFrom: []corev1.EnvFromSource{{ConfigMapRef: &corev1.ConfigMapEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: cm}}}},
 	}}}}
@@ -133,7 +136,8 @@ func runningObjects() []runtime.Object {
 			&appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "web", UID: types.UID(ns + "-web")}, Spec: appsv1.DeploymentSpec{Template: envTemplate("web-env")}},
 			&appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "web-1", UID: types.UID(ns + "-web-1"), OwnerReferences: ctrl("Deployment", "apps/v1", "web", types.UID(ns+"-web"))}, Spec: appsv1.ReplicaSetSpec{Replicas: ptr.To[int32](1), Template: envTemplate("web-env")}},
 			&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "web-1-abc", UID: types.UID(ns + "-web-1-abc"), OwnerReferences: ctrl("ReplicaSet", "apps/v1", "web-1", types.UID(ns+"-web-1"))}, Spec: envTemplate("web-env").Spec},
-			&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "debug", UID: types.UID(ns + "-debug")}, Spec: envTemplate("other").Spec},
+			&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "debug", UID: types.UID(ns + "-debug"), Labels: map[string]string{"run": "debug"},
+				Annotations: map[string]string{"example.com/owner": "team-a", "kubectl.kubernetes.io/last-applied-configuration": "{}"}}, Spec: envTemplate("other").Spec},
 			&batchv1.CronJob{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "nightly", UID: types.UID(ns + "-nightly")}, Spec: batchv1.CronJobSpec{JobTemplate: batchv1.JobTemplateSpec{Spec: batchv1.JobSpec{Template: envTemplate("web-env")}}}},
 			&batchv1.Job{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "nightly-1", UID: types.UID(ns + "-nightly-1"), OwnerReferences: ctrl("CronJob", "batch/v1", "nightly", types.UID(ns+"-nightly"))}, Spec: batchv1.JobSpec{Template: envTemplate("web-env")}},
 			&batchv1.Job{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "migrate", UID: types.UID(ns + "-migrate")}, Spec: batchv1.JobSpec{Template: envTemplate("web-env")},
@@ -144,7 +148,7 @@ func runningObjects() []runtime.Object {
 	return objs
 }
 
-func startBackground(t *testing.T, world *lockedWorld, rec *recorder) (*Background, context.CancelFunc) {
+func startBackground(t *testing.T, world *lockedWorld, rec *recorder, opts ...func(*BackgroundOptions)) (*Background, context.CancelFunc) {
 	t.Helper()
 	s := &policies.Settings{}
 	s.Default()
@@ -159,7 +163,7 @@ func startBackground(t *testing.T, world *lockedWorld, rec *recorder) (*Backgrou
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := NewBackground(BackgroundOptions{
+	o := BackgroundOptions{
 		Client: fake.NewClientset(runningObjects()...),
 		Env: func() Env {
 			return Env{Engine: engine, World: func(context.Context, *policies.Pod) policies.World { return world },
@@ -170,7 +174,11 @@ func startBackground(t *testing.T, world *lockedWorld, rec *recorder) (*Backgrou
 		Publisher: rec,
 		Events:    rec,
 		Log:       testr.New(t),
-	})
+	}
+	for _, f := range opts {
+		f(&o)
+	}
+	b := NewBackground(o)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- b.Run(ctx) }()
@@ -181,6 +189,76 @@ func startBackground(t *testing.T, world *lockedWorld, rec *recorder) (*Backgrou
 		}
 	})
 	return b, cancel
+}
+
+// A term waits for the world's caches: judged with a ConfigMap still
+// unknown, a Deployment would pass, then fail with an event once the
+// cache fills.
+func TestBackgroundWaitsForTheWorld(t *testing.T) {
+	world := &lockedWorld{snap: policies.NewSnapshot()}
+	world.setConfigMap("shop", "other", "OK")
+	var ready atomic.Bool
+	rec := &recorder{published: map[string][]Audited{}, previous: map[types.UID][]string{"shop-web": {"envfrom-keys"}}}
+	startBackground(t, world, rec, func(o *BackgroundOptions) { o.Ready = ready.Load })
+	time.Sleep(3 * nsDelay / 2)
+	if got := rec.summary("shop"); got != "" {
+		t.Fatalf("published %q before the world synced", got)
+	}
+	world.setConfigMap("shop", "web-env", "1st.key")
+	ready.Store(true)
+	waitFor(t, "the first pass", func() bool { return rec.summary("shop") != "" })
+	if got, want := rec.summary("shop"), "CronJob/nightly:fail(envfrom-keys) Deployment/web:fail(envfrom-keys) Pod/debug:pass"; got != want {
+		t.Errorf("published %q, want %q", got, want)
+	}
+	if ev := rec.eventList(); len(ev) != 0 {
+		t.Errorf("events %v: web failed before, and nightly was never reported", ev)
+	}
+}
+
+// Without the webhook's namespaceSelector, a term does not start: judging
+// every namespace would report on those the webhook leaves alone.
+func TestBackgroundNeedsTheScope(t *testing.T) {
+	world := &lockedWorld{snap: policies.NewSnapshot()}
+	rec := &recorder{published: map[string][]Audited{}}
+	s := &policies.Settings{}
+	s.Default()
+	engine := policies.NewEngine(s)
+	b := NewBackground(BackgroundOptions{
+		Client: fake.NewClientset(runningObjects()...),
+		Env: func() Env {
+			return Env{Engine: engine, World: func(context.Context, *policies.Pod) policies.World { return world }, Interval: time.Hour}
+		},
+		Scope:     func(context.Context) (labels.Selector, error) { return nil, errors.New("the API server is restarting") },
+		Namespace: world.Namespace,
+		Publisher: rec,
+		Log:       testr.New(t),
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := b.Run(ctx); err == nil || !strings.Contains(err.Error(), "namespaceSelector") {
+		t.Errorf("Run = %v, want an error naming the namespaceSelector", err)
+	}
+	if len(rec.published) != 0 {
+		t.Errorf("published %v", rec.published)
+	}
+}
+
+// A term's gauges end with it: the next writer exports its own, and the
+// sum over replicas counts each violation once.
+func TestBackgroundGaugesEndWithTheTerm(t *testing.T) {
+	world := &lockedWorld{snap: policies.NewSnapshot()}
+	world.setConfigMap("shop", "web-env", "1st.key")
+	world.setConfigMap("shop", "other", "OK")
+	rec := &recorder{published: map[string][]Audited{}}
+	_, cancel := startBackground(t, world, rec)
+	waitFor(t, "the first pass", func() bool { return rec.summary("shop") != "" })
+	if n := testutil.CollectAndCount(violations); n == 0 {
+		t.Fatal("no violations series while the term runs")
+	}
+	cancel()
+	waitFor(t, "the term's series to go", func() bool {
+		return testutil.CollectAndCount(violations) == 0 && testutil.CollectAndCount(auditedObjects) == 0 && testutil.ToFloat64(leading) == 0
+	})
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {
@@ -305,11 +383,27 @@ func TestSlimForAuditIsIdempotentAndKeepsWhatPoliciesRead(t *testing.T) {
 		if stub {
 			continue
 		}
-		if got, want := policies.PodOf(once.(runtime.Object)).Spec, policies.PodOf(obj).Spec; !reflect.DeepEqual(got, want) {
-			t.Errorf("%T %s: the pod spec changed", obj, m.GetName())
+		c := once.(*compact)
+		if c.done != willNotRunAgain(obj) {
+			t.Errorf("%T %s: done = %v, will not run again = %v", obj, m.GetName(), c.done, willNotRunAgain(obj))
 		}
-		if willNotRunAgain(once.(runtime.Object)) != willNotRunAgain(obj) {
-			t.Errorf("%T %s: whether it runs again changed", obj, m.GetName())
+		if c.done {
+			if c.pod != nil {
+				t.Errorf("%T %s: a pod kept for an object never judged", obj, m.GetName())
+			}
+			continue
+		}
+		kind := slices.IndexFunc(backgroundKinds, func(k kindInfo) bool { return reflect.TypeOf(k.obj()) == reflect.TypeOf(obj) })
+		back, err := c.object(kind)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, want := policies.PodOf(back), policies.PodOf(obj)
+		if !reflect.DeepEqual(got.Spec, want.Spec) || !reflect.DeepEqual(got.Meta.Labels, want.Meta.Labels) || !reflect.DeepEqual(got.Meta.Annotations, withoutLastApplied(want.Meta.Annotations)) { // kubectl's copy of the object: no policy reads it
+			t.Errorf("%T %s: the pod the policies read changed:\ngot  %+v\nwant %+v", obj, m.GetName(), got, want)
+		}
+		if got.SpecPath.String() != want.SpecPath.String() || back.GetObjectKind().GroupVersionKind() != backgroundKinds[kind].gvk {
+			t.Errorf("%T %s: rebuilt as %v at %s", obj, m.GetName(), back.GetObjectKind().GroupVersionKind(), got.SpecPath)
 		}
 	}
 }

@@ -63,6 +63,10 @@ func (b *Background) Start(ctx context.Context, o LeaseOptions) error {
 				}
 			}
 		}()
+		// The term's work runs here, not in the elector's callback
+		// goroutine, so that a term has ended before the next campaign: two
+		// terms never overlap on one replica.
+		leading := make(chan context.Context)
 		le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
 			Lock: &resourcelock.LeaseLock{
 				LeaseMeta:  metav1.ObjectMeta{Namespace: o.Namespace, Name: LeaseName},
@@ -76,15 +80,9 @@ func (b *Background) Start(ctx context.Context, o LeaseOptions) error {
 			Name:            LeaseName,
 			Callbacks: leaderelection.LeaderCallbacks{
 				OnStartedLeading: func(lctx context.Context) {
-					b.log.Info("holding the audit lease: auditing and writing the reports", "lease", o.Namespace+"/"+LeaseName)
-					for lctx.Err() == nil {
-						if err := b.Run(lctx); err != nil {
-							b.log.Error(err, "the background audit stopped; starting it again in 10s")
-							select {
-							case <-lctx.Done():
-							case <-time.After(10 * time.Second):
-							}
-						}
+					select {
+					case leading <- lctx:
+					case <-lctx.Done():
 					}
 				},
 				OnStoppedLeading: func() {
@@ -96,8 +94,27 @@ func (b *Background) Start(ctx context.Context, o LeaseOptions) error {
 			cancel()
 			return err
 		}
-		le.Run(term) // returns when the lease is lost or term ends
+		elected := make(chan struct{})
+		go func() {
+			defer close(elected)
+			le.Run(term) // returns when the lease is lost or term ends
+		}()
+		select {
+		case lctx := <-leading:
+			b.log.Info("holding the audit lease: auditing and writing the reports", "lease", o.Namespace+"/"+LeaseName)
+			for lctx.Err() == nil {
+				if err := b.Run(lctx); err != nil {
+					b.log.Error(err, "the background audit stopped; starting it again in 10s")
+					select {
+					case <-lctx.Done():
+					case <-time.After(10 * time.Second):
+					}
+				}
+			}
+		case <-elected:
+		}
 		cancel()
+		<-elected
 	}
 	return nil
 }

@@ -24,7 +24,7 @@ func listPods(ctx context.Context, cs kubernetes.Interface, ns string, lo metav1
 	out := make([]listed, len(l.Items))
 	for i := range l.Items {
 		o := &l.Items[i]
-		done := o.Status.Phase == corev1.PodSucceeded || o.Status.Phase == corev1.PodFailed || o.DeletionTimestamp != nil
+		done := willNotRunAgain(o)
 		o.Status = corev1.PodStatus{}
 		o.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Pod"))
 		out[i] = listed{o, done}
@@ -45,7 +45,7 @@ func listReplicationControllers(ctx context.Context, cs kubernetes.Interface, ns
 		o := &l.Items[i]
 		o.Status = corev1.ReplicationControllerStatus{}
 		o.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("ReplicationController"))
-		out[i] = listed{o, scaledToZero(o.Spec.Replicas)}
+		out[i] = listed{o, willNotRunAgain(o)}
 	}
 	return out, l.Continue, nil
 }
@@ -75,7 +75,7 @@ func listReplicaSets(ctx context.Context, cs kubernetes.Interface, ns string, lo
 		o := &l.Items[i]
 		o.Status = appsv1.ReplicaSetStatus{}
 		o.SetGroupVersionKind(appsv1.SchemeGroupVersion.WithKind("ReplicaSet"))
-		out[i] = listed{o, scaledToZero(o.Spec.Replicas)}
+		out[i] = listed{o, willNotRunAgain(o)}
 	}
 	return out, l.Continue, nil
 }
@@ -129,7 +129,7 @@ func listJobs(ctx context.Context, cs kubernetes.Interface, ns string, lo metav1
 	out := make([]listed, len(l.Items))
 	for i := range l.Items {
 		o := &l.Items[i]
-		done := jobFinished(&o.Status)
+		done := willNotRunAgain(o)
 		o.Status = batchv1.JobStatus{}
 		o.SetGroupVersionKind(batchv1.SchemeGroupVersion.WithKind("Job"))
 		out[i] = listed{o, done}

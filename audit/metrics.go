@@ -25,7 +25,7 @@ var (
 	})
 	lastPass = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "podguard_audit_last_pass_timestamp_seconds",
-		Help: "When the background audit last judged every object (Unix time).",
+		Help: "When the background audit last started judging every object again (Unix time): a term's first pass, or an interval's.",
 	})
 	passDuration = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "podguard_audit_first_pass_duration_seconds",
@@ -66,6 +66,16 @@ var (
 	gaugeMu     sync.Mutex
 	gaugeSeries = map[string][]string{}
 )
+
+// resetGauges drops every namespace's series, when a term ends: the next
+// writer, on this replica or another, exports its own.
+func resetGauges() {
+	gaugeMu.Lock()
+	defer gaugeMu.Unlock()
+	violations.Reset()
+	auditedObjects.Reset()
+	clear(gaugeSeries)
+}
 
 // setViolationGauges sets one namespace's series from its verdicts.
 func setViolationGauges(ns string, items []Audited) {

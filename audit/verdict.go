@@ -95,14 +95,14 @@ type Ref struct{ Kind, Name string }
 // secret and projected volumes, each once.
 func References(pod *policies.Pod) []Ref {
 	var out []Ref
+	seen := map[Ref]bool{} // a pod may name thousands: no quadratic dedup
 	add := func(kind, name string) {
-		if name == "" {
+		r := Ref{kind, name}
+		if name == "" || seen[r] {
 			return
 		}
-		r := Ref{kind, name}
-		if !slices.Contains(out, r) {
-			out = append(out, r)
-		}
+		seen[r] = true
+		out = append(out, r)
 	}
 	for _, c := range pod.Containers() {
 		for _, e := range c.Container.EnvFrom {

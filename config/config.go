@@ -33,7 +33,7 @@ const (
 //	cluster:
 //	  kubeletVersion: "1.29"   # pin; default: the oldest kubelet among the Nodes
 //	namespaces:
-//	  exclude: [kube-system, kube-node-lease, podguard-system]
+//	  exclude: [kube-system, kube-node-lease, podguard-system, cert-manager]
 //	policies:
 //	  imagePullSecrets: {...}
 //	  envFromKeys: {...}
@@ -75,9 +75,13 @@ type NamespacesConfig struct {
 	Exclude []string `json:"exclude,omitempty"`
 }
 
-// DefaultExcludedNamespaces are the namespaces podguard must never block:
-// the control plane's, and its own, so that it can always be recovered.
-var DefaultExcludedNamespaces = []string{"kube-system", "kube-node-lease", "podguard-system"}
+// DefaultExcludedNamespaces are the namespaces podguard must never block,
+// those of what it depends on: the control plane's, its own, so that it can
+// always start and be recovered, and cert-manager's, which issues its
+// serving certificate. The shipped webhook configurations exclude the same
+// list (deploy/base/excluded-namespaces.yaml; deploy's tests keep the two
+// equal).
+var DefaultExcludedNamespaces = []string{"kube-system", "kube-node-lease", "podguard-system", "cert-manager"}
 
 // Default returns the configuration podguard runs with when no file is given.
 func Default() *Config {

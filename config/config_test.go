@@ -170,7 +170,7 @@ func TestDefaults(t *testing.T) {
 	if errs := c.Validate(); len(errs) > 0 {
 		t.Fatalf("defaults do not validate: %v", errs)
 	}
-	if got := strings.Join(c.Namespaces.Exclude, ","); got != "kube-system,kube-node-lease,podguard-system" {
+	if got := strings.Join(c.Namespaces.Exclude, ","); got != "kube-system,kube-node-lease,podguard-system,cert-manager" {
 		t.Errorf("excluded namespaces = %s", got)
 	}
 	if c.Policies.EnvFromKeys.POSIX != "warn" || *c.Policies.EnvFromKeys.Secrets {
@@ -197,7 +197,7 @@ func TestDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if parsed.Policies.EnvFromKeys.POSIX != c.Policies.EnvFromKeys.POSIX || len(parsed.Namespaces.Exclude) != 3 {
+	if parsed.Policies.EnvFromKeys.POSIX != c.Policies.EnvFromKeys.POSIX || len(parsed.Namespaces.Exclude) != 4 {
 		t.Error("a minimal file does not get the same defaults as no file")
 	}
 }

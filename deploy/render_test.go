@@ -29,6 +29,7 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
@@ -90,10 +91,25 @@ const (
 	injectCAAnnotation = "cert-manager.io/inject-ca-from"
 )
 
-// excludedNamespaces are never to be admitted by podguard: the control
-// plane's, so an outage cannot block it, and podguard's own, so it can
-// always recover.
-var excludedNamespaces = []string{"kube-system", "kube-node-lease", installNamespace}
+// excludedNamespaces are never to be admitted by podguard, whatever their
+// labels: what podguard depends on. The control plane's, so that an outage
+// cannot block it; podguard's own, so that it can always start and recover;
+// cert-manager's, which issues podguard's certificate on a first install.
+// Every webhook carries exactly this list, which is also podguard's config
+// default, the second line of defence.
+var excludedNamespaces = config.DefaultExcludedNamespaces
+
+// mustExclude are the namespaces excludedNamespaces must hold: a shorter
+// config default would quietly shrink what the checks demand.
+var mustExclude = []string{"kube-system", "kube-node-lease", installNamespace, "cert-manager"}
+
+func TestExcludedNamespacesCoverDependencies(t *testing.T) {
+	for _, ns := range mustExclude {
+		if !slices.Contains(excludedNamespaces, ns) {
+			t.Errorf("config.DefaultExcludedNamespaces %v lacks %s", excludedNamespaces, ns)
+		}
+	}
+}
 
 func TestEveryOverlayIsChecked(t *testing.T) {
 	found, err := discoverOverlays("overlays")
@@ -156,11 +172,13 @@ type check struct {
 var checks = []check{
 	{"webhook configurations", checkWebhooks},
 	{"namespace exclusions", checkExclusions},
+	{"one exclusion list", checkExclusionList},
 	{"scope", checkScope},
 	{"rules", checkRules},
 	{"match conditions", checkMatchConditions},
 	{"namespace", checkNamespace},
 	{"deployment", checkDeployment},
+	{"priority class", checkPriorityClass},
 	{"pod security", checkPodSecurity},
 	{"config", checkConfig},
 	{"disruption budget", checkPDB},
@@ -302,6 +320,8 @@ type render struct {
 	policyBindings []*admissionregistrationv1.ValidatingAdmissionPolicyBinding
 	// networkPolicies come from the optional components/network-policy.
 	networkPolicies []*networkingv1.NetworkPolicy
+	// resourceQuotas let the Deployment's critical priority class in.
+	resourceQuotas []*corev1.ResourceQuota
 }
 
 // decodeRender decodes every object strictly into its API type: an unknown
@@ -320,6 +340,8 @@ func decodeRender(objs []rawObject) (*render, error) {
 			err = decodeInto(o.json, &r.configMaps)
 		case corev1.SchemeGroupVersion.WithKind("Service"):
 			err = decodeInto(o.json, &r.services)
+		case corev1.SchemeGroupVersion.WithKind("ResourceQuota"):
+			err = decodeInto(o.json, &r.resourceQuotas)
 		case appsv1.SchemeGroupVersion.WithKind("Deployment"):
 			err = decodeInto(o.json, &r.deployments)
 		case policyv1.SchemeGroupVersion.WithKind("PodDisruptionBudget"):
@@ -584,6 +606,27 @@ func checkExclusions(r *render, _ overlay, p *problems) {
 	}
 }
 
+// checkExclusionList checks that every webhook names the excluded namespaces
+// in one kubernetes.io/metadata.name NotIn expression holding exactly
+// excludedNamespaces, in order: one list (base/excluded-namespaces.yaml)
+// copied into all three webhooks, and the config default beside it.
+func checkExclusionList(r *render, _ overlay, p *problems) {
+	for _, h := range r.hooks() {
+		var lists [][]string
+		if h.namespaceSelector != nil {
+			for _, e := range h.namespaceSelector.MatchExpressions {
+				if e.Key == namespaceNameLabel && e.Operator == metav1.LabelSelectorOpNotIn {
+					lists = append(lists, e.Values)
+				}
+			}
+		}
+		if len(lists) != 1 || !slices.Equal(lists[0], excludedNamespaces) {
+			p.add(h.config, h.where("namespaceSelector.matchExpressions"), "%s NotIn lists %v, want one list %v, the same in every webhook and in config.DefaultExcludedNamespaces",
+				namespaceNameLabel, lists, excludedNamespaces)
+		}
+	}
+}
+
 func namespaceLabels(ns string, extra map[string]string) labels.Set {
 	set := labels.Set{namespaceNameLabel: ns}
 	for k, v := range extra {
@@ -811,6 +854,53 @@ func checkDeployment(r *render, _ overlay, p *problems) {
 			p.add(ref, c.path+".securityContext.readOnlyRootFilesystem", "not true")
 		}
 	}
+}
+
+// criticalPriorityClasses are the priority classes that clusters such as GKE
+// admit outside kube-system only in a namespace whose ResourceQuota covers
+// them.
+var criticalPriorityClasses = []string{"system-cluster-critical", "system-node-critical"}
+
+// checkPriorityClass checks that a Deployment of a critical priority class
+// comes with the ResourceQuota that lets it into its namespace on such
+// clusters, one that allows at least the pods of a rollout.
+func checkPriorityClass(r *render, _ overlay, p *problems) {
+	d := r.deployment(p)
+	if d == nil {
+		return
+	}
+	class := d.Spec.Template.Spec.PriorityClassName
+	if !slices.Contains(criticalPriorityClasses, class) {
+		return
+	}
+	// A rollout runs the replicas plus a surge of at most as many again.
+	need := 2 * int64(ptr.Deref(d.Spec.Replicas, 1))
+	for _, q := range r.resourceQuotas {
+		if q.Namespace != d.Namespace || q.Spec.ScopeSelector == nil {
+			continue
+		}
+		covers := false
+		for _, e := range q.Spec.ScopeSelector.MatchExpressions {
+			if e.ScopeName == corev1.ResourceQuotaScopePriorityClass &&
+				(e.Operator == corev1.ScopeSelectorOpExists || (e.Operator == corev1.ScopeSelectorOpIn && slices.Contains(e.Values, class))) {
+				covers = true
+			}
+		}
+		if !covers {
+			continue
+		}
+		ref := describe("ResourceQuota", q.Namespace, q.Name)
+		if n, ok := q.Spec.Hard[corev1.ResourcePods]; !ok || n.Value() < need {
+			p.add(ref, "spec.hard.pods", "%s, want at least %d: the replicas and a rollout's surge", n.String(), need)
+		}
+		for name := range q.Spec.Hard {
+			if name != corev1.ResourcePods {
+				p.add(ref, "spec.hard."+string(name), "set; the quota exists to let the priority class in, not to limit podguard's %s", name)
+			}
+		}
+		return
+	}
+	p.add(deploymentRef(d), "spec.template.spec.priorityClassName", "%s, but no ResourceQuota in %s has a PriorityClass scope covering it: GKE and others refuse the pods", class, d.Namespace)
 }
 
 var restrictedEvaluator = sync.OnceValues(func() (policy.Evaluator, error) {
@@ -1701,6 +1791,20 @@ func TestChecksCatchBreakage(t *testing.T) {
 				sel.MatchExpressions[i].Values = slices.DeleteFunc(sel.MatchExpressions[i].Values, func(v string) bool { return v == "kube-node-lease" })
 			}
 		}, "MutatingWebhookConfiguration podguard: webhooks[0](mutate.podguard.io).namespaceSelector: selects namespace kube-node-lease with labels kubernetes.io/metadata.name=kube-node-lease"},
+		{"cert-manager not excluded", selfOptIn, func(t *testing.T, r *render) {
+			sel := stateGuardHook(t, r).NamespaceSelector
+			for i := range sel.MatchExpressions {
+				sel.MatchExpressions[i].Values = slices.DeleteFunc(sel.MatchExpressions[i].Values, func(v string) bool { return v == "cert-manager" })
+			}
+		}, "webhooks[1](state.podguard.io).namespaceSelector: selects namespace cert-manager with labels kubernetes.io/metadata.name=cert-manager,podguard.io/enabled=true; it must never"},
+		{"one webhook excludes one more namespace", cmWide, func(t *testing.T, r *render) {
+			sel := validatingHook(t, r).NamespaceSelector
+			sel.MatchExpressions[0].Values = append(sel.MatchExpressions[0].Values, "team-b")
+		}, "ValidatingWebhookConfiguration podguard: webhooks[0](validate.podguard.io).namespaceSelector.matchExpressions: kubernetes.io/metadata.name NotIn lists [[kube-system kube-node-lease podguard-system cert-manager team-b]], want one list [kube-system kube-node-lease podguard-system cert-manager]"},
+		{"exclusions split in two expressions", selfWide, func(t *testing.T, r *render) {
+			sel := mutatingHook(t, r).NamespaceSelector
+			sel.MatchExpressions = append(sel.MatchExpressions, metav1.LabelSelectorRequirement{Key: namespaceNameLabel, Operator: metav1.LabelSelectorOpNotIn, Values: []string{"cert-manager"}})
+		}, "webhooks[0](mutate.podguard.io).namespaceSelector.matchExpressions: kubernetes.io/metadata.name NotIn lists"},
 		{"opt-in label re-includes kube-system", cmOptIn, func(t *testing.T, r *render) {
 			validatingHook(t, r).NamespaceSelector = &metav1.LabelSelector{MatchLabels: map[string]string{enabledLabel: "true"}}
 		}, "webhooks[0](validate.podguard.io).namespaceSelector: selects namespace kube-system with labels kubernetes.io/metadata.name=kube-system,podguard.io/enabled=true; it must never"},
@@ -1756,6 +1860,18 @@ func TestChecksCatchBreakage(t *testing.T) {
 		{"namespace does not enforce restricted", cmOptIn, func(t *testing.T, r *render) {
 			delete(r.namespaces[0].Labels, psaEnforceLabel)
 		}, `Namespace podguard-system: metadata.labels[pod-security.kubernetes.io/enforce]: "", want restricted`},
+		{"critical priority class without its quota", cmWide, func(t *testing.T, r *render) {
+			r.resourceQuotas = nil
+		}, deploymentID + "spec.template.spec.priorityClassName: system-cluster-critical, but no ResourceQuota in podguard-system has a PriorityClass scope covering it"},
+		{"quota for another priority class", selfOptIn, func(t *testing.T, r *render) {
+			deploymentOf(t, r).Spec.Template.Spec.PriorityClassName = "system-node-critical"
+		}, deploymentID + "spec.template.spec.priorityClassName: system-node-critical, but no ResourceQuota"},
+		{"quota too small for a rollout", cmOptIn, func(t *testing.T, r *render) {
+			if len(r.resourceQuotas) == 0 {
+				t.Fatal("the render has no ResourceQuota to break")
+			}
+			r.resourceQuotas[0].Spec.Hard[corev1.ResourcePods] = resource.MustParse("2")
+		}, "ResourceQuota podguard-system/podguard-critical-pods: spec.hard.pods: 2, want at least 4"},
 		{"one replica", cmOptIn, func(t *testing.T, r *render) {
 			deploymentOf(t, r).Spec.Replicas = nil
 		}, deploymentID + "spec.replicas: 1, want at least 2"},
@@ -2088,6 +2204,131 @@ func TestBrokenOverlays(t *testing.T) {
 			got := runChecks(r, o)
 			if !slices.ContainsFunc(got, func(msg string) bool { return strings.Contains(msg, tt.wantProb) }) {
 				t.Errorf("no problem contains %q; got:\n%s", tt.wantProb, strings.Join(got, "\n"))
+			}
+		})
+	}
+}
+
+// certManagerElsewhere is the patch the README ("First install: the order")
+// gives to an admin whose cert-manager runs in namespace security: it adds
+// that namespace to the exclusions of all three webhooks. The test ops stop
+// it from patching the wrong expression or webhook if the shipped order
+// changes.
+const certManagerElsewhere = `
+- target: {group: admissionregistration.k8s.io, kind: MutatingWebhookConfiguration, name: podguard}
+  patch: |-
+    - {op: test, path: /webhooks/0/namespaceSelector/matchExpressions/0/key, value: kubernetes.io/metadata.name}
+    - {op: add, path: /webhooks/0/namespaceSelector/matchExpressions/0/values/-, value: security}
+- target: {group: admissionregistration.k8s.io, kind: ValidatingWebhookConfiguration, name: podguard}
+  patch: |-
+    - {op: test, path: /webhooks/0/namespaceSelector/matchExpressions/0/key, value: kubernetes.io/metadata.name}
+    - {op: add, path: /webhooks/0/namespaceSelector/matchExpressions/0/values/-, value: security}
+    - {op: test, path: /webhooks/1/namespaceSelector/matchExpressions/0/key, value: kubernetes.io/metadata.name}
+    - {op: add, path: /webhooks/1/namespaceSelector/matchExpressions/0/values/-, value: security}
+`
+
+// TestCertManagerElsewhere applies the README's patch to every overlay and
+// checks that all three webhooks then exclude the same list, the shipped one
+// plus namespace security, and still select an ordinary namespace as their
+// scope says.
+func TestCertManagerElsewhere(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(readme), strings.TrimPrefix(certManagerElsewhere, "\n")) {
+		t.Errorf("README.md does not show the patch certManagerElsewhere holds:\n%s", certManagerElsewhere)
+	}
+	want := append(slices.Clone(excludedNamespaces), "security")
+	for _, o := range overlays {
+		t.Run(o.dir, func(t *testing.T) {
+			r := renderPatched(t, o, certManagerElsewhere)
+			for _, h := range r.hooks() {
+				var got [][]string
+				for _, e := range h.namespaceSelector.MatchExpressions {
+					if e.Key == namespaceNameLabel {
+						got = append(got, e.Values)
+					}
+				}
+				if len(got) != 1 || !slices.Equal(got[0], want) {
+					t.Errorf("%s %s: %s lists %v, want %v", h.config, h.where("namespaceSelector"), namespaceNameLabel, got, want)
+				}
+			}
+			var p problems
+			checkScope(r, o, &p)
+			for _, msg := range p {
+				t.Error(msg)
+			}
+		})
+	}
+}
+
+// renderPatched renders an overlay of a shipped overlay with the given
+// patches (the kustomization's patches:, as YAML), from a temporary
+// directory, and decodes it.
+func renderPatched(t *testing.T, o overlay, patches string) *render {
+	t.Helper()
+	dir := t.TempDir()
+	target, err := filepath.Abs(filepath.Join("overlays", filepath.FromSlash(o.dir)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// kustomize takes resources by relative path only.
+	rel, err := filepath.Rel(dir, target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- " + filepath.ToSlash(rel) + "\npatches:" + patches
+	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(k), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	objs, err := kustomize(dir)
+	if err != nil {
+		t.Fatalf("%v\nkustomization:\n%s", err, k)
+	}
+	r, err := decodeRender(objs)
+	if err != nil {
+		t.Fatalf("decoding: %v", err)
+	}
+	return r
+}
+
+// dropPriorityClass is the README's patch ("Priority class") that runs
+// podguard at the default priority, without the ResourceQuota.
+const dropPriorityClass = `
+- target: {group: apps, kind: Deployment, name: podguard}
+  patch: |-
+    - {op: remove, path: /spec/template/spec/priorityClassName}
+- target: {kind: ResourceQuota, name: podguard-critical-pods}
+  patch: |-
+    $patch: delete
+    apiVersion: v1
+    kind: ResourceQuota
+    metadata:
+      name: podguard-critical-pods
+`
+
+// TestDropPriorityClass applies the README's patch to every overlay: the
+// class and the quota are gone, and every check still passes.
+func TestDropPriorityClass(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(readme), strings.TrimPrefix(dropPriorityClass, "\n")) {
+		t.Errorf("README.md does not show the patch dropPriorityClass holds:\n%s", dropPriorityClass)
+	}
+	for _, o := range overlays {
+		t.Run(o.dir, func(t *testing.T) {
+			r := renderPatched(t, o, dropPriorityClass)
+			if len(r.resourceQuotas) != 0 {
+				t.Errorf("%d ResourceQuotas left", len(r.resourceQuotas))
+			}
+			if d := deploymentOf(t, r); d.Spec.Template.Spec.PriorityClassName != "" {
+				t.Errorf("priorityClassName %q left", d.Spec.Template.Spec.PriorityClassName)
+			}
+			for _, msg := range runChecks(r, o) {
+				t.Error(msg)
 			}
 		})
 	}

@@ -25,9 +25,9 @@ import (
 	"github.com/podguard/podguard/reports"
 )
 
-// backgroundConfig turns the background audit on; the interval is the
-// shortest allowed, so that only the changes' own triggers can explain a
-// verdict within the waits below.
+// backgroundConfig turns the background audit on; the interval is long
+// enough that only the changes' own triggers can explain a verdict within
+// the waits below.
 const backgroundConfig = "audit: {background: true, interval: 1h}\n"
 
 // TestBackgroundAudit runs the background audit the way a cluster does:
@@ -48,6 +48,8 @@ const backgroundConfig = "audit: {background: true, interval: 1h}\n"
 //     that reads it to fail, with an event.
 //   - The writer stops (a rollout): the other replica takes the lease over
 //     and reports the same verdicts.
+//   - The namespace is labelled podguard.io/mode=audit: its objects are
+//     judged again and the report's failures carry mode audit.
 func TestBackgroundAudit(t *testing.T) {
 	setKubelets(t, "v1.31.2")
 	installReportCRDs(t)
@@ -284,6 +286,30 @@ func TestBackgroundAudit(t *testing.T) {
 	})
 	time.Sleep(2 * nsDelayE2E)
 	unchanged("after kube-apiserver restarted")
+
+	// The namespace moves to audit mode: its objects are judged again, and
+	// the failures are reported with that mode (admission would now admit
+	// them silently; they break all the same).
+	var nsObj corev1.Namespace
+	if err := cluster.Client.Get(ctx, client.ObjectKey{Name: ns}, &nsObj); err != nil {
+		t.Fatal(err)
+	}
+	nsObj.Labels["podguard.io/mode"] = "audit"
+	if err := cluster.Client.Update(ctx, &nsObj); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "the report's failures to carry mode audit", func() (bool, error) {
+		rs := readBack(t, ctx, reports.APIOpenReports, ns)
+		if len(rs) != 1 || rs[0].summary[1] != 3 {
+			return false, nil
+		}
+		for _, res := range rs[0].results {
+			if res.status == "fail" && res.properties["mode"] != "audit" {
+				return false, nil
+			}
+		}
+		return true, nil
+	})
 }
 
 // nsDelayE2E is how long the audit batches a namespace's changes before it

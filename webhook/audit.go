@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync/atomic"
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
@@ -52,14 +53,13 @@ func webhookScope(cs kubernetes.Interface, name string, log logr.Logger) func(co
 	if r, err := labels.NewRequirement(audit.EnabledLabel, "!=", []string{"false"}); err == nil {
 		fallback = labels.NewSelector().Add(*r)
 	}
-	warned := false
+	var warned atomic.Bool // read again from the audit's ticker and from a reload
 	return func(ctx context.Context) (labels.Selector, error) {
 		vwc, err := cs.AdmissionregistrationV1().ValidatingWebhookConfigurations().Get(ctx, name, metav1.GetOptions{})
 		switch {
 		case apierrors.IsNotFound(err) || apierrors.IsForbidden(err):
-			if !warned {
+			if !warned.Swap(true) {
 				log.Info("cannot read the ValidatingWebhookConfiguration: auditing every namespace not labelled "+audit.EnabledLabel+"=false", "name", name, "reason", err.Error())
-				warned = true
 			}
 			return fallback, nil
 		case err != nil:
@@ -78,9 +78,8 @@ func webhookScope(cs kubernetes.Interface, name string, log logr.Logger) func(co
 			}
 			return sel, nil
 		}
-		if !warned {
+		if !warned.Swap(true) {
 			log.Info("the ValidatingWebhookConfiguration has no "+ValidatingWebhookName+" webhook: auditing every namespace not labelled "+audit.EnabledLabel+"=false", "name", name)
-			warned = true
 		}
 		return fallback, nil
 	}

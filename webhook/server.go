@@ -241,6 +241,7 @@ func Run(ctx context.Context, o Options) error {
 		Env:       adm.auditEnv,
 		Scope:     webhookScope(clientset, cmp.Or(o.WebhookConfigurationName, "podguard"), log.WithName("audit")),
 		Namespace: world.Namespace,
+		Ready:     func() bool { return world.Synced(nil) == nil },
 		Events:    auditEvents{auditBroadcaster.NewRecorder(clientgoscheme.Scheme, corev1.EventSource{Component: "podguard-audit", Host: host})},
 		Log:       log.WithName("audit"),
 	})

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -190,6 +191,8 @@ func (g *StateGuard) Handle(ctx context.Context, req admission.Request) (resp ad
 	oldWorld := overrideWorld{World: base, kind: ref.Kind, namespace: req.Namespace, name: ref.Name, obj: before}
 	newWorld := overrideWorld{World: base, kind: ref.Kind, namespace: req.Namespace, name: ref.Name, obj: newKeys.Object()}
 
+	added := sets.List(sets.New(allKeys(newKeys)...).Difference(sets.New(allKeys(oldKeys)...)))
+
 	listCtx, cancel := context.WithTimeout(ctx, listBudget(ctx))
 	deps, err := g.dependents(listCtx, req.Namespace, ref)
 	cancel()
@@ -200,7 +203,7 @@ func (g *StateGuard) Handle(ctx context.Context, req admission.Request) (resp ad
 	incomplete := deps.Incomplete
 	var broken []brokenWorkload
 	for _, obj := range deps.Items {
-		fs, err := newFailures(ctx, obj, oldWorld, newWorld, st.Engine)
+		fs, err := newFailures(ctx, obj, oldWorld, newWorld, st.Engine, added)
 		if err != nil {
 			if ctx.Err() != nil {
 				incomplete = true
@@ -263,8 +266,12 @@ type brokenWorkload struct {
 
 // newFailures judges obj in the world before the write and in the world
 // after it, and returns the failures only the latter has: what the write
-// breaks. A failure is the same when its policy, field and message are.
-func newFailures(ctx context.Context, obj runtime.Object, before, after policies.World, engine *policies.Engine) ([]audit.Failure, error) {
+// breaks. A failure at a policy and field that did not fail before is new.
+// One that failed before with another message (envfrom-keys lists the keys
+// it drops) is new only when its message names a key the write adds:
+// removing one of two dropped keys is a partial fix, not a new breakage;
+// adding a second one is.
+func newFailures(ctx context.Context, obj runtime.Object, before, after policies.World, engine *policies.Engine, added []string) ([]audit.Failure, error) {
 	was, err := audit.Judge(ctx, obj, before, engine)
 	if err != nil {
 		return nil, err
@@ -273,13 +280,20 @@ func newFailures(ctx context.Context, obj runtime.Object, before, after policies
 	if err != nil {
 		return nil, err
 	}
-	known := sets.New[policies.Finding]()
+	type at struct{ policy, field string }
+	known := map[at][]string{}
 	for _, f := range was.Failed {
-		known.Insert(f.Finding)
+		k := at{f.Policy, f.Field}
+		known[k] = append(known[k], f.Message)
 	}
 	var out []audit.Failure
 	for _, f := range will.Failed {
-		if !known.Has(f.Finding) {
+		msgs, failed := known[at{f.Policy, f.Field}]
+		switch {
+		case !failed:
+			out = append(out, f)
+		case slices.Contains(msgs, f.Message):
+		case slices.ContainsFunc(added, func(k string) bool { return strings.Contains(f.Message, strconv.Quote(k)) }):
 			out = append(out, f)
 		}
 	}

@@ -365,15 +365,20 @@ func TestNewFailuresComparesPolicyFieldAndMessage(t *testing.T) {
 	for _, tt := range []struct {
 		name        string
 		before, now policies.World
+		added       []string
 		want        int
 	}{
-		{"a new dropped key is new", at("ok"), at("ok", "1st.key"), 1},
-		{"the same dropped key is not", at("1st.key"), at("1st.key", "ok"), 0},
-		{"a fix is not", at("1st.key"), at("first.key"), 0},
-		{"another dropped key changes the message", at("1st.key"), at("1st.key", "2nd.key"), 1},
+		{"a new dropped key is new", at("ok"), at("ok", "1st.key"), []string{"1st.key"}, 1},
+		{"the same dropped key is not", at("1st.key"), at("1st.key", "ok"), []string{"ok"}, 0},
+		{"a fix is not", at("1st.key"), at("first.key"), []string{"first.key"}, 0},
+		{"another dropped key changes the message", at("1st.key"), at("1st.key", "2nd.key"), []string{"2nd.key"}, 1},
+		// The message changes (one key fewer), but nothing new breaks: in
+		// deny mode, refusing it would refuse the fix.
+		{"a partial fix is not", at("1st.key", "2nd.key"), at("1st.key"), nil, 0},
+		{"a partial fix that adds a valid key is not", at("1st.key", "2nd.key"), at("1st.key", "ok"), []string{"ok"}, 0},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := newFailures(context.Background(), d, tt.before, tt.now, st.Engine)
+			got, err := newFailures(context.Background(), d, tt.before, tt.now, st.Engine, tt.added)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -35,8 +35,11 @@ const (
 // enough for Deployments, ReplicaSets and Jobs to create Pods, for every
 // namespace to get its default ServiceAccount (which the ServiceAccount
 // admission plugin requires before it admits a Pod), for deleted
-// namespaces and owned objects to be cleaned up, and for
-// ValidatingAdmissionPolicies to get the type checking in their status.
+// namespaces and owned objects to be cleaned up, for
+// ValidatingAdmissionPolicies to get the type checking in their status, and
+// for ResourceQuotas to get their status, without which the API server
+// refuses every pod a quota covers ("status unknown for quota"), such as
+// podguard's own under deploy/base's quota for its priority class.
 var KCMControllers = []string{
 	"deployment-controller",
 	"replicaset-controller",
@@ -45,6 +48,7 @@ var KCMControllers = []string{
 	"garbage-collector-controller",
 	"namespace-controller",
 	"validatingadmissionpolicy-status-controller",
+	"resourcequota-controller",
 }
 
 const (

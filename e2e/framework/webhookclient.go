@@ -30,6 +30,13 @@ const (
 // certificate (for podguard's --client-ca-file) and the admission config
 // file. A webhook server that asks for no client certificate gets none, so
 // this changes nothing for the others.
+//
+// The same file configures the ResourceQuota admission plugin as GKE does
+// (and the Kubernetes docs' "limit priority class consumption by default"):
+// a pod of priority class system-node-critical or system-cluster-critical
+// is admitted only in a namespace with a ResourceQuota whose scopeSelector
+// covers its class (kube-system has none here either: no test creates
+// critical pods there). The install's ResourceQuota is tested against that.
 func writeWebhookClientConfig(dir string) (caFile, admissionConfig string, err error) {
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -94,6 +101,14 @@ plugins:
     apiVersion: apiserver.config.k8s.io/v1
     kind: WebhookAdmissionConfiguration
     kubeConfigFile: %[1]q
+- name: ResourceQuota
+  configuration:
+    apiVersion: apiserver.config.k8s.io/v1
+    kind: ResourceQuotaConfiguration
+    limitedResources:
+    - resource: pods
+      matchScopes:
+      - {scopeName: PriorityClass, operator: In, values: [system-node-critical, system-cluster-critical]}
 `, kubeconfig),
 	}
 	for path, content := range files {
