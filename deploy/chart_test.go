@@ -21,7 +21,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/chart/loader"
-	"helm.sh/helm/v3/pkg/chartutil"
 	"helm.sh/helm/v3/pkg/lint/support"
 	"helm.sh/helm/v3/pkg/releaseutil"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -65,7 +64,6 @@ func renderChartIn(namespace string, vals map[string]any) ([]rawObject, error) {
 	install.IncludeCRDs = true
 	install.ReleaseName = releaseName
 	install.Namespace = namespace
-	install.KubeVersion = &chartutil.KubeVersion{Version: "v1.36.3", Major: "1", Minor: "36"}
 	rel, err := install.Run(chrt, vals)
 	if err != nil {
 		return nil, fmt.Errorf("rendering chart %s: %w", chartDir, err)
