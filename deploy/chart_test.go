@@ -7,11 +7,13 @@ package deploy_test
 // sync by these tests only; neither is generated from the other.
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"sort"
@@ -27,6 +29,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	kyaml "sigs.k8s.io/kustomize/kyaml/yaml"
 	"sigs.k8s.io/yaml"
+
+	"github.com/podguard/podguard/config"
 )
 
 const (
@@ -472,5 +476,43 @@ func TestChartFollowsReleaseNamespace(t *testing.T) {
 				t.Errorf("scope=%s tls.mode=%s, release namespace %s: %s has no excluded namespaces", o.scope, o.tls, other, obj)
 			}
 		}
+	}
+}
+
+// TestChartSchemaKnowsEveryConfigSection: values.schema.json lets through
+// exactly the top-level sections of podguard's config (config.Config's
+// fields but apiVersion and kind, which the chart writes), so that a new
+// section can be set as a value and a misspelt one is refused by Helm.
+func TestChartSchemaKnowsEveryConfigSection(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join(chartDir, "values.schema.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var schema struct {
+		Properties struct {
+			Config struct {
+				Properties map[string]any `json:"properties"`
+			} `json:"config"`
+		} `json:"properties"`
+	}
+	if err := json.Unmarshal(data, &schema); err != nil {
+		t.Fatal(err)
+	}
+	var inSchema []string
+	for k := range schema.Properties.Config.Properties {
+		inSchema = append(inSchema, k)
+	}
+	sort.Strings(inSchema)
+	var inConfig []string
+	ct := reflect.TypeFor[config.Config]()
+	for i := range ct.NumField() {
+		name, _, _ := strings.Cut(ct.Field(i).Tag.Get("json"), ",")
+		if name != "" && name != "-" && name != "apiVersion" && name != "kind" {
+			inConfig = append(inConfig, name)
+		}
+	}
+	sort.Strings(inConfig)
+	if !slices.Equal(inSchema, inConfig) {
+		t.Errorf("values.schema.json properties.config.properties = %q, want config.Config's sections %q", inSchema, inConfig)
 	}
 }
