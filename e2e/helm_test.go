@@ -42,7 +42,9 @@ const (
 // updates the ConfigMap (podguard reloads it) and keeps the caBundle;
 // `helm uninstall` leaves no cluster-scoped podguard object behind. Then
 // deploy/overlays/self-managed/opt-in is applied as `kubectl apply -k`
-// would, and its live objects must equal those Helm installed.
+// would, and its live objects must equal those Helm installed; last,
+// `helm install --take-ownership` adopts them unchanged, and uninstalls
+// them.
 //
 // There is no kubelet: the Deployment's pods never run, and the webhooks
 // keep pointing at the Service. Nothing here creates a pod in an opt-in
@@ -128,6 +130,27 @@ func TestHelmInstall(t *testing.T) {
 
 	helmUninstall(t, cfg, installed)
 	compareWithKustomize(t, helmLive, "self-managed/opt-in")
+
+	// Moving from kubectl apply -k to Helm: helm install --take-ownership
+	// adopts the objects kustomize installed, changes none of them, and
+	// helm uninstall then removes them.
+	adopt := action.NewInstall(cfg)
+	adopt.ReleaseName = helmRelease
+	adopt.Namespace = helmNamespace
+	adopt.TakeOwnership = true
+	adopt.Timeout = time.Minute
+	rel, err := adopt.RunWithContext(ctx, chrt, map[string]any{"tls": map[string]any{"mode": "self-managed"}})
+	if err != nil {
+		t.Fatalf("helm install --take-ownership over the kustomize install: %v", err)
+	}
+	adopted := manifestObjects(t, rel.Manifest)
+	adoptedLive := liveObjects(t, adopted)
+	for _, key := range sortedKeys(adoptedLive) {
+		if d := cmp.Diff(helmLive[key], adoptedLive[key]); d != "" {
+			t.Errorf("%s: adopted from kubectl apply -k, differs from helm install's (-install +adopted):\n%s", key, d)
+		}
+	}
+	helmUninstall(t, cfg, adopted)
 }
 
 // TestHelmInstallCertManager installs the chart with its default values
