@@ -516,3 +516,33 @@ func TestChartSchemaKnowsEveryConfigSection(t *testing.T) {
 		t.Errorf("values.schema.json properties.config.properties = %q, want config.Config's sections %q", inSchema, inConfig)
 	}
 }
+
+// TestChartPodValues: the values the overlays have no counterpart for reach
+// the Deployment's pod template.
+func TestChartPodValues(t *testing.T) {
+	objs, err := renderChart(map[string]any{
+		"nodeSelector":     map[string]any{"pool": "system"},
+		"tolerations":      []any{map[string]any{"key": "dedicated", "operator": "Exists"}},
+		"podAnnotations":   map[string]any{"example.com/team": "platform"},
+		"imagePullSecrets": []any{map[string]any{"name": "mirror"}},
+		"image":            map[string]any{"repository": "mirror.example.com/podguard", "tag": "v9.9.9", "pullPolicy": "Always"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := decodeRender(objs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := deploymentOf(t, r)
+	spec := d.Spec.Template.Spec
+	c := containerOf(t, r)
+	got := []string{
+		fmt.Sprint(spec.NodeSelector), fmt.Sprint(len(spec.Tolerations) == 1 && spec.Tolerations[0].Key == "dedicated"),
+		fmt.Sprint(d.Spec.Template.Annotations), fmt.Sprint(spec.ImagePullSecrets), c.Image, string(c.ImagePullPolicy),
+	}
+	want := []string{"map[pool:system]", "true", "map[example.com/team:platform]", "[{mirror}]", "mirror.example.com/podguard:v9.9.9", "Always"}
+	if !slices.Equal(got, want) {
+		t.Errorf("pod template fields = %q, want %q", got, want)
+	}
+}
