@@ -123,7 +123,8 @@ set-version: ## Make V (V=v0.2.0) the release this tree installs: VERSION, deplo
 	@if ! [[ "$(V)" =~ $(RELEASE_TAG_RE) ]]; then echo "V must be vX.Y.Z or vX.Y.Z-rc.N, got '$(V)'"; exit 1; fi
 	old=$$(cat VERSION); old_re=$${old//./\\.}; \
 	echo "$(V)" > VERSION; \
-	sed -i -E "s#podguard/podguard:$$old_re\b#podguard/podguard:$(V)#g; s#\?ref=$$old_re\b#?ref=$(V)#g; s#newTag: $$old_re\b#newTag: $(V)#g" deploy/base/deployment.yaml README.md; \
+	sed -i -E "s#(podguard:|\?ref=|newTag: |refs/tags/|cmd/podguard@|reports \`)$$old_re\b#\1$(V)#g" \
+		deploy/base/deployment.yaml README.md $$(grep -rlE "ref=$$old_re\b" deploy/components || true); \
 	if [ -f deploy/chart/podguard/Chart.yaml ]; then \
 		v="$(V)"; sed -i -E "s#^appVersion: .*#appVersion: \"$(V)\"#; s#^version: .*#version: $${v#v}#" deploy/chart/podguard/Chart.yaml; \
 	fi

@@ -136,6 +136,8 @@ var (
 	readmeImage = regexp.MustCompile(`ghcr\.io/podguard/podguard:([^\s"'` + "`" + `)\]]+)`)
 	readmeRef   = regexp.MustCompile(`\?ref=([^\s"'` + "`" + `)\]]+)`)
 	readmeTag   = regexp.MustCompile(`newTag: (v[^\s]+)`)
+	// The cosign certificate identity of a release's signature.
+	readmeIdentity = regexp.MustCompile(`refs/tags/(v[^\s"'` + "`" + `]+)`)
 )
 
 // readmeVersionProblems lists the places in a README that name a podguard
@@ -144,7 +146,7 @@ var (
 func readmeVersionProblems(readme string) []string {
 	var out []string
 	for n, line := range strings.Split(readme, "\n") {
-		for _, re := range []*regexp.Regexp{readmeImage, readmeRef, readmeTag} {
+		for _, re := range []*regexp.Regexp{readmeImage, readmeRef, readmeTag, readmeIdentity} {
 			for _, m := range re.FindAllStringSubmatch(line, -1) {
 				v := m[1]
 				if !podguard.IsRelease(v) || v == podguard.Version {
@@ -173,9 +175,10 @@ func TestReadmeNamesTheRelease(t *testing.T) {
 	}
 	broken := "resources:\n- github.com/podguard/podguard//deploy/base?ref=v0.0.1\n" +
 		"image: ghcr.io/podguard/podguard:v0.0.2\nimage: podguard:latest\n" +
+		"--certificate-identity https://github.com/podguard/podguard/.github/workflows/release.yml@refs/tags/v0.0.3\n" +
 		"fine: ghcr.io/podguard/podguard:vX.Y.Z ?ref=<version> ghcr.io/podguard/podguard:" + podguard.Version + "\n"
-	if got := readmeVersionProblems(broken); len(got) != 3 {
-		t.Errorf("on a README naming v0.0.1, v0.0.2 and podguard:latest, got %d problems, want 3: %q", len(got), got)
+	if got := readmeVersionProblems(broken); len(got) != 4 {
+		t.Errorf("on a README naming v0.0.1, v0.0.2, v0.0.3 and podguard:latest, got %d problems, want 4: %q", len(got), got)
 	}
 }
 
