@@ -11,8 +11,12 @@ BIN          := $(CURDIR)/bin
 TOOLS_STAMP  := $(BIN)/.tools-$(KUBE_VERSION)-$(shell sha256sum hack/tools/go.mod | cut -c1-12)
 KUBECTL      := $(BIN)/kubectl
 
+# VERSION is what the binary reports: the git tag on a release, else
+# git describe (v0.1.0-3-gabcdef0-dirty). The release these manifests install
+# is the file VERSION (make set-version changes it).
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -s -w -X main.version=$(VERSION)
+COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 GOFLAGS_BUILD := -trimpath -ldflags "$(LDFLAGS)"
 export CGO_ENABLED ?= 0
 
@@ -21,7 +25,12 @@ KUBE_LDFLAGS := -s -w -X k8s.io/component-base/version.gitVersion=$(KUBE_VERSION
 	-X k8s.io/component-base/version.gitMinor=$(word 2,$(subst ., ,$(KUBE_VERSION))) \
 	-X k8s.io/component-base/version.gitTreeState=clean
 
-IMG ?= podguard:$(VERSION)
+IMG ?= ghcr.io/podguard/podguard:$(VERSION)
+
+# What make dist builds CLI binaries for; the image is linux/amd64 and
+# linux/arm64 (the release workflow).
+PLATFORMS := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64 windows/arm64
+DIST      := $(CURDIR)/dist
 
 # E2E_FLAGS passes extra flags to the e2e run, e.g. E2E_FLAGS="-v -run TestMutate".
 E2E_FLAGS ?=
@@ -91,7 +100,37 @@ run: build tools ## Run podguard on a local control plane (Ctrl-C stops everythi
 
 .PHONY: docker-build
 docker-build: ## Build the container image (needs a Docker engine).
-	docker build --build-arg VERSION=$(VERSION) -t $(IMG) .
+	docker build --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) -t $(IMG) .
+
+.PHONY: dist
+dist: ## Build the CLI binaries of every platform and their SHA-256 checksums into dist/ (the release workflow runs this).
+	rm -rf $(DIST)
+	mkdir -p $(DIST)
+	for p in $(PLATFORMS); do \
+		os=$${p%/*}; arch=$${p#*/}; ext=""; \
+		if [ "$$os" = windows ]; then ext=.exe; fi; \
+		GOOS=$$os GOARCH=$$arch go build $(GOFLAGS_BUILD) -o $(DIST)/podguard_$(VERSION)_$${os}_$${arch}$$ext ./cmd/podguard; \
+	done
+	cd $(DIST) && sha256sum podguard_* > checksums.txt
+
+##@ Release
+
+# The release scheme: V is vMAJOR.MINOR.PATCH, or vMAJOR.MINOR.PATCH-rc.N.
+RELEASE_TAG_RE := ^v(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(-rc\.(0|[1-9][0-9]*))?$$
+
+.PHONY: set-version
+set-version: ## Make V (V=v0.2.0) the release this tree installs: VERSION, deploy/base, the README, the chart, the goldens.
+	@if ! [[ "$(V)" =~ $(RELEASE_TAG_RE) ]]; then echo "V must be vX.Y.Z or vX.Y.Z-rc.N, got '$(V)'"; exit 1; fi
+	old=$$(cat VERSION); old_re=$${old//./\\.}; \
+	echo "$(V)" > VERSION; \
+	sed -i -E "s#(podguard:|\?ref=|newTag: |refs/tags/|cmd/podguard@|reports \`)$$old_re\b#\1$(V)#g" \
+		deploy/base/deployment.yaml README.md $$(grep -rlE "ref=$$old_re\b" deploy/components || true); \
+	if [ -f deploy/chart/podguard/Chart.yaml ]; then \
+		v="$(V)"; sed -i -E "s#^appVersion: .*#appVersion: \"$(V)\"#; s#^version: .*#version: $${v#v}#" deploy/chart/podguard/Chart.yaml; \
+	fi
+	PODGUARD_UPDATE_GOLDEN=1 go test -count=1 -run Golden ./policies/ >/dev/null
+	go test -count=1 . ./deploy/ ./policies/ ./cmd/podguard/
+	@echo "now: git commit -am 'release $(V)' && git tag $(V) && git push origin HEAD $(V)"
 
 ##@ Tools
 
@@ -115,4 +154,4 @@ kubectl: tools ## Build the tools, kubectl among them.
 
 .PHONY: clean
 clean: ## Remove build output and the control-plane binaries.
-	rm -rf $(BIN) .devcluster
+	rm -rf $(BIN) .devcluster $(DIST)

@@ -129,31 +129,14 @@ func (o Options) withDefaults() (Options, error) {
 //
 // A directory that does not exist or cannot be read is reported and waited
 // for, not an error. Run returns an error only for invalid options and when
-// writing to out fails.
+// writing to out fails, and, outside Linux, at once: the sidecar runs in
+// podguard's Linux image.
 func Run(ctx context.Context, opts Options, out, notes io.Writer) error {
 	opts, err := opts.withDefaults()
 	if err != nil {
 		return err
 	}
-	s := newStreamer(opts, out, notes)
-	defer s.closeAll()
-	s.notef("following the files in %s (every %s; running as %s)", opts.Dir, opts.Poll, s.ident)
-	for {
-		if err := s.pass(false); err != nil {
-			return err
-		}
-		wait := opts.Poll
-		if s.busy {
-			wait = 0
-		}
-		timer := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			timer.Stop()
-			return s.pass(true)
-		case <-timer.C:
-		}
-	}
+	return run(ctx, opts, out, notes)
 }
 
 // identity is who this process is, for permission messages.

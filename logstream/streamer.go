@@ -1,14 +1,18 @@
+//go:build linux
+
 package logstream
 
 import (
 	"bytes"
 	"cmp"
+	"context"
 	"errors"
 	"io"
 	"io/fs"
 	"os"
 	"slices"
 	"syscall"
+	"time"
 )
 
 // Internal bounds.
@@ -643,4 +647,28 @@ func compareTimespec(a, b syscall.Timespec) int {
 		return cmp.Compare(a.Sec, b.Sec)
 	}
 	return cmp.Compare(a.Nsec, b.Nsec)
+}
+
+// run is Run on Linux, where files are followed through openat and their
+// device and inode.
+func run(ctx context.Context, opts Options, out, notes io.Writer) error {
+	s := newStreamer(opts, out, notes)
+	defer s.closeAll()
+	s.notef("following the files in %s (every %s; running as %s)", opts.Dir, opts.Poll, s.ident)
+	for {
+		if err := s.pass(false); err != nil {
+			return err
+		}
+		wait := opts.Poll
+		if s.busy {
+			wait = 0
+		}
+		timer := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return s.pass(true)
+		case <-timer.C:
+		}
+	}
 }

@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/utils/ptr"
 
+	"github.com/podguard/podguard"
 	"github.com/podguard/podguard/logstream"
 )
 
@@ -42,9 +43,11 @@ const (
 
 // DefaultSidecarImage is podguard's own image, whose binary streams the logs
 // (podguard stream-logs): one image to mirror, and streaming code that is
-// tested with podguard. It matches deploy/base's image; a build can set it
-// with -ldflags "-X github.com/podguard/podguard/policies.DefaultSidecarImage=...".
-var DefaultSidecarImage = "podguard:latest"
+// tested with podguard. It is the release this tree installs
+// (ghcr.io/podguard/podguard:VERSION, as in deploy/base); a release binary
+// sets it to its own release's image at start-up. Clusters that pull from a
+// mirror set logSidecar.image in the config.
+var DefaultSidecarImage = podguard.Image(podguard.Version)
 
 // DefaultStreamerCommand runs podguard's log streamer in its own image. It
 // reads the directory from $PODGUARD_LOG_DIR.
@@ -60,7 +63,7 @@ const (
 // LogSidecarConfig configures the log-sidecar policy.
 //
 //	logSidecar:
-//	  image: podguard:latest                     # podguard's own image
+//	  image: ghcr.io/podguard/podguard:VERSION   # podguard's own image, of its release
 //	  command: [/podguard, stream-logs]          # or e.g. fluent-bit:
 //	  # image: cr.fluentbit.io/fluent/fluent-bit:3.2
 //	  # command: [/fluent-bit/bin/fluent-bit]

@@ -7,7 +7,7 @@
 //	podguard audit            judge what already runs in a cluster, as the webhook would
 //	podguard config validate  check a config file
 //	podguard stream-logs      stream a log directory's files to stdout (the log sidecar)
-//	podguard version          print the version
+//	podguard version          print the version (also: podguard --version)
 package main
 
 import (
@@ -18,9 +18,6 @@ import (
 	"os"
 )
 
-// version is set at build time: -ldflags "-X main.version=v1.2.3".
-var version = "dev"
-
 const usage = `podguard: a Kubernetes admission webhook for Pods.
 
 Usage:
@@ -30,7 +27,7 @@ Usage:
   podguard audit [flags]              judge what already runs in a cluster, as the webhook would
   podguard config validate FILE...    check config files; exit 1 on errors
   podguard stream-logs [--dir DIR]    stream a log directory's files to stdout (the log sidecar)
-  podguard version                    print the version
+  podguard version [-o json]          print the version (also: podguard --version)
 
 Run 'podguard COMMAND -h' for a command's flags.
 `
@@ -69,8 +66,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = configCommand(args[1:], stdout, stderr)
 	case "stream-logs":
 		err = streamLogsCommand(args[1:], stdout, stderr)
-	case "version":
-		fmt.Fprintln(stdout, "podguard", version)
+	case "version", "--version":
+		err = versionCommand(args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 	default:

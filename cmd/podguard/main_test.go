@@ -44,7 +44,9 @@ func TestRun(t *testing.T) {
 			wantStderr: []string{"--cert-hosts: no host names"}},
 		{name: "rejects a zero rollover delay", args: []string{"serve", "--cert-mode", "self-managed", "--ca-rollover-delay", "0s"}, wantCode: 2,
 			wantStderr: []string{"--ca-rollover-delay must be positive, got 0s"}},
-		{name: "prints the version", args: []string{"version"}, wantCode: 0, wantStdout: []string{"podguard dev"}},
+		{name: "prints the version", args: []string{"version"}, wantCode: 0, wantStdout: []string{"podguard " + build.Version + "\n"}},
+		{name: "prints the version for --version", args: []string{"--version"}, wantCode: 0, wantStdout: []string{"podguard " + build.Version + "\n"}},
+		{name: "rejects an unknown version format", args: []string{"version", "-o", "yaml"}, wantCode: 2, wantStderr: []string{`unknown output format "yaml"`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
