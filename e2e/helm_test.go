@@ -54,6 +54,22 @@ func TestHelmInstall(t *testing.T) {
 	chrt, cfg := loadChart(t)
 	installed, helmLive := helmInstall(t, cfg, chrt, map[string]any{"tls": map[string]any{"mode": "self-managed"}})
 
+	// A cold start: the chart is installed, nothing of podguard runs (no
+	// endpoint behind its Service, no certificate yet). What podguard
+	// depends on is not locked out: pods in its own namespace and in
+	// cert-manager's are created; a pod in an opted-in namespace is refused
+	// by validate.podguard.io, which fails closed.
+	createNamespaceIfMissing(t, certManagerNamespace)
+	for _, ns := range []string{helmNamespace, certManagerNamespace} {
+		if _, err := cluster.Clientset.CoreV1().Pods(ns).Create(ctx, restrictedPod(ns, "cold-start"), metav1.CreateOptions{}); err != nil {
+			t.Errorf("with podguard not running yet, a pod in %s was refused: %v", ns, err)
+		}
+	}
+	covered := newNamespace(t, "helm-covered", optIn)
+	if _, err := cluster.Clientset.CoreV1().Pods(covered).Create(ctx, pod(covered, "cold-start", "registry.k8s.io/pause:3.10"), metav1.CreateOptions{}); err == nil || !strings.Contains(err.Error(), "validate.podguard.io") {
+		t.Errorf("with podguard not running yet, a pod in an opted-in namespace: %v, want a refusal naming validate.podguard.io", err)
+	}
+
 	// podguard as the chart's ServiceAccount, with the chart's config.
 	waitForCAOnlyPolicy(t, serviceAccountClient(t))
 	kubeconfig, err := cluster.ServiceAccountKubeconfig(helmNamespace, "podguard")
