@@ -9,12 +9,16 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 
 	jsonpatch "github.com/evanphx/json-patch/v5"
 	"github.com/go-logr/logr"
 	"github.com/go-logr/logr/funcr"
+	"github.com/go-logr/zapr"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	admissionv1 "k8s.io/api/admission/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
@@ -593,7 +597,79 @@ func TestAuditModeAdmitsSilentlyAndRecords(t *testing.T) {
 	if after := testutil.ToFloat64(audited); after != before+1 {
 		t.Errorf("audited outcomes went from %v to %v, want one more", before, after)
 	}
-	if len(lines) != 1 || !strings.Contains(lines[0], `"audited"=["envfrom-keys: spec.containers[0].envFrom[0]"]`) {
+	if len(lines) != 1 || !strings.Contains(lines[0], `"audited"=[{"policy"="envfrom-keys" "field"="spec.containers[0].envFrom[0]"}]`) {
 		t.Errorf("decision lines = %q, want one listing the audited finding", lines)
+	}
+}
+
+// jsonLogLines returns a logger that writes JSON lines as podguard serve's
+// does (zap), and the lines written so far, decoded.
+func jsonLogLines(t *testing.T) (logr.Logger, func() []map[string]any) {
+	t.Helper()
+	var buf bytes.Buffer
+	var mu sync.Mutex
+	core := zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return buf.Write(p)
+	})), zapcore.DebugLevel)
+	return zapr.NewLogger(zap.New(core)), func() []map[string]any {
+		mu.Lock()
+		defer mu.Unlock()
+		var out []map[string]any
+		for _, line := range bytes.Split(bytes.TrimSpace(buf.Bytes()), []byte("\n")) {
+			var m map[string]any
+			if err := json.Unmarshal(line, &m); err != nil {
+				t.Fatalf("log line %q is not JSON: %v", line, err)
+			}
+			out = append(out, m)
+		}
+		return out
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// TestDecisionLinesNamePoliciesAndFields: a denial's decision line lists
+// each violation by policy and field path, in every mode, and never a
+// message (which quotes key names) or a value.
+func TestDecisionLinesNamePoliciesAndFields(t *testing.T) {
+	envFrom := func(p *corev1.Pod) {
+		p.Spec.Containers[0].EnvFrom = []corev1.EnvFromSource{{ConfigMapRef: &corev1.ConfigMapEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "abcdocker-configmap"}}}}
+		p.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "PASSWORD", Value: "hunter2"}}
+	}
+	want := []any{map[string]any{"policy": "envfrom-keys", "field": "spec.containers[0].envFrom[0]"}}
+	for _, tc := range []struct {
+		mode, key, decision string
+	}{
+		{"enforce", "violations", "denied"},
+		{"warn", "warned", "allowed"},
+		{"audit", "audited", "allowed"},
+	} {
+		t.Run(tc.mode, func(t *testing.T) {
+			s := newTestServer(t, "cluster: {kubeletVersion: \"1.29\"}\npolicies:\n  envFromKeys: {mode: "+tc.mode+"}\n")
+			log, lines := jsonLogLines(t)
+			s.adm.log = log
+			s.post(t, "/validate", review(t, podKind, admissionv1.Create, podJSON(t, envFrom)))
+			got := lines()
+			if len(got) != 1 {
+				t.Fatalf("%d lines, want 1: %v", len(got), got)
+			}
+			line := got[0]
+			if line["decision"] != tc.decision {
+				t.Errorf("decision = %v, want %s", line["decision"], tc.decision)
+			}
+			if !apiequality.Semantic.DeepEqual(line[tc.key], want) {
+				t.Errorf("%s = %#v, want %#v", tc.key, line[tc.key], want)
+			}
+			raw, _ := json.Marshal(line)
+			for _, leak := range []string{"hunter2", "1st.key", "message"} {
+				if strings.Contains(string(raw), leak) {
+					t.Errorf("the line quotes %q: %s", leak, raw)
+				}
+			}
+		})
 	}
 }
