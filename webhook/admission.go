@@ -215,7 +215,7 @@ func (a *Admission) Mutate(ctx context.Context, req admission.Request) (resp adm
 		return a.timedOut(ctx, req)
 	}
 	resp.AuditAnnotations = map[string]string{auditMutatedBy: strings.Join(res.Mutated, ",")}
-	resp.Warnings = boundWarnings(append([]string{mutationSummary(res.Mutated, resp.Patches)}, warnings(res)...))
+	resp.Warnings = boundWarnings(append(mutationWarnings(st.Config.Admission.MutationWarnings, res.Mutated, resp.Patches), warnings(res)...))
 	a.logDecision(ctx, req, "patched", res)
 	return resp
 }
@@ -575,8 +575,25 @@ func warnings(res *policies.Result) []string {
 	return boundWarnings(out)
 }
 
-// mutationSummary is the warning a mutated pod's creator sees: which policies
-// changed what.
+// mutationWarnings are the warnings a mutated pod's creator sees about the
+// mutation, as admission.mutationWarnings says: with "on", which policies
+// changed what; with "summary", which policies changed the pod; with "off",
+// none. Pods are mutated as a matter of course, and a warning on every one
+// of them teaches people to ignore warnings; the audit annotation and the
+// decision log record the mutation whatever this says.
+func mutationWarnings(mode config.MutationWarnings, mutatedBy []string, patch []jsonpatch.JsonPatchOperation) []string {
+	switch mode {
+	case config.MutationWarningsOff:
+		return nil
+	case config.MutationWarningsSummary:
+		return []string{fmt.Sprintf("podguard mutated this pod (%s)", strings.Join(mutatedBy, ", "))}
+	default:
+		return []string{mutationSummary(mutatedBy, patch)}
+	}
+}
+
+// mutationSummary is the warning a mutated pod's creator sees with
+// admission.mutationWarnings on: which policies changed what.
 func mutationSummary(mutatedBy []string, patch []jsonpatch.JsonPatchOperation) string {
 	paths := sets.New[string]()
 	for _, op := range patch {

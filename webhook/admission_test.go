@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -669,6 +670,56 @@ func TestDecisionLinesNamePoliciesAndFields(t *testing.T) {
 				if strings.Contains(string(raw), leak) {
 					t.Errorf("the line quotes %q: %s", leak, raw)
 				}
+			}
+		})
+	}
+}
+
+// TestMutationWarningsSetting: admission.mutationWarnings decides the
+// warning about the mutation itself; the policies' own warnings, the
+// audit annotation and the patch are the same in every mode.
+func TestMutationWarningsSetting(t *testing.T) {
+	const cfg = `
+policies:
+  imagePullSecrets:
+    registries:
+    - {registry: "10.0.0.130:5000", secrets: [myregistrykey, not-created-yet]}
+`
+	for _, tc := range []struct {
+		setting string
+		want    []string // the mutation warnings
+	}{
+		{"", []string{"podguard mutated this pod (security-context, image-pull-secrets): /spec/containers/0/securityContext, /spec/imagePullSecrets, /spec/securityContext"}},
+		{"admission: {mutationWarnings: on}", []string{"podguard mutated this pod (security-context, image-pull-secrets): /spec/containers/0/securityContext, /spec/imagePullSecrets, /spec/securityContext"}},
+		{"admission: {mutationWarnings: summary}", []string{"podguard mutated this pod (security-context, image-pull-secrets)"}},
+		{"admission: {mutationWarnings: off}", nil},
+	} {
+		t.Run(tc.setting, func(t *testing.T) {
+			s := newTestServer(t, cfg+tc.setting+"\n")
+			obj := podJSON(t, nil)
+			_, resp, raw := s.post(t, "/mutate", review(t, podKind, admissionv1.Create, obj))
+			if resp == nil || !resp.Allowed || len(resp.Patch) == 0 {
+				t.Fatalf("not patched: %s", raw)
+			}
+			var mutation, policy []string
+			for _, w := range resp.Warnings {
+				if strings.HasPrefix(w, "podguard mutated") {
+					mutation = append(mutation, w)
+				} else {
+					policy = append(policy, w)
+				}
+			}
+			if !slices.Equal(mutation, tc.want) {
+				t.Errorf("mutation warnings = %q, want %q", mutation, tc.want)
+			}
+			if len(policy) != 1 || !strings.Contains(policy[0], "[image-pull-secrets]") || !strings.Contains(policy[0], "not-created-yet") {
+				t.Errorf("the policy's own warnings = %q, want the missing pull secret's", policy)
+			}
+			if got := resp.AuditAnnotations["mutated-by"]; got != "security-context,image-pull-secrets" {
+				t.Errorf("audit annotation = %q", got)
+			}
+			if pod := applyPatch(t, obj, resp); len(pod.Spec.ImagePullSecrets) != 2 {
+				t.Errorf("imagePullSecrets = %v", pod.Spec.ImagePullSecrets)
 			}
 		})
 	}
