@@ -55,8 +55,12 @@ vet: ## Run go vet, including the e2e build tag.
 	go vet -tags e2e ./e2e/...
 
 .PHONY: lint
-lint: vet ## Check formatting and run go vet.
+lint: vet monitoring-lint ## Check formatting, run go vet, and validate the monitoring component.
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+.PHONY: monitoring-lint
+monitoring-lint: ## Validate deploy/components/monitoring: the alert rules (Prometheus' parsers), the dashboard (Grafana's JSON schema), and every metric they read.
+	cd hack/monitoring && go vet ./... && go test -count=1 ./...
 
 .PHONY: unit
 unit: ## Run the unit tests.

@@ -24,6 +24,9 @@ var (
 	})
 )
 
+// certificateChangeKinds are the kinds of podguard_certificate_changes_total.
+var certificateChangeKinds = []string{"ca-created", "next-ca-created", "next-ca-trusted", "ca-promoted", "bundle-updated", "serving-issued", "repaired"}
+
 var registerOnce sync.Once
 
 // RegisterMetrics adds the certificate metrics to controller-runtime's
@@ -31,5 +34,12 @@ var registerOnce sync.Once
 func RegisterMetrics() {
 	registerOnce.Do(func() {
 		crmetrics.Registry.MustRegister(certificateChanges, servingNotAfter, caNotAfter)
+		// Every kind at 0 from the start, so that increase() over any of
+		// them is defined before the first change. The expiry gauges stay
+		// 0 until the first certificate is loaded; alerts on them must
+		// require a value above 0.
+		for _, kind := range certificateChangeKinds {
+			certificateChanges.WithLabelValues(kind)
+		}
 	})
 }

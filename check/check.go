@@ -133,6 +133,10 @@ type Item struct {
 	// judges a Pod. Anything else is mutated, then validated, as /validate
 	// judges a workload whose pods are mutated later.
 	Admitted bool
+	// FieldLines, when set, gives the lines of File where field paths of
+	// the object are written (manifests.Document.FieldLines), so that
+	// findings can point at their field rather than at Line.
+	FieldLines func(paths ...string) []int
 }
 
 // Run checks every pod-bearing document with engine.Check, exactly as the
@@ -151,7 +155,7 @@ func Run(docs []manifests.Document, loadWarns []manifests.Warning, loadErrs []er
 			}
 			continue
 		}
-		items = append(items, Item{Object: d.Object, File: d.File, Document: d.Index, Line: d.Line})
+		items = append(items, Item{Object: d.Object, File: d.File, Document: d.Index, Line: d.Line, FieldLines: d.FieldLines})
 	}
 	rep, err := Judge(items, world(docs, opts), engine, opts)
 	if err != nil {
@@ -261,6 +265,7 @@ func resultFor(it Item, pod *policies.Pod, res *policies.Result) Result {
 		Violations: append([]policies.Finding{}, res.Violations...),
 		Warnings:   []string{},
 		Mutations:  append([]string{}, res.Mutated...),
+		fieldLines: it.FieldLines,
 	}
 	if m, err := meta.Accessor(it.Object); err == nil {
 		r.Name = m.GetName()

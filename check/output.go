@@ -535,10 +535,21 @@ func sarifResults(rep *Report) []sarifResult {
 	for i := range rep.Results {
 		r := &rep.Results[i]
 		uri := artifactURI(r.File)
-		locations := sarifLocations(uri, r.Line)
+		// Each finding points at the line of its field, or, when the
+		// field is not written in the file (a mutation adds it), at its
+		// deepest part that is, else at the document's start.
+		lines := r.findingLines()
+		locate := func(field string) []sarifLocation {
+			if r.File == "" {
+				return objectLocations(r)
+			}
+			if line, ok := lines[field]; ok {
+				return sarifLocations(uri, line)
+			}
+			return sarifLocations(uri, r.Line)
+		}
 		if r.File == "" {
 			uri = ""
-			locations = objectLocations(r)
 		}
 		add := func(level string, f policies.Finding) {
 			text := f.Message
@@ -556,7 +567,7 @@ func sarifResults(rep *Report) []sarifResult {
 				RuleID:              f.Policy,
 				Level:               level,
 				Message:             sarifMessage{Text: text},
-				Locations:           locations,
+				Locations:           locate(f.Field),
 				PartialFingerprints: fp.next(uri, r.Kind, r.Namespace, r.Name, f.Policy, f.Field),
 				Properties:          props,
 			})

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/podguard/podguard/policies"
 )
@@ -206,7 +207,7 @@ func TestOutputJSON(t *testing.T) {
 	want.Results[1].Violations = []policies.Finding{}
 	want.Results[2].Violations, want.Results[2].Warnings, want.Results[2].Mutations = []policies.Finding{}, []string{}, []string{}
 	want.Results[3].Violations, want.Results[3].Mutations = []policies.Finding{}, []string{}
-	if diff := cmp.Diff(want, &back); diff != "" {
+	if diff := cmp.Diff(want, &back, cmpopts.IgnoreUnexported(Result{})); diff != "" {
 		t.Errorf("round trip (-want +got):\n%s", diff)
 	}
 }

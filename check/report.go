@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
 
 	"github.com/podguard/podguard/policies"
 )
@@ -53,6 +54,36 @@ type Result struct {
 	ImageAware bool `json:"imageAware,omitempty"`
 	// Images says, with --images, what was learnt of each image.
 	Images []ImageResult `json:"images,omitempty"`
+
+	// fieldLines locates the findings' fields in File (see Item); nil for
+	// an object read from a cluster.
+	fieldLines func(paths ...string) []int
+}
+
+// findingLines maps each field path of r's violations and warnings to the
+// line of File it is written on, where that is known.
+func (r *Result) findingLines() map[string]int {
+	if r.fieldLines == nil {
+		return nil
+	}
+	var fields []string
+	for _, v := range r.Violations {
+		fields = append(fields, v.Field)
+	}
+	for _, w := range r.Warnings {
+		fields = append(fields, warningFinding(w).Field)
+	}
+	fields = slices.DeleteFunc(fields, func(f string) bool { return f == "" })
+	slices.Sort(fields)
+	fields = slices.Compact(fields)
+	if len(fields) == 0 {
+		return nil
+	}
+	out := make(map[string]int, len(fields))
+	for i, line := range r.fieldLines(fields...) {
+		out[fields[i]] = line
+	}
+	return out
 }
 
 // ImageResult is what `podguard check --images` learnt of one image.

@@ -43,6 +43,8 @@ const (
 //	images:
 //	  inspect: true
 //	  registries: ["*"]
+//	admission:
+//	  mutationWarnings: summary
 type Config struct {
 	APIVersion string            `json:"apiVersion"`
 	Kind       string            `json:"kind"`
@@ -56,6 +58,9 @@ type Config struct {
 	Images ImagesConfig `json:"images,omitempty"`
 	// Audit configures the background audit and the ConfigMap/Secret guard.
 	Audit AuditConfig `json:"audit,omitempty"`
+	// Admission configures what admission responses carry besides the
+	// decision (the mutation warning).
+	Admission AdmissionConfig `json:"admission,omitempty"`
 }
 
 // ClusterConfig overrides what podguard learns about the cluster.
@@ -99,6 +104,7 @@ func (c *Config) Default() {
 	c.Exemptions.Default()
 	c.Images.Default()
 	c.Audit.Default()
+	c.Admission.Default()
 }
 
 // Validate checks the whole configuration and returns every problem with its
@@ -124,6 +130,7 @@ func (c *Config) Validate() field.ErrorList {
 	errs = append(errs, c.Policies.Validate(field.NewPath("policies"))...)
 	errs = append(errs, c.Images.Validate(field.NewPath("images"))...)
 	errs = append(errs, c.Audit.Validate(field.NewPath("audit"))...)
+	errs = append(errs, c.Admission.Validate(field.NewPath("admission"))...)
 	return append(errs, c.Exemptions.Validate(field.NewPath("exemptions"))...)
 }
 

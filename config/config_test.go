@@ -123,6 +123,13 @@ images:
 			want: []string{`images.budget: Invalid value: "string \"fast\"": must be a duration such as 1.5s or 2m`}},
 		{name: "accepts the audit settings", yaml: header + "audit: {background: true, interval: 30m, reports: wgpolicyk8s.io/v1alpha2, events: false, guard: deny}\n"},
 		{name: "reads an unquoted guard: off (YAML's false) as off", yaml: header + "audit: {guard: off}\n"},
+		{name: "accepts every mutation warning setting", yaml: header + "admission: {mutationWarnings: summary}\n"},
+		{name: "rejects an unknown mutation warning setting with its path", yaml: header + "admission: {mutationWarnings: loud}\n",
+			want: []string{`admission.mutationWarnings: Unsupported value: "loud": supported values: "on", "summary", "off"`}},
+		{name: "rejects a mistyped mutation warning setting with its path", yaml: header + "admission: {mutationWarnings: 1}\n",
+			want: []string{`admission.mutationWarnings: Invalid value: "1": must be of type config.MutationWarnings`}},
+		{name: "rejects an unknown admission field with its path", yaml: header + "admission: {mutationWarning: off}\n",
+			want: []string{"admission.mutationWarning: Forbidden: unknown field"}},
 		{name: "rejects bad audit settings with their paths", yaml: header + "audit: {interval: 10s, reports: policyreports, guard: block}\n",
 			want: []string{`audit.interval: Invalid value: "10s": must be at least 1m0s`,
 				`audit.reports: Unsupported value: "policyreports"`, `audit.guard: Unsupported value: "block"`}},
@@ -247,5 +254,25 @@ func TestImagesMaxIndexSizeDefaults(t *testing.T) {
 	c.MaxIndexSize = ptr.To(resource.MustParse("-1Mi"))
 	if errs := c.Validate(field.NewPath("images")); len(errs) != 1 || !strings.Contains(errs[0].Error(), "images.maxIndexSize") {
 		t.Errorf("a negative maxIndexSize: %v", errs)
+	}
+}
+
+// TestMutationWarnings: admission.mutationWarnings defaults to on, and
+// YAML's unquoted on and off (booleans to YAML 1.1) mean on and off.
+func TestMutationWarnings(t *testing.T) {
+	for yaml, want := range map[string]MutationWarnings{
+		"":                                     MutationWarningsOn,
+		"admission: {mutationWarnings: on}\n":  MutationWarningsOn,
+		"admission: {mutationWarnings: off}\n": MutationWarningsOff,
+		"admission: {mutationWarnings: \"off\"}\n": MutationWarningsOff,
+		"admission: {mutationWarnings: summary}\n": MutationWarningsSummary,
+	} {
+		c, err := Parse("x", []byte(header+yaml))
+		if err != nil {
+			t.Fatalf("%q: %v", yaml, err)
+		}
+		if got := c.Admission.MutationWarnings; got != want {
+			t.Errorf("%q: mutationWarnings = %q, want %q", yaml, got, want)
+		}
 	}
 }

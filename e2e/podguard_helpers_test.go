@@ -137,10 +137,12 @@ func waitForWebhooks(t *testing.T, pg *podguard) {
 			return false, nil
 		}
 		page := get(t, pg.MetricsURL)
+		// The series exist from the start, at 0: a request shows as a
+		// count above 0.
 		called := func(webhook string) bool {
 			for _, line := range strings.Split(page, "\n") {
 				if strings.HasPrefix(line, `podguard_admission_duration_seconds_count{kind="Pod",operation="CREATE",`) &&
-					strings.Contains(line, `webhook="`+webhook+`"}`) {
+					strings.Contains(line, `webhook="`+webhook+`"}`) && !strings.HasSuffix(line, " 0") {
 					return true
 				}
 			}

@@ -64,7 +64,21 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			return nil, err
 		}
 	}
+	// Both results at 0 from the start, so that an error ratio is defined
+	// before the first fetch.
+	for _, result := range []string{"ok", "error"} {
+		m.fetchDuration.WithLabelValues(result)
+	}
 	return m, nil
+}
+
+// RegisterMetrics registers the inspector's metrics with reg, each at 0,
+// as an Inspector does when it is built (which it is only when the config
+// turns image inspection on). It is for tests and tools that need every
+// podguard metric name.
+func RegisterMetrics(reg prometheus.Registerer) error {
+	_, err := newMetrics(reg)
+	return err
 }
 
 // register registers *c, or, when a collector of that name and type is

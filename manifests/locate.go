@@ -35,24 +35,30 @@ type segment struct {
 	index int
 }
 
+// splitPath splits a field path at its dots and brackets. What is inside
+// brackets is an index, or a map key, which may hold dots
+// (metadata.annotations[podguard.io/logs], as field.Path writes it).
 func splitPath(path string) []segment {
 	var segs []segment
-	for _, part := range strings.Split(path, ".") {
-		key, rest, _ := strings.Cut(part, "[")
-		if key != "" {
-			segs = append(segs, segment{key: key})
-		}
-		for rest != "" {
-			var idx string
-			idx, rest, _ = strings.Cut(rest, "]")
-			rest = strings.TrimPrefix(rest, "[")
-			n, err := strconv.Atoi(idx)
-			if err != nil {
-				// A map key in brackets: look it up as a key.
-				segs = append(segs, segment{key: strings.Trim(idx, `"`)})
-				continue
+	for path != "" {
+		switch path[0] {
+		case '.':
+			path = path[1:]
+		case '[':
+			inner, rest, _ := strings.Cut(path[1:], "]")
+			path = rest
+			if n, err := strconv.Atoi(inner); err == nil {
+				segs = append(segs, segment{index: n})
+			} else {
+				segs = append(segs, segment{key: strings.Trim(inner, `"`)})
 			}
-			segs = append(segs, segment{key: "", index: n})
+		default:
+			end := strings.IndexAny(path, ".[")
+			if end < 0 {
+				end = len(path)
+			}
+			segs = append(segs, segment{key: path[:end]})
+			path = path[end:]
 		}
 	}
 	return segs

@@ -44,6 +44,38 @@ type Document struct {
 	Object k8sruntime.Object
 	// Raw is the document as JSON.
 	Raw []byte
+
+	// src is the document's text as read (YAML or JSON), base the file's
+	// line number of its first line, and prefix the object's path in it
+	// ("items[2]" for a List item): what FieldLines reads.
+	src    []byte
+	base   int
+	prefix string
+}
+
+// FieldLines returns, for each field path of the object (as policies write
+// them: "spec.template.spec.containers[0].envFrom[0]"), the 1-based line of
+// File where that field is written, or where the deepest part of the path
+// that is written is (a field that a mutation would add is not). A path
+// that cannot be located at all, or a document not read from text, gets
+// Line. The text is parsed again, once per call: call it for the documents
+// with something to report.
+func (d *Document) FieldLines(paths ...string) []int {
+	out := make([]int, len(paths))
+	full := make([]string, len(paths))
+	for i, p := range paths {
+		out[i] = d.Line
+		full[i] = joinPath(d.prefix, p)
+	}
+	if d.src == nil || len(paths) == 0 {
+		return out
+	}
+	for i, n := range locate(d.src, full...) {
+		if n > 0 {
+			out[i] = d.base + n - 1
+		}
+	}
+	return out
 }
 
 var (
@@ -490,7 +522,7 @@ func decodeChunk(name string, c *chunk) (res chunkResult) {
 			res.errs = []error{c.fail(name, ref, "", err)}
 			return res
 		}
-		res.docs = []Document{{File: name, Index: c.index, Line: c.line, Item: -1, Object: obj, Raw: raw}}
+		res.docs = []Document{{File: name, Index: c.index, Line: c.line, Item: -1, Object: obj, Raw: raw, src: c.data, base: c.base}}
 		return res
 	}
 	// Each bad item is reported, and does not hide the others: a List
@@ -506,7 +538,7 @@ func decodeChunk(name string, c *chunk) (res chunkResult) {
 			res.errs = append(res.errs, c.fail(name, ref, prefix, err))
 			continue
 		}
-		res.docs = append(res.docs, Document{File: name, Index: c.index, Line: c.line, Item: i, Object: obj, Raw: raw})
+		res.docs = append(res.docs, Document{File: name, Index: c.index, Line: c.line, Item: i, Object: obj, Raw: raw, src: c.data, base: c.base, prefix: prefix})
 	}
 	return res
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
 	"strings"
 	"testing"
 
@@ -568,5 +569,35 @@ func TestErrorMessage(t *testing.T) {
 				t.Errorf("does not unwrap to %v", tc.err.Err)
 			}
 		})
+	}
+}
+
+// TestFieldLines: a field path is found on its line of the file, in YAML
+// after other documents, in a List item and in JSON; a field that is not
+// written gets the line of its deepest part that is, and a bracketed key
+// may hold dots.
+func TestFieldLines(t *testing.T) {
+	yamlSrc := "# leading comment\napiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  annotations:\n    podguard.io/logs: /logs\nspec:\n  containers:\n  - name: a\n    image: nginx\n  - name: b\n    image: busybox\n    envFrom:\n    - configMapRef: {name: c}\n---\napiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: ConfigMap\n  metadata: {name: c}\n- apiVersion: v1\n  kind: Pod\n  metadata: {name: q}\n  spec:\n    containers:\n    - name: a\n      image: nginx\n"
+	docs, _, errs := Parse("all.yaml", []byte(yamlSrc))
+	if len(errs) > 0 || len(docs) != 4 {
+		t.Fatalf("%d documents, errors %v", len(docs), errs)
+	}
+	pod, listPod := docs[1], docs[3]
+	if got := pod.FieldLines("spec.containers[1].envFrom[0]", "spec.containers[1].image", "metadata.annotations[podguard.io/logs]", "spec.containers[2].image", "spec.initContainers[0]", "status.phase"); !slices.Equal(got, []int{19, 17, 11, 13, 12, 6}) {
+		t.Errorf("pod field lines = %v, want [19 17 11 13 12 6]", got)
+	}
+	if got := listPod.FieldLines("spec.containers[0].image"); !slices.Equal(got, []int{33}) {
+		t.Errorf("List item field lines = %v, want [33]", got)
+	}
+	jsonSrc := "{\n  \"apiVersion\": \"v1\",\n  \"kind\": \"Pod\",\n  \"metadata\": {\"name\": \"p\"},\n  \"spec\": {\n    \"containers\": [\n      {\"name\": \"a\",\n       \"image\": \"x\"}\n    ]\n  }\n}\n"
+	docs, _, errs = Parse("pod.json", []byte(jsonSrc))
+	if len(errs) > 0 || len(docs) != 1 {
+		t.Fatalf("%d documents, errors %v", len(docs), errs)
+	}
+	if got := docs[0].FieldLines("spec.containers[0].image"); !slices.Equal(got, []int{8}) {
+		t.Errorf("JSON field lines = %v, want [8]", got)
+	}
+	if got := (&Document{Line: 4}).FieldLines("spec"); !slices.Equal(got, []int{4}) {
+		t.Errorf("a document not read from text: %v, want its Line", got)
 	}
 }

@@ -215,7 +215,7 @@ func (a *Admission) Mutate(ctx context.Context, req admission.Request) (resp adm
 		return a.timedOut(ctx, req)
 	}
 	resp.AuditAnnotations = map[string]string{auditMutatedBy: strings.Join(res.Mutated, ",")}
-	resp.Warnings = boundWarnings(append([]string{mutationSummary(res.Mutated, resp.Patches)}, warnings(res)...))
+	resp.Warnings = boundWarnings(append(mutationWarnings(st.Config.Admission.MutationWarnings, res.Mutated, resp.Patches), warnings(res)...))
 	a.logDecision(ctx, req, "patched", res)
 	return resp
 }
@@ -477,16 +477,22 @@ func (a *Admission) logDecision(ctx context.Context, req admission.Request, deci
 	if len(res.Mutated) > 0 {
 		kv = append(kv, "mutatedBy", res.Mutated)
 	}
+	// The findings are named by policy and field path, which is what an
+	// operator needs to find them (see loggedFinding).
 	if len(res.Violations) > 0 {
-		kv = append(kv, "violations", len(res.Violations))
+		kv = append(kv, "violations", loggedFindings(res.Violations))
 	}
-	if len(res.Warnings) > 0 {
-		kv = append(kv, "warnings", len(res.Warnings))
+	if len(res.Warned) > 0 {
+		// Warn mode: admitted, and these would have denied it.
+		kv = append(kv, "warned", loggedFindings(res.Warned))
 	}
 	if len(res.Audited) > 0 {
 		// Audit mode: the pod is admitted and this line is the record of
-		// what would have denied it (policy and field, never values).
-		kv = append(kv, "audited", auditedFindings(res.Audited))
+		// what would have denied it.
+		kv = append(kv, "audited", loggedFindings(res.Audited))
+	}
+	if len(res.Warnings) > 0 {
+		kv = append(kv, "warnings", loggedFindings(res.Warnings))
 	}
 	if res.Skipped != "" {
 		kv = append(kv, "skipped", res.Skipped)
@@ -494,13 +500,20 @@ func (a *Admission) logDecision(ctx context.Context, req admission.Request, deci
 	a.log.Info("admission", kv...)
 }
 
-// auditedFindings renders audit mode's violations for the decision line as
-// "policy: field", which is what an operator needs to find them; the
-// messages can quote key names and paths at length.
-func auditedFindings(fs []policies.Finding) []string {
-	out := make([]string, len(fs))
+// loggedFinding is a finding as a decision line records it: the policy and
+// the field path. The message is left out: it quotes key names and paths,
+// runs to a kilobyte, and is in the response and the workload's event
+// already. No finding carries a value. The list is bounded by the engine's
+// MaxFindingsPerPolicy per policy (beyond it, one finding stands for the rest).
+type loggedFinding struct {
+	Policy string `json:"policy"`
+	Field  string `json:"field,omitempty"`
+}
+
+func loggedFindings(fs []policies.Finding) []loggedFinding {
+	out := make([]loggedFinding, len(fs))
 	for i, f := range fs {
-		out[i] = f.Policy + ": " + f.Field
+		out[i] = loggedFinding{Policy: f.Policy, Field: f.Field}
 	}
 	return out
 }
@@ -562,8 +575,25 @@ func warnings(res *policies.Result) []string {
 	return boundWarnings(out)
 }
 
-// mutationSummary is the warning a mutated pod's creator sees: which policies
-// changed what.
+// mutationWarnings are the warnings a mutated pod's creator sees about the
+// mutation, as admission.mutationWarnings says: with "on", which policies
+// changed what; with "summary", which policies changed the pod; with "off",
+// none. Pods are mutated as a matter of course, and a warning on every one
+// of them teaches people to ignore warnings; the audit annotation and the
+// decision log record the mutation whatever this says.
+func mutationWarnings(mode config.MutationWarnings, mutatedBy []string, patch []jsonpatch.JsonPatchOperation) []string {
+	switch mode {
+	case config.MutationWarningsOff:
+		return nil
+	case config.MutationWarningsSummary:
+		return []string{fmt.Sprintf("podguard mutated this pod (%s)", strings.Join(mutatedBy, ", "))}
+	default:
+		return []string{mutationSummary(mutatedBy, patch)}
+	}
+}
+
+// mutationSummary is the warning a mutated pod's creator sees with
+// admission.mutationWarnings on: which policies changed what.
 func mutationSummary(mutatedBy []string, patch []jsonpatch.JsonPatchOperation) string {
 	paths := sets.New[string]()
 	for _, op := range patch {

@@ -8,13 +8,18 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	jsonpatch "github.com/evanphx/json-patch/v5"
 	"github.com/go-logr/logr"
 	"github.com/go-logr/logr/funcr"
+	"github.com/go-logr/zapr"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	admissionv1 "k8s.io/api/admission/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
@@ -593,7 +598,129 @@ func TestAuditModeAdmitsSilentlyAndRecords(t *testing.T) {
 	if after := testutil.ToFloat64(audited); after != before+1 {
 		t.Errorf("audited outcomes went from %v to %v, want one more", before, after)
 	}
-	if len(lines) != 1 || !strings.Contains(lines[0], `"audited"=["envfrom-keys: spec.containers[0].envFrom[0]"]`) {
+	if len(lines) != 1 || !strings.Contains(lines[0], `"audited"=[{"policy"="envfrom-keys" "field"="spec.containers[0].envFrom[0]"}]`) {
 		t.Errorf("decision lines = %q, want one listing the audited finding", lines)
+	}
+}
+
+// jsonLogLines returns a logger that writes JSON lines as podguard serve's
+// does (zap), and the lines written so far, decoded.
+func jsonLogLines(t *testing.T) (logr.Logger, func() []map[string]any) {
+	t.Helper()
+	var buf bytes.Buffer
+	var mu sync.Mutex
+	core := zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return buf.Write(p)
+	})), zapcore.DebugLevel)
+	return zapr.NewLogger(zap.New(core)), func() []map[string]any {
+		mu.Lock()
+		defer mu.Unlock()
+		var out []map[string]any
+		for _, line := range bytes.Split(bytes.TrimSpace(buf.Bytes()), []byte("\n")) {
+			var m map[string]any
+			if err := json.Unmarshal(line, &m); err != nil {
+				t.Fatalf("log line %q is not JSON: %v", line, err)
+			}
+			out = append(out, m)
+		}
+		return out
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// TestDecisionLinesNamePoliciesAndFields: a denial's decision line lists
+// each violation by policy and field path, in every mode, and never a
+// message (which quotes key names) or a value.
+func TestDecisionLinesNamePoliciesAndFields(t *testing.T) {
+	envFrom := func(p *corev1.Pod) {
+		p.Spec.Containers[0].EnvFrom = []corev1.EnvFromSource{{ConfigMapRef: &corev1.ConfigMapEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "abcdocker-configmap"}}}}
+		p.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "PASSWORD", Value: "hunter2"}}
+	}
+	want := []any{map[string]any{"policy": "envfrom-keys", "field": "spec.containers[0].envFrom[0]"}}
+	for _, tc := range []struct {
+		mode, key, decision string
+	}{
+		{"enforce", "violations", "denied"},
+		{"warn", "warned", "allowed"},
+		{"audit", "audited", "allowed"},
+	} {
+		t.Run(tc.mode, func(t *testing.T) {
+			s := newTestServer(t, "cluster: {kubeletVersion: \"1.29\"}\npolicies:\n  envFromKeys: {mode: "+tc.mode+"}\n")
+			log, lines := jsonLogLines(t)
+			s.adm.log = log
+			s.post(t, "/validate", review(t, podKind, admissionv1.Create, podJSON(t, envFrom)))
+			got := lines()
+			if len(got) != 1 {
+				t.Fatalf("%d lines, want 1: %v", len(got), got)
+			}
+			line := got[0]
+			if line["decision"] != tc.decision {
+				t.Errorf("decision = %v, want %s", line["decision"], tc.decision)
+			}
+			if !apiequality.Semantic.DeepEqual(line[tc.key], want) {
+				t.Errorf("%s = %#v, want %#v", tc.key, line[tc.key], want)
+			}
+			raw, _ := json.Marshal(line)
+			for _, leak := range []string{"hunter2", "1st.key", "message"} {
+				if strings.Contains(string(raw), leak) {
+					t.Errorf("the line quotes %q: %s", leak, raw)
+				}
+			}
+		})
+	}
+}
+
+// TestMutationWarningsSetting: admission.mutationWarnings decides the
+// warning about the mutation itself; the policies' own warnings, the
+// audit annotation and the patch are the same in every mode.
+func TestMutationWarningsSetting(t *testing.T) {
+	const cfg = `
+policies:
+  imagePullSecrets:
+    registries:
+    - {registry: "10.0.0.130:5000", secrets: [myregistrykey, not-created-yet]}
+`
+	for _, tc := range []struct {
+		setting string
+		want    []string // the mutation warnings
+	}{
+		{"", []string{"podguard mutated this pod (security-context, image-pull-secrets): /spec/containers/0/securityContext, /spec/imagePullSecrets, /spec/securityContext"}},
+		{"admission: {mutationWarnings: on}", []string{"podguard mutated this pod (security-context, image-pull-secrets): /spec/containers/0/securityContext, /spec/imagePullSecrets, /spec/securityContext"}},
+		{"admission: {mutationWarnings: summary}", []string{"podguard mutated this pod (security-context, image-pull-secrets)"}},
+		{"admission: {mutationWarnings: off}", nil},
+	} {
+		t.Run(tc.setting, func(t *testing.T) {
+			s := newTestServer(t, cfg+tc.setting+"\n")
+			obj := podJSON(t, nil)
+			_, resp, raw := s.post(t, "/mutate", review(t, podKind, admissionv1.Create, obj))
+			if resp == nil || !resp.Allowed || len(resp.Patch) == 0 {
+				t.Fatalf("not patched: %s", raw)
+			}
+			var mutation, policy []string
+			for _, w := range resp.Warnings {
+				if strings.HasPrefix(w, "podguard mutated") {
+					mutation = append(mutation, w)
+				} else {
+					policy = append(policy, w)
+				}
+			}
+			if !slices.Equal(mutation, tc.want) {
+				t.Errorf("mutation warnings = %q, want %q", mutation, tc.want)
+			}
+			if len(policy) != 1 || !strings.Contains(policy[0], "[image-pull-secrets]") || !strings.Contains(policy[0], "not-created-yet") {
+				t.Errorf("the policy's own warnings = %q, want the missing pull secret's", policy)
+			}
+			if got := resp.AuditAnnotations["mutated-by"]; got != "security-context,image-pull-secrets" {
+				t.Errorf("audit annotation = %q", got)
+			}
+			if pod := applyPatch(t, obj, resp); len(pod.Spec.ImagePullSecrets) != 2 {
+				t.Errorf("imagePullSecrets = %v", pod.Spec.ImagePullSecrets)
+			}
+		})
 	}
 }

@@ -1,10 +1,13 @@
 package webhook
 
 import (
+	"slices"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	"github.com/podguard/podguard/policies"
 )
 
 // Metrics are registered with controller-runtime's registry, which the
@@ -73,12 +76,72 @@ var registerOnce sync.Once
 func RegisterMetrics() {
 	registerOnce.Do(func() {
 		crmetrics.Registry.MustRegister(admissionDuration, policyOutcomes, policyPanics, badRequests, ConfigReloads, ConfigLastReloadSuccessful, secretAccessDenied, denialEvents, openConnections, admissionUndelivered, stateGuardRequests)
-		// Every result from the start, at 0, so that a rate over them is
-		// defined before the first write of each kind.
-		for _, result := range []string{guardAllowed, guardWarned, guardDenied, guardIncomplete} {
-			stateGuardRequests.WithLabelValues(result)
-		}
+		initSeries()
 	})
+}
+
+// The label values podguard's series are created with at registration.
+var (
+	// reviewWebhooks are the webhooks that answer pod admission; stateWebhook
+	// is the ConfigMap and Secret guard, which shares their HTTP front.
+	reviewWebhooks = []string{"mutate", "validate"}
+	stateWebhook   = "validate-state"
+	// badRequestReasons are the reasons reviewServer.reject is called with.
+	badRequestReasons = []string{"malformed", "too_large", "content_type", "method", "timeout", "busy", "unreadable"}
+	// mutatorOutcomes and validatorOutcomes are what each kind of policy
+	// can do to a pod.
+	mutatorOutcomes    = []policies.Outcome{policies.OutcomeMutated, policies.OutcomeUnchanged, policies.OutcomeWarned, policies.OutcomeDenied, policies.OutcomeSkipped, policies.OutcomeExempted, policies.OutcomeError}
+	validatorOutcomes  = []policies.Outcome{policies.OutcomePassed, policies.OutcomeWarned, policies.OutcomeDenied, policies.OutcomeAudited, policies.OutcomeSkipped, policies.OutcomeExempted, policies.OutcomeError}
+	denialEventResults = []string{"recorded", "rate_limited", "dropped", "owner_gone", "lookup_failed"}
+)
+
+// initSeries creates every series whose label values are known in advance,
+// at 0, so that they exist from the start: an alert on increase() or rate()
+// over a counter that does not exist yet never fires, and a ratio over a
+// missing series is empty rather than 0. Series labelled by what requests
+// carry (the kind and operation of podguard_admission_duration_seconds
+// beyond a Pod CREATE) appear with their first request. The histograms are
+// created only for the pod CREATEs the alerts and dashboard read, each
+// result a webhook can give: 9 label sets of 15 series each.
+func initSeries() {
+	for _, wh := range reviewWebhooks {
+		for _, r := range policies.Registry {
+			outcomes := mutatorOutcomes
+			if r.Mode != nil {
+				outcomes = validatorOutcomes
+			}
+			for _, o := range outcomes {
+				policyOutcomes.WithLabelValues(wh, r.Name, string(o))
+			}
+		}
+		results := []string{"allowed", "denied", "error", "timeout"}
+		if wh == "mutate" {
+			results = append(results, "patched")
+		}
+		for _, result := range results {
+			admissionDuration.WithLabelValues(wh, "Pod", "CREATE", result)
+			if result != "timeout" {
+				admissionUndelivered.WithLabelValues(wh, result)
+			}
+		}
+	}
+	for _, wh := range append(slices.Clone(reviewWebhooks), stateWebhook) {
+		for _, reason := range badRequestReasons {
+			badRequests.WithLabelValues(wh, reason)
+		}
+	}
+	for _, name := range append(policies.Names(), "unknown") {
+		policyPanics.WithLabelValues(name)
+	}
+	for _, result := range []string{"success", "failure"} {
+		ConfigReloads.WithLabelValues(result)
+	}
+	for _, result := range denialEventResults {
+		denialEvents.WithLabelValues(result)
+	}
+	for _, result := range []string{guardAllowed, guardWarned, guardDenied, guardIncomplete} {
+		stateGuardRequests.WithLabelValues(result)
+	}
 }
 
 // stateGuardRequests counts the ConfigMap and Secret writes the state guard

@@ -183,8 +183,9 @@ func TestCheckOutputFormats(t *testing.T) {
 	if err := json.Unmarshal(out.Bytes(), &sarif); err != nil || sarif.Version != "2.1.0" {
 		t.Fatalf("sarif: %v %s", err, out.String())
 	}
+	// The region is the envFrom entry's line, not the Deployment's first.
 	r := sarif.Runs[0].Results[0]
-	if r.RuleID != "envfrom-keys" || r.Level != "error" || r.Locations[0].PhysicalLocation.Region.StartLine != 7 ||
+	if r.RuleID != "envfrom-keys" || r.Level != "error" || r.Locations[0].PhysicalLocation.Region.StartLine != 18 ||
 		!strings.HasSuffix(r.Locations[0].PhysicalLocation.ArtifactLocation.URI, "bad.yaml") {
 		t.Errorf("sarif result = %+v", r)
 	}
