@@ -246,6 +246,7 @@ var chartComponents = []struct {
 	{"image-credentials", map[string]any{"imageCredentials": map[string]any{"enabled": true}}},
 	{"client-auth", map[string]any{"clientAuth": map[string]any{"enabled": true}}},
 	{"policy-reports", map[string]any{"policyReports": map[string]any{"installCRDs": true}}},
+	{"monitoring", map[string]any{"monitoring": map[string]any{"enabled": true}}},
 	// The component's placeholder CIDR, which an overlay must replace.
 	{"network-policy", map[string]any{"networkPolicy": map[string]any{"enabled": true, "apiServerCIDR": "FILL-IN-THE-API-SERVER-SOURCE-CIDR"}}},
 }
