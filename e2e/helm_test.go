@@ -59,7 +59,22 @@ func TestHelmInstall(t *testing.T) {
 	// depends on is not locked out: pods in its own namespace and in
 	// cert-manager's are created; a pod in an opted-in namespace is refused
 	// by validate.podguard.io, which fails closed.
+	// Both namespaces are labelled as covered: only the webhooks'
+	// exclusions let their pods through.
 	createNamespaceIfMissing(t, certManagerNamespace)
+	for _, ns := range []string{helmNamespace, certManagerNamespace} {
+		var nsObj corev1.Namespace
+		if err := cluster.Client.Get(ctx, client.ObjectKey{Name: ns}, &nsObj); err != nil {
+			t.Fatal(err)
+		}
+		if nsObj.Labels == nil {
+			nsObj.Labels = map[string]string{}
+		}
+		nsObj.Labels["podguard.io/enabled"] = "true"
+		if err := cluster.Client.Update(ctx, &nsObj); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for _, ns := range []string{helmNamespace, certManagerNamespace} {
 		if _, err := cluster.Clientset.CoreV1().Pods(ns).Create(ctx, restrictedPod(ns, "cold-start"), metav1.CreateOptions{}); err != nil {
 			t.Errorf("with podguard not running yet, a pod in %s was refused: %v", ns, err)
