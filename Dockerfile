@@ -4,7 +4,7 @@
 # on the builder's own platform and cross-compiles (no emulation), and the
 # final stage only copies the binary.
 
-FROM --platform=$BUILDPLATFORM golang:1.26 AS build
+FROM --platform=$BUILDPLATFORM golang:1.26.8 AS build
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download

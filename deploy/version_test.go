@@ -226,3 +226,24 @@ func TestChartNamesTheRelease(t *testing.T) {
 		t.Errorf("values.yaml image.pullPolicy %q, want IfNotPresent", values.Image.PullPolicy)
 	}
 }
+
+// TestOneGoToolchain holds the image's build stage to the toolchain go.mod
+// names, which setup-go installs for the release's CLI binaries: one
+// release, one compiler.
+func TestOneGoToolchain(t *testing.T) {
+	mod, err := os.ReadFile("../go.mod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^toolchain go(\S+)$`).FindSubmatch(mod)
+	if m == nil {
+		t.Fatal("go.mod names no toolchain: setup-go would install the go line's version, the Dockerfile another")
+	}
+	docker, err := os.ReadFile("../Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "golang:" + string(m[1]) + " "; !strings.Contains(string(docker), want) {
+		t.Errorf("the Dockerfile's build stage is not %q, the toolchain go.mod names", strings.TrimSpace(want))
+	}
+}
