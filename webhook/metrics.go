@@ -108,6 +108,9 @@ func initSeries() {
 		for _, r := range policies.Registry {
 			outcomes := mutatorOutcomes
 			if r.Mode != nil {
+				if wh == "mutate" {
+					continue // /mutate runs the mutating policies only
+				}
 				outcomes = validatorOutcomes
 			}
 			for _, o := range outcomes {
