@@ -54,11 +54,12 @@ func init() {
 // resolveBuild says which podguard this is, from the best source known:
 //   - the -X main.version flag of make build and the release builds;
 //   - else the module version the Go toolchain records: v0.2.0 for
-//     `go install github.com/podguard/podguard/cmd/podguard@v0.2.0`, a
-//     pseudo-version for a commit;
-//   - else, for a go build in a git checkout, dev-REVISION[-dirty] from the
-//     VCS stamp;
-//   - else dev.
+//     `go install github.com/podguard/podguard/cmd/podguard@v0.2.0`, and,
+//     since Go 1.24, a pseudo-version (v0.0.0-DATE-REVISION[+dirty]) for a
+//     go build in a git checkout;
+//   - else, when the toolchain records no version but a VCS stamp,
+//     dev-REVISION[-dirty];
+//   - else (-buildvcs=false, a tree outside git) dev.
 func resolveBuild(ldVersion, ldCommit string, bi *debug.BuildInfo) buildInfo {
 	b := buildInfo{Version: ldVersion, Commit: ldCommit, GoVersion: runtime.Version(), Platform: runtime.GOOS + "/" + runtime.GOARCH}
 	var revision string
