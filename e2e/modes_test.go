@@ -92,7 +92,7 @@ func TestModes(t *testing.T) {
 				return false, err
 			}
 			for _, line := range strings.Split(string(log), "\n") {
-				if strings.Contains(line, audit) && strings.Contains(line, "audited") && strings.Contains(line, "envfrom-keys: spec.containers[0].envFrom[0]") {
+				if strings.Contains(line, audit) && strings.Contains(line, "audited") && strings.Contains(line, `{"policy":"envfrom-keys","field":"spec.containers[0].envFrom[0]"}`) {
 					return true, nil
 				}
 			}
