@@ -67,9 +67,13 @@ func splitPath(path string) []segment {
 // find follows segs from n, and returns the line of the node reached (for a
 // key, the key's line) and whether it reached the end of the path; when it
 // does not, the line is that of the deepest node it reached.
+//
+// Through an alias (`- *c`), the line stays the alias's: the anchor's lines
+// are elsewhere in the file, and the finding is about this use of it.
 func find(n *yamlv3.Node, segs []segment, line int) (int, bool) {
+	aliased := false
 	for n != nil && n.Kind == yamlv3.AliasNode {
-		n = n.Alias
+		n, aliased = n.Alias, true
 	}
 	if n == nil {
 		return line, false
@@ -77,13 +81,18 @@ func find(n *yamlv3.Node, segs []segment, line int) (int, bool) {
 	if len(segs) == 0 {
 		return line, true
 	}
+	if aliased {
+		_, ok := find(n, segs, line)
+		return line, ok
+	}
 	seg := segs[0]
 	switch n.Kind {
 	case yamlv3.MappingNode:
 		if seg.key == "" {
 			break
 		}
-		for i := 0; i+1 < len(n.Content); i += 2 {
+		// From the end: of duplicate keys, the decoder keeps the last.
+		for i := len(n.Content) - 2; i >= 0; i -= 2 {
 			if k := n.Content[i]; k.Value == seg.key {
 				return find(n.Content[i+1], segs[1:], k.Line)
 			}

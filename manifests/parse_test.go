@@ -600,4 +600,23 @@ func TestFieldLines(t *testing.T) {
 	if got := (&Document{Line: 4}).FieldLines("spec"); !slices.Equal(got, []int{4}) {
 		t.Errorf("a document not read from text: %v, want its Line", got)
 	}
+
+	// A duplicate key: the decoder keeps the last, so does the lookup. An
+	// alias: the line of its use, not of the anchor's fields.
+	dupSrc := "apiVersion: v1\nkind: Pod\nmetadata: {name: d}\nspec:\n  containers:\n  - name: a\n    image: nginx\n  containers:\n  - name: b\n    image: busybox\n"
+	docs, _, _ = Parse("dup.yaml", []byte(dupSrc))
+	if len(docs) != 1 {
+		t.Fatalf("%d documents", len(docs))
+	}
+	if got := docs[0].FieldLines("spec.containers[0].image"); !slices.Equal(got, []int{10}) {
+		t.Errorf("duplicate key: %v, want [10], the last one's", got)
+	}
+	aliasSrc := "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Pod\n  metadata: {name: one}\n  spec:\n    containers:\n    - &c\n      name: a\n      image: nginx\n- apiVersion: v1\n  kind: Pod\n  metadata: {name: two}\n  spec:\n    containers:\n    - *c\n"
+	docs, _, errs = Parse("alias.yaml", []byte(aliasSrc))
+	if len(errs) > 0 || len(docs) != 2 {
+		t.Fatalf("%d documents, errors %v", len(docs), errs)
+	}
+	if got := docs[1].FieldLines("spec.containers[0].image"); !slices.Equal(got, []int{17}) {
+		t.Errorf("through an alias: %v, want [17], the alias's line", got)
+	}
 }
