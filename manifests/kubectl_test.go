@@ -49,7 +49,7 @@ var kubectlCases = []struct {
 		`8: document 0 (ConfigMap "duplicate-key"): duplicate key "metadata.name" (first on line 4): the last value is used, as kubectl uses it`,
 	}},
 	{file: "duplicate-field.json", objects: []string{"duplicate-field"}, warns: []string{
-		`4: document 0 (ConfigMap "duplicate-field"): duplicate field "metadata": the last value is used, as kubectl uses it`,
+		`5: document 0 (ConfigMap "duplicate-field"): duplicate field "metadata": the last value is used, as kubectl uses it`,
 	}},
 	{file: "crlf.yaml", objects: []string{"crlf-one", "crlf-two"}},
 	{file: "crlf-no-final-newline.yaml", objects: []string{"crlf-unterminated"}},

@@ -564,6 +564,8 @@ func (c *chunk) duplicates(name string, ref docRef, prefix string, yamlDups []du
 		for i, p := range jsonDups {
 			paths[i] = joinPath(prefix, p)
 		}
+		// The line of the last occurrence, the one that wins: as the YAML
+		// duplicate warning does.
 		lines := locate(c.data, paths...)
 		for i, p := range jsonDups {
 			line := c.line
@@ -590,6 +592,8 @@ func (c *chunk) fail(name string, ref docRef, prefix string, err error) *Error {
 		for i, f := range fe.fields {
 			paths[i] = joinPath(prefix, f.path)
 		}
+		// The line of the last occurrence, the one that wins: as the YAML
+		// duplicate warning does.
 		lines := locate(c.data, paths...)
 		for i := range fe.fields {
 			fe.fields[i].line = lines[i]

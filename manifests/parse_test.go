@@ -292,7 +292,7 @@ func TestParse(t *testing.T) {
 			name:      "reads a duplicate field in JSON as kubectl does, the last value winning whole, with a warning",
 			input:     "{\"apiVersion\": \"v1\", \"kind\": \"ConfigMap\",\n\"metadata\": {\"name\": \"a\", \"labels\": {\"x\": \"y\"}},\n\"metadata\": {\"name\": \"b\"}}",
 			wantDocs:  []string{"0 1 -1 ConfigMap/b (*v1.ConfigMap)"},
-			wantWarns: []string{`in.json:2: document 0 (ConfigMap "b"): duplicate field "metadata": the last value is used, as kubectl uses it`},
+			wantWarns: []string{`in.json:3: document 0 (ConfigMap "b"): duplicate field "metadata": the last value is used, as kubectl uses it`},
 		},
 		{
 			name:     "reads unknown kinds as unstructured, without strictness",
