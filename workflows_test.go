@@ -177,3 +177,28 @@ func TestReleaseWorkflowPublishesTheImageTheManifestsName(t *testing.T) {
 		t.Error("release.yml pushes a latest tag")
 	}
 }
+
+// TestReleaseWorkflowBuildsHelmAtTheTestedVersion holds the helm the
+// release packages and pushes the chart with to the Helm SDK version the
+// chart's tests run (go.mod).
+func TestReleaseWorkflowBuildsHelmAtTheTestedVersion(t *testing.T) {
+	mod, err := os.ReadFile("go.mod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^\s*helm\.sh/helm/v3 (v\S+)`).FindSubmatch(mod)
+	if m == nil {
+		t.Fatal("go.mod does not require helm.sh/helm/v3")
+	}
+	release, err := os.ReadFile(filepath.Join(".github", "workflows", "release.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "go install helm.sh/helm/v3/cmd/helm@" + string(m[1])
+	if !strings.Contains(string(release), want) {
+		t.Errorf("release.yml does not %q, the version the chart is tested with", want)
+	}
+	if got := regexp.MustCompile(`helm\.sh/helm/v3/cmd/helm@\S+`).FindAllString(string(release), -1); len(got) != 1 {
+		t.Errorf("release.yml builds helm %d times (%v), want once", len(got), got)
+	}
+}
