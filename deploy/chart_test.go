@@ -351,6 +351,8 @@ func TestChartValuesSchema(t *testing.T) {
 		{"refuses a misspelt config section", map[string]any{"config": map[string]any{"polices": map[string]any{}}}, "polices"},
 		{"refuses a network policy without the API server's CIDR", map[string]any{"networkPolicy": map[string]any{"enabled": true}}, "apiServerCIDR"},
 		{"refuses zero replicas", map[string]any{"replicas": 0}, "replicas"},
+		{"refuses a misspelt monitoring value", map[string]any{"monitoring": map[string]any{"label": map[string]any{"release": "kps"}}}, "label"},
+		{"refuses a Prometheus ServiceAccount without a name", map[string]any{"monitoring": map[string]any{"prometheusServiceAccount": map[string]any{"name": ""}}}, "name"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -547,3 +549,71 @@ func TestChartPodValues(t *testing.T) {
 		t.Errorf("pod template fields = %q, want %q", got, want)
 	}
 }
+
+// chartObject is the object of that kind and name in a chart render.
+func chartObject(t *testing.T, objs []rawObject, kind, name string) *unstructured.Unstructured {
+	t.Helper()
+	for _, o := range objs {
+		if o.gvk.Kind == kind && o.name == name {
+			u := &unstructured.Unstructured{}
+			if err := u.UnmarshalJSON(o.json); err != nil {
+				t.Fatal(err)
+			}
+			return u
+		}
+	}
+	t.Fatalf("the render has no %s %s", kind, name)
+	return nil
+}
+
+// TestChartMonitoringValues: monitoring.labels reaches the ServiceMonitor and
+// the PrometheusRule (for kube-prometheus-stack's release selector) beside
+// the component's labels, and monitoring.prometheusServiceAccount is the
+// subject bound to podguard-metrics-reader. TestChartMatchesComponents
+// holds the defaults to components/monitoring.
+func TestChartMonitoringValues(t *testing.T) {
+	objs, err := renderChart(map[string]any{"monitoring": map[string]any{
+		"enabled":                  true,
+		"labels":                   map[string]any{"release": "kps"},
+		"prometheusServiceAccount": map[string]any{"name": "kps-prometheus"},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"app.kubernetes.io/name": "podguard", "app.kubernetes.io/part-of": "podguard", "release": "kps"}
+	for _, kind := range []string{"ServiceMonitor", "PrometheusRule"} {
+		if got := chartObject(t, objs, kind, "podguard").GetLabels(); !reflect.DeepEqual(got, want) {
+			t.Errorf("%s labels = %v, want %v", kind, got, want)
+		}
+	}
+	crb := chartObject(t, objs, "ClusterRoleBinding", "podguard-metrics-reader")
+	subjects, _, _ := unstructured.NestedSlice(crb.Object, "subjects")
+	wantSubjects := []any{map[string]any{"kind": "ServiceAccount", "name": "kps-prometheus", "namespace": "monitoring"}}
+	if !reflect.DeepEqual(subjects, wantSubjects) {
+		t.Errorf("ClusterRoleBinding podguard-metrics-reader subjects = %v, want %v", subjects, wantSubjects)
+	}
+	// The other objects keep the component's labels only.
+	if got := chartObject(t, objs, "ClusterRoleBinding", "podguard-metrics-reader").GetLabels(); got["release"] != "" {
+		t.Errorf("ClusterRoleBinding labels = %v, want no release label", got)
+	}
+}
+
+// TestChartMonitoringFilesAreTheComponent: the chart's files/monitoring are
+// byte for byte components/monitoring's files, so that hack/monitoring's
+// checks of the component cover the chart's alerts and dashboard.
+func TestChartMonitoringFilesAreTheComponent(t *testing.T) {
+	for _, f := range []string{"dashboard.json", "prometheusrule.yaml", "rbac.yaml", "servicemonitor.yaml"} {
+		comp, err := os.ReadFile(filepath.Join("components", monitoringComponent, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		chart, err := os.ReadFile(filepath.Join(chartDir, "files", "monitoring", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(comp) != string(chart) {
+			t.Errorf("%s/files/monitoring/%s differs from components/%s/%s: copy it", chartDir, f, monitoringComponent, f)
+		}
+	}
+}
+
