@@ -30,6 +30,7 @@ import (
 	kyaml "sigs.k8s.io/kustomize/kyaml/yaml"
 	"sigs.k8s.io/yaml"
 
+	podguard "github.com/podguard/podguard"
 	"github.com/podguard/podguard/config"
 )
 
@@ -617,3 +618,52 @@ func TestChartMonitoringFilesAreTheComponent(t *testing.T) {
 	}
 }
 
+// TestChartLogSidecarImage: when image.repository or image.tag moves
+// podguard's image, the log sidecar (podguard's image too, by default)
+// follows it, unless the config names its image; with the default image the
+// config has no logSidecar.image (TestChartDefaults holds it to the
+// overlay's).
+func TestChartLogSidecarImage(t *testing.T) {
+	tests := []struct {
+		name string
+		vals map[string]any
+		want string // "" for no policies.logSidecar.image
+	}{
+		{"the default image", nil, ""},
+		{"a mirror", map[string]any{"image": map[string]any{"repository": "mirror.example.com/podguard"}}, "mirror.example.com/podguard:" + podguard.Version},
+		{"a mirror and a tag", map[string]any{"image": map[string]any{"repository": "mirror.example.com/podguard", "tag": "v9.9.9"}}, "mirror.example.com/podguard:v9.9.9"},
+		{"a tag", map[string]any{"image": map[string]any{"tag": "v9.9.9"}}, podguard.ImageRepository + ":v9.9.9"},
+		{"the config's own image", map[string]any{
+			"image":  map[string]any{"repository": "mirror.example.com/podguard"},
+			"config": map[string]any{"policies": map[string]any{"logSidecar": map[string]any{"image": "cr.fluentbit.io/fluent/fluent-bit:3.2"}}},
+		}, "cr.fluentbit.io/fluent/fluent-bit:3.2"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			objs, err := renderChart(tt.vals)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cm := chartObject(t, objs, "ConfigMap", "podguard-config")
+			text, _, _ := unstructured.NestedString(cm.Object, "data", "config.yaml")
+			var cfg map[string]any
+			if err := yaml.Unmarshal([]byte(text), &cfg); err != nil {
+				t.Fatal(err)
+			}
+			got, found, err := unstructured.NestedString(cfg, "policies", "logSidecar", "image")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.want == "" && found {
+				t.Errorf("policies.logSidecar.image = %q, want none (the policy's default)", got)
+			}
+			if tt.want != "" && got != tt.want {
+				t.Errorf("policies.logSidecar.image = %q, want %q", got, tt.want)
+			}
+			// The rest of the config is the value's.
+			if _, err := config.Parse("config.yaml", []byte(text)); err != nil {
+				t.Errorf("the rendered config does not load: %v", err)
+			}
+		})
+	}
+}
