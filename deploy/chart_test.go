@@ -667,3 +667,30 @@ func TestChartLogSidecarImage(t *testing.T) {
 		})
 	}
 }
+
+// TestChartNotesNameTheExcludedNamespaces: with scope cluster-wide, NOTES.txt
+// lists the namespaces the webhooks skip, the release namespace among them
+// when webhooks.excludedNamespaces does not list it.
+func TestChartNotesNameTheExcludedNamespaces(t *testing.T) {
+	chrt, err := loader.Load(chartDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for ns, want := range map[string]string{
+		installNamespace: "except kube-system, kube-node-lease, podguard-system, cert-manager and",
+		"guard":          "except kube-system, kube-node-lease, podguard-system, cert-manager, guard and",
+	} {
+		install := action.NewInstall(&action.Configuration{})
+		install.DryRun = true
+		install.ClientOnly = true
+		install.ReleaseName = releaseName
+		install.Namespace = ns
+		rel, err := install.Run(chrt, map[string]any{"scope": "cluster-wide"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(rel.Info.Notes, want) {
+			t.Errorf("release namespace %s: NOTES.txt does not say %q:\n%s", ns, want, rel.Info.Notes)
+		}
+	}
+}
