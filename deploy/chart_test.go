@@ -30,6 +30,7 @@ import (
 	kyaml "sigs.k8s.io/kustomize/kyaml/yaml"
 	"sigs.k8s.io/yaml"
 
+	podguard "github.com/podguard/podguard"
 	"github.com/podguard/podguard/config"
 )
 
@@ -351,6 +352,8 @@ func TestChartValuesSchema(t *testing.T) {
 		{"refuses a misspelt config section", map[string]any{"config": map[string]any{"polices": map[string]any{}}}, "polices"},
 		{"refuses a network policy without the API server's CIDR", map[string]any{"networkPolicy": map[string]any{"enabled": true}}, "apiServerCIDR"},
 		{"refuses zero replicas", map[string]any{"replicas": 0}, "replicas"},
+		{"refuses a misspelt monitoring value", map[string]any{"monitoring": map[string]any{"label": map[string]any{"release": "kps"}}}, "label"},
+		{"refuses a Prometheus ServiceAccount without a name", map[string]any{"monitoring": map[string]any{"prometheusServiceAccount": map[string]any{"name": ""}}}, "name"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -545,5 +548,149 @@ func TestChartPodValues(t *testing.T) {
 	want := []string{"map[pool:system]", "true", "map[example.com/team:platform]", "[{mirror}]", "mirror.example.com/podguard:v9.9.9", "Always"}
 	if !slices.Equal(got, want) {
 		t.Errorf("pod template fields = %q, want %q", got, want)
+	}
+}
+
+// chartObject is the object of that kind and name in a chart render.
+func chartObject(t *testing.T, objs []rawObject, kind, name string) *unstructured.Unstructured {
+	t.Helper()
+	for _, o := range objs {
+		if o.gvk.Kind == kind && o.name == name {
+			u := &unstructured.Unstructured{}
+			if err := u.UnmarshalJSON(o.json); err != nil {
+				t.Fatal(err)
+			}
+			return u
+		}
+	}
+	t.Fatalf("the render has no %s %s", kind, name)
+	return nil
+}
+
+// TestChartMonitoringValues: monitoring.labels reaches the ServiceMonitor and
+// the PrometheusRule (for kube-prometheus-stack's release selector) beside
+// the component's labels, and monitoring.prometheusServiceAccount is the
+// subject bound to podguard-metrics-reader. TestChartMatchesComponents
+// holds the defaults to components/monitoring.
+func TestChartMonitoringValues(t *testing.T) {
+	objs, err := renderChart(map[string]any{"monitoring": map[string]any{
+		"enabled":                  true,
+		"labels":                   map[string]any{"release": "kps"},
+		"prometheusServiceAccount": map[string]any{"name": "kps-prometheus"},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"app.kubernetes.io/name": "podguard", "app.kubernetes.io/part-of": "podguard", "release": "kps"}
+	for _, kind := range []string{"ServiceMonitor", "PrometheusRule"} {
+		if got := chartObject(t, objs, kind, "podguard").GetLabels(); !reflect.DeepEqual(got, want) {
+			t.Errorf("%s labels = %v, want %v", kind, got, want)
+		}
+	}
+	crb := chartObject(t, objs, "ClusterRoleBinding", "podguard-metrics-reader")
+	subjects, _, _ := unstructured.NestedSlice(crb.Object, "subjects")
+	wantSubjects := []any{map[string]any{"kind": "ServiceAccount", "name": "kps-prometheus", "namespace": "monitoring"}}
+	if !reflect.DeepEqual(subjects, wantSubjects) {
+		t.Errorf("ClusterRoleBinding podguard-metrics-reader subjects = %v, want %v", subjects, wantSubjects)
+	}
+	// The other objects keep the component's labels only.
+	if got := chartObject(t, objs, "ClusterRoleBinding", "podguard-metrics-reader").GetLabels(); got["release"] != "" {
+		t.Errorf("ClusterRoleBinding labels = %v, want no release label", got)
+	}
+}
+
+// TestChartMonitoringFilesAreTheComponent: the chart's files/monitoring are
+// byte for byte components/monitoring's files, so that hack/monitoring's
+// checks of the component cover the chart's alerts and dashboard.
+func TestChartMonitoringFilesAreTheComponent(t *testing.T) {
+	for _, f := range []string{"dashboard.json", "prometheusrule.yaml", "rbac.yaml", "servicemonitor.yaml"} {
+		comp, err := os.ReadFile(filepath.Join("components", monitoringComponent, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		chart, err := os.ReadFile(filepath.Join(chartDir, "files", "monitoring", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(comp) != string(chart) {
+			t.Errorf("%s/files/monitoring/%s differs from components/%s/%s: copy it", chartDir, f, monitoringComponent, f)
+		}
+	}
+}
+
+// TestChartLogSidecarImage: when image.repository or image.tag moves
+// podguard's image, the log sidecar (podguard's image too, by default)
+// follows it, unless the config names its image; with the default image the
+// config has no logSidecar.image (TestChartDefaults holds it to the
+// overlay's).
+func TestChartLogSidecarImage(t *testing.T) {
+	tests := []struct {
+		name string
+		vals map[string]any
+		want string // "" for no policies.logSidecar.image
+	}{
+		{"the default image", nil, ""},
+		{"a mirror", map[string]any{"image": map[string]any{"repository": "mirror.example.com/podguard"}}, "mirror.example.com/podguard:" + podguard.Version},
+		{"a mirror and a tag", map[string]any{"image": map[string]any{"repository": "mirror.example.com/podguard", "tag": "v9.9.9"}}, "mirror.example.com/podguard:v9.9.9"},
+		{"a tag", map[string]any{"image": map[string]any{"tag": "v9.9.9"}}, podguard.ImageRepository + ":v9.9.9"},
+		{"the config's own image", map[string]any{
+			"image":  map[string]any{"repository": "mirror.example.com/podguard"},
+			"config": map[string]any{"policies": map[string]any{"logSidecar": map[string]any{"image": "cr.fluentbit.io/fluent/fluent-bit:3.2"}}},
+		}, "cr.fluentbit.io/fluent/fluent-bit:3.2"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			objs, err := renderChart(tt.vals)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cm := chartObject(t, objs, "ConfigMap", "podguard-config")
+			text, _, _ := unstructured.NestedString(cm.Object, "data", "config.yaml")
+			var cfg map[string]any
+			if err := yaml.Unmarshal([]byte(text), &cfg); err != nil {
+				t.Fatal(err)
+			}
+			got, found, err := unstructured.NestedString(cfg, "policies", "logSidecar", "image")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.want == "" && found {
+				t.Errorf("policies.logSidecar.image = %q, want none (the policy's default)", got)
+			}
+			if tt.want != "" && got != tt.want {
+				t.Errorf("policies.logSidecar.image = %q, want %q", got, tt.want)
+			}
+			// The rest of the config is the value's.
+			if _, err := config.Parse("config.yaml", []byte(text)); err != nil {
+				t.Errorf("the rendered config does not load: %v", err)
+			}
+		})
+	}
+}
+
+// TestChartNotesNameTheExcludedNamespaces: with scope cluster-wide, NOTES.txt
+// lists the namespaces the webhooks skip, the release namespace among them
+// when webhooks.excludedNamespaces does not list it.
+func TestChartNotesNameTheExcludedNamespaces(t *testing.T) {
+	chrt, err := loader.Load(chartDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for ns, want := range map[string]string{
+		installNamespace: "except kube-system, kube-node-lease, podguard-system, cert-manager and",
+		"guard":          "except kube-system, kube-node-lease, podguard-system, cert-manager, guard and",
+	} {
+		install := action.NewInstall(&action.Configuration{})
+		install.DryRun = true
+		install.ClientOnly = true
+		install.ReleaseName = releaseName
+		install.Namespace = ns
+		rel, err := install.Run(chrt, map[string]any{"scope": "cluster-wide"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(rel.Info.Notes, want) {
+			t.Errorf("release namespace %s: NOTES.txt does not say %q:\n%s", ns, want, rel.Info.Notes)
+		}
 	}
 }

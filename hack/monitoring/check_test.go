@@ -90,6 +90,7 @@ func TestChecksCatchMistakes(t *testing.T) {
 		{"a misspelt label in an alert", "rules", `{result=~"error|timeout"}`, `{reslut=~"error|timeout"}`, `has no label "reslut"`},
 		{"a label value no series has", "rules", `{result="failure"}`, `{result="failed"}`, "matches none of the series"},
 		{"a misspelt grouping label", "rules", "sum by (policy) (increase(podguard_policy_panics_total", "sum by (polcy) (increase(podguard_policy_panics_total", `by "polcy"`},
+		{"a misspelt metric inside absent()", "rules", `absent(up{job="podguard"} == 1)`, `absent(podguard_up{job="podguard"} == 1)`, "podguard exports no metric podguard_up"},
 		{"invalid PromQL", "rules", "podguard_config_last_reload_successful == 0", "podguard_config_last_reload_successful == ", "parse error"},
 		{"an unknown rule field", "rules", "      for: 10m\n", "      fro: 10m\n", "fro"},
 		{"a broken annotation template", "rules", "{{ $value | humanizePercentage }}", "{{ $value | humanizePercent }}", "humanizePercent"},

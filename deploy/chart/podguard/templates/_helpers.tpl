@@ -42,3 +42,8 @@ annotations:
 {{- fail (printf "tls.mode must be cert-manager or self-managed, not %q" .Values.tls.mode) }}
 {{- end }}
 {{- end }}
+
+{{/* podguard's image reference: image.repository, tagged image.tag or the chart's appVersion. */}}
+{{- define "podguard.image" -}}
+{{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
+{{- end }}
