@@ -129,6 +129,7 @@ set-version: ## Make V (V=v0.2.0) the release this tree installs: VERSION, deplo
 	echo "$(V)" > VERSION; \
 	sed -i -E "s#(podguard:|\?ref=|newTag: |refs/tags/|cmd/podguard@|reports \`)$$old_re\b#\1$(V)#g" \
 		deploy/base/deployment.yaml README.md $$(grep -rlE "ref=$$old_re\b" deploy/components || true); \
+	v="$(V)"; sed -i -E "s#(charts/podguard --version )$${old_re#v}\b#\1$${v#v}#g" README.md; \
 	if [ -f deploy/chart/podguard/Chart.yaml ]; then \
 		v="$(V)"; sed -i -E "s#^appVersion: .*#appVersion: \"$(V)\"#; s#^version: .*#version: $${v#v}#" deploy/chart/podguard/Chart.yaml; \
 	fi

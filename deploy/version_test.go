@@ -136,6 +136,9 @@ var (
 	readmeTag   = regexp.MustCompile(`newTag: (v[^\s]+)`)
 	// The cosign certificate identity of a release's signature.
 	readmeIdentity = regexp.MustCompile(`refs/tags/(v[^\s"'` + "`" + `]+)`)
+	// The chart's version in `helm install oci://.../podguard --version
+	// X.Y.Z`: the release's without its v.
+	readmeChart = regexp.MustCompile(`charts/podguard --version ([^\s"'` + "`" + `]+)`)
 )
 
 // readmeVersionProblems lists the places in a README that name a podguard
@@ -144,9 +147,12 @@ var (
 func readmeVersionProblems(readme string) []string {
 	var out []string
 	for n, line := range strings.Split(readme, "\n") {
-		for _, re := range []*regexp.Regexp{readmeImage, readmeRef, readmeTag, readmeIdentity} {
+		for _, re := range []*regexp.Regexp{readmeImage, readmeRef, readmeTag, readmeIdentity, readmeChart} {
 			for _, m := range re.FindAllStringSubmatch(line, -1) {
 				v := m[1]
+				if re == readmeChart {
+					v = "v" + v
+				}
 				if !podguard.IsRelease(v) || v == podguard.Version {
 					continue // a placeholder, or the release
 				}
@@ -174,9 +180,10 @@ func TestReadmeNamesTheRelease(t *testing.T) {
 	broken := "resources:\n- github.com/podguard/podguard//deploy/base?ref=v0.0.1\n" +
 		"image: ghcr.io/podguard/podguard:v0.0.2\nimage: podguard:latest\n" +
 		"--certificate-identity https://github.com/podguard/podguard/.github/workflows/release.yml@refs/tags/v0.0.3\n" +
-		"fine: ghcr.io/podguard/podguard:vX.Y.Z ?ref=<version> ghcr.io/podguard/podguard:" + podguard.Version + "\n"
-	if got := readmeVersionProblems(broken); len(got) != 4 {
-		t.Errorf("on a README naming v0.0.1, v0.0.2, v0.0.3 and podguard:latest, got %d problems, want 4: %q", len(got), got)
+		"helm install podguard oci://ghcr.io/podguard/charts/podguard --version 0.0.4\n" +
+		"fine: ghcr.io/podguard/podguard:vX.Y.Z ?ref=<version> ghcr.io/podguard/podguard:" + podguard.Version + " charts/podguard --version " + strings.TrimPrefix(podguard.Version, "v") + "\n"
+	if got := readmeVersionProblems(broken); len(got) != 5 {
+		t.Errorf("on a README naming v0.0.1, v0.0.2, v0.0.3, chart 0.0.4 and podguard:latest, got %d problems, want 5: %q", len(got), got)
 	}
 }
 
