@@ -119,27 +119,7 @@ type monitoringObjects struct {
 // monitoring.coreos.com objects.
 func renderMonitoring(t *testing.T, overlayDir string) (*render, monitoringObjects) {
 	t.Helper()
-	dir := t.TempDir()
-	rel := func(p string) string {
-		abs, err := filepath.Abs(filepath.FromSlash(p))
-		if err != nil {
-			t.Fatal(err)
-		}
-		r, err := filepath.Rel(dir, abs)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return filepath.ToSlash(r)
-	}
-	k := "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- " + rel("overlays/"+overlayDir) +
-		"\ncomponents:\n- " + rel("components/"+monitoringComponent) + "\n"
-	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(k), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	objs, err := kustomize(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	objs := kustomizeWithComponent(t, overlayDir, monitoringComponent, "")
 	var rest []rawObject
 	var mon monitoringObjects
 	for _, o := range objs {

@@ -32,6 +32,16 @@ const fillInCIDR = `
 // that adds a component and patches to an overlay, as a user's overlay would.
 func renderWithComponent(t *testing.T, overlayDir, component, patches string) *render {
 	t.Helper()
+	r, err := decodeRender(kustomizeWithComponent(t, overlayDir, component, patches))
+	if err != nil {
+		t.Fatalf("decoding: %v", err)
+	}
+	return r
+}
+
+// kustomizeWithComponent is renderWithComponent's render, not decoded.
+func kustomizeWithComponent(t *testing.T, overlayDir, component, patches string) []rawObject {
+	t.Helper()
 	dir := t.TempDir()
 	rel := func(p string) string {
 		abs, err := filepath.Abs(filepath.FromSlash(p))
@@ -56,11 +66,7 @@ func renderWithComponent(t *testing.T, overlayDir, component, patches string) *r
 	if err != nil {
 		t.Fatalf("%v\nkustomization:\n%s", err, k)
 	}
-	r, err := decodeRender(objs)
-	if err != nil {
-		t.Fatalf("decoding: %v", err)
-	}
-	return r
+	return objs
 }
 
 // checkNetworkPolicy checks the NetworkPolicy of components/network-policy
