@@ -45,7 +45,8 @@ type AuditConfig struct {
 	// Guard is what a ConfigMap or Secret CREATE or UPDATE gets when it would
 	// make running workloads' pods lose environment variables, or change
 	// what a mount hides, on their next start: "warn" (default: admitted, with
-	// a warning naming the workloads), "deny", or "off". It needs the
+	// a warning naming the workloads), "deny" (refused when admission would
+	// refuse those pods, i.e. in enforce mode; warned otherwise), or "off". It needs the
 	// webhook rule for configmaps (and secrets) in the
 	// ValidatingWebhookConfiguration.
 	Guard GuardMode `json:"guard,omitempty"`

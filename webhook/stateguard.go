@@ -223,7 +223,7 @@ func (g *StateGuard) Handle(ctx context.Context, req admission.Request) (resp ad
 		"dryRun", req.DryRun != nil && *req.DryRun, "dependents", len(deps.Items), "broken", len(broken), "incomplete", incomplete,
 		"took", time.Since(start).Round(time.Millisecond).String()}
 	switch {
-	case len(broken) > 0 && mode == config.GuardDeny:
+	case mode == config.GuardDeny && enforced(broken):
 		result = guardDenied
 		g.log.Info("state guard", append(kv, "decision", "denied")...)
 		// A denial's message reaches the client whole: each finding in
@@ -246,6 +246,21 @@ func (g *StateGuard) Handle(ctx context.Context, req admission.Request) (resp ad
 		warnings = append(warnings, truncateRunes(incompleteNote, maxGuardWarningRunes))
 	}
 	return admission.Allowed("").WithWarnings(warnings...)
+}
+
+// enforced reports whether a write breaks something in enforce mode: deny
+// refuses only what admission would refuse of the workloads' next pods. A
+// namespace rolling a policy out in warn or audit mode gets the warning,
+// not a refusal of its ConfigMap writes.
+func enforced(broken []brokenWorkload) bool {
+	for _, b := range broken {
+		for _, f := range b.failures {
+			if f.Mode == policies.ModeEnforce {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // listBudget is how long listing the dependents may take: half the time

@@ -164,6 +164,27 @@ func TestStateGuardDeniesInDenyMode(t *testing.T) {
 	}
 }
 
+// In a namespace whose policy runs in warn or audit mode, admission would
+// admit the workloads' next pods: deny mode warns there instead of refusing
+// the ConfigMap write, so that a namespace rolling a policy out is not
+// blocked by it.
+func TestStateGuardDeniesOnlyWhatAdmissionWouldDeny(t *testing.T) {
+	for _, mode := range []string{"warn", "audit"} {
+		t.Run(mode, func(t *testing.T) {
+			s := newGuardServer(t, "audit: {guard: deny}\n")
+			s.world.AddNamespace(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "team-a", Labels: map[string]string{policies.ModeLabel: mode}}})
+			s.deps.Items = []runtime.Object{reader("web", "app-env")}
+			resp := s.update(t, map[string]string{"keyinfo": "x"}, map[string]string{"keyinfo": "x", "1st.key": "y"})
+			if !resp.Allowed {
+				t.Fatalf("denied in a namespace in mode %s: %s", mode, resp.Result.Message)
+			}
+			if w := strings.Join(resp.Warnings, "\n"); !strings.Contains(w, wantWarning) {
+				t.Errorf("warnings %q, want %q", w, wantWarning)
+			}
+		})
+	}
+}
+
 func TestStateGuardIsSilentOnAWriteThatFixesThings(t *testing.T) {
 	s := newGuardServer(t, "audit: {guard: deny}\n")
 	s.deps.Items = []runtime.Object{reader("web", "app-env")}
