@@ -85,13 +85,19 @@ func TestStateGuard(t *testing.T) {
 		}
 	})
 
-	t.Run("says nothing of an edit that changes values only", func(t *testing.T) {
+	t.Run("says nothing of an edit that changes values only: it is not even sent", func(t *testing.T) {
 		warnings.take()
+		sent := func() float64 { return metricSum(t, pg.MetricsURL, "podguard_state_guard_requests_total") }
+		before := sent()
 		if err := editConfigMap(ctx, editor, ns, "app-env", false, func(cm *corev1.ConfigMap) { cm.Data["keyinfo"] = "changed"; cm.Data["1st.key"] = "off" }); err != nil {
 			t.Fatal(err)
 		}
 		if got := guardWarnings(); len(got) != 0 {
 			t.Errorf("warnings = %q, want none", got)
+		}
+		// The webhook's matchConditions keep value-only writes from podguard.
+		if after := sent(); after != before {
+			t.Errorf("podguard answered %v requests for a value-only ConfigMap edit, want none", after-before)
 		}
 	})
 
