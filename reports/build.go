@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
 	"slices"
 	"strconv"
 	"strings"
@@ -243,6 +244,9 @@ func Build(api, namespace string, entries []Entry, now time.Time) ([]client.Obje
 
 	var objs []client.Object
 	for i, chunk := range chunk(api, groups) {
+		if len(chunk) == 0 {
+			continue // a hash bucket nothing fell in
+		}
 		name := Name
 		if i > 0 {
 			name = Name + "-" + strconv.Itoa(i+1)
@@ -348,7 +352,81 @@ func resultID(ref corev1.ObjectReference, r Result) string {
 // chunk packs groups (an entry's results each) into reports of at most
 // MaxResultsPerReport results and MaxResultBytesPerReport bytes of results.
 // An entry's results stay in one report unless they alone overflow one.
+//
+// What fits one report is one report. Beyond that, each entry goes to the
+// report its object's UID hashes to, among a power of two of them, doubled
+// until none overflows: an entry that comes or goes, or whose results
+// change, rewrites its own report only, not every report after it in sort
+// order (a namespace of thousands of workloads under churn would otherwise
+// rewrite them all every few seconds). Reports may be empty, and so absent,
+// and the count grows by doubling only. The index of a report is its name's
+// (Build). An entry that alone overflows a report makes the whole namespace
+// fall back to packing in order.
 func chunk(api string, groups [][]item) [][]item {
+	sizes := make([][]int, len(groups))
+	count, bytes := 0, 0
+	oversized := false
+	for i, g := range groups {
+		sizes[i] = make([]int, len(g))
+		gBytes := 0
+		for j, it := range g {
+			sizes[i][j] = itemBytes(api, it)
+			gBytes += sizes[i][j]
+		}
+		count += len(g)
+		bytes += gBytes
+		oversized = oversized || len(g) > MaxResultsPerReport || gBytes > MaxResultBytesPerReport
+	}
+	if count <= MaxResultsPerReport && bytes <= MaxResultBytesPerReport {
+		if count == 0 {
+			return nil
+		}
+		return [][]item{slices.Concat(groups...)}
+	}
+	if !oversized {
+		need := max((count+MaxResultsPerReport-1)/MaxResultsPerReport, (bytes+MaxResultBytesPerReport-1)/MaxResultBytesPerReport)
+		for n := 2; n <= maxReports; n *= 2 {
+			if n < 2*need {
+				continue
+			}
+			if out, ok := bucketed(groups, sizes, n); ok {
+				return out
+			}
+		}
+	}
+	return packed(groups, sizes)
+}
+
+// maxReports bounds the reports of one namespace when hashing.
+const maxReports = 4096
+
+// bucketed puts each group in the report its object hashes to, among n, or
+// reports that one would overflow.
+func bucketed(groups [][]item, sizes [][]int, n int) ([][]item, bool) {
+	out := make([][]item, n)
+	counts, bytes := make([]int, n), make([]int, n)
+	for i, g := range groups {
+		h := fnv.New32a()
+		ref := g[0].Resources[0]
+		h.Write([]byte(cmp.Or(string(ref.UID), ref.Kind+"/"+ref.Name)))
+		b := int(h.Sum32() % uint32(n))
+		gBytes := 0
+		for _, s := range sizes[i] {
+			gBytes += s
+		}
+		if counts[b]+len(g) > MaxResultsPerReport || bytes[b]+gBytes > MaxResultBytesPerReport {
+			return nil, false
+		}
+		out[b] = append(out[b], g...)
+		counts[b] += len(g)
+		bytes[b] += gBytes
+	}
+	return out, true
+}
+
+// packed fills reports in order, splitting an entry only when it alone
+// overflows one.
+func packed(groups [][]item, sizes [][]int) [][]item {
 	var out [][]item
 	var cur []item
 	curBytes := 0
@@ -358,22 +436,20 @@ func chunk(api string, groups [][]item) [][]item {
 			cur, curBytes = nil, 0
 		}
 	}
-	for _, g := range groups {
-		sizes := make([]int, len(g))
+	for gi, g := range groups {
 		total := 0
-		for i, it := range g {
-			sizes[i] = itemBytes(api, it)
-			total += sizes[i]
+		for _, s := range sizes[gi] {
+			total += s
 		}
 		if len(cur)+len(g) > MaxResultsPerReport || curBytes+total > MaxResultBytesPerReport {
 			flush()
 		}
 		for i, it := range g {
-			if len(cur)+1 > MaxResultsPerReport || curBytes+sizes[i] > MaxResultBytesPerReport {
+			if len(cur)+1 > MaxResultsPerReport || curBytes+sizes[gi][i] > MaxResultBytesPerReport {
 				flush()
 			}
 			cur = append(cur, it)
-			curBytes += sizes[i]
+			curBytes += sizes[gi][i]
 		}
 	}
 	flush()
