@@ -10,8 +10,6 @@ import (
 	"fmt"
 	"slices"
 
-	appsv1 "k8s.io/api/apps/v1"
-	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -88,25 +86,6 @@ type Inventory struct {
 	// again: a finished Pod or Job, a Pod being deleted, a ReplicaSet or
 	// ReplicationController scaled to 0 reported on its own.
 	Skipped int
-}
-
-// auditedKinds are listed in this order, so that an owner is listed before
-// what it owns (a CronJob before its Jobs, a Deployment before its
-// ReplicaSets, every workload before the Pods).
-var auditedKinds = []lister{
-	{appsv1.SchemeGroupVersion.WithKind("Deployment").GroupKind().String(), listDeployments},
-	{appsv1.SchemeGroupVersion.WithKind("ReplicaSet").GroupKind().String(), listReplicaSets},
-	{appsv1.SchemeGroupVersion.WithKind("StatefulSet").GroupKind().String(), listStatefulSets},
-	{appsv1.SchemeGroupVersion.WithKind("DaemonSet").GroupKind().String(), listDaemonSets},
-	{batchv1.SchemeGroupVersion.WithKind("CronJob").GroupKind().String(), listCronJobs},
-	{batchv1.SchemeGroupVersion.WithKind("Job").GroupKind().String(), listJobs},
-	{corev1.SchemeGroupVersion.WithKind("ReplicationController").GroupKind().String(), listReplicationControllers},
-	{corev1.SchemeGroupVersion.WithKind("Pod").GroupKind().String(), listPods},
-}
-
-type lister struct {
-	name string
-	list func(ctx context.Context, cs kubernetes.Interface, ns string, lo metav1.ListOptions) ([]listed, string, error)
 }
 
 // listed is an object with its status cleared, and whether, by that
@@ -275,10 +254,10 @@ func Collect(ctx context.Context, cs kubernetes.Interface, opts Options) (*Inven
 	var skippedOwners []types.UID
 	rank := map[string]int{}
 	for i, k := range auditedKinds {
-		rank[k.name] = i
+		rank[k.gvk.GroupKind().String()] = i
 		err := paginate(ctx, opts.PageSize, func(lo metav1.ListOptions) (string, error) {
 			lo.LabelSelector = opts.Selector
-			objs, cont, err := k.list(ctx, cs, opts.Namespace, lo)
+			objs, cont, err := listKind(ctx, cs, k, opts.Namespace, lo)
 			if err != nil {
 				return "", err
 			}
@@ -307,12 +286,12 @@ func Collect(ctx context.Context, cs kubernetes.Interface, opts Options) (*Inven
 				slim(m)
 				// A copy: the object alone, not the page it sits in, stays
 				// in memory until it is judged.
-				inv.Items = append(inv.Items, check.Item{Object: obj.DeepCopyObject(), Admitted: k.name == "Pod"})
+				inv.Items = append(inv.Items, check.Item{Object: obj.DeepCopyObject(), Admitted: k.gvk.Kind == "Pod"})
 			}
 			return cont, nil
 		})
 		if err != nil {
-			return nil, fmt.Errorf("listing %ss: %w", kindOf(k.name), err)
+			return nil, fmt.Errorf("listing %ss: %w", k.gvk.Kind, err)
 		}
 	}
 	// An owner listed after what it owns (an unusual controller chain)
@@ -381,16 +360,6 @@ func metaOf(obj runtime.Object) (*metav1.ObjectMeta, bool) {
 		}
 	}
 	return &metav1.ObjectMeta{}, false
-}
-
-// kindOf is "Deployment" for "Deployment.apps".
-func kindOf(groupKind string) string {
-	for i, c := range groupKind {
-		if c == '.' {
-			return groupKind[:i]
-		}
-	}
-	return groupKind
 }
 
 // isMirrorPod reports a static pod's mirror: the annotation the kubelet

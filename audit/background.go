@@ -140,7 +140,7 @@ func (b *Background) reconfigured() <-chan struct{} {
 
 // objKey names an audited object.
 type objKey struct {
-	kind            int // index in backgroundKinds
+	kind            int // index in auditedKinds
 	namespace, name string
 }
 
@@ -155,7 +155,7 @@ type stored struct {
 // auditRun is one term as the writer: its informers, queues and verdicts.
 type auditRun struct {
 	b *Background
-	// stores are the informers' stores, one per backgroundKinds entry.
+	// stores are the informers' stores, one per auditedKinds entry.
 	stores  []toolscache.Indexer
 	queue   workqueue.TypedRateLimitingInterface[objKey]
 	nsQueue workqueue.TypedDelayingInterface[string]
@@ -183,7 +183,7 @@ func (b *Background) Run(ctx context.Context) error {
 	defer cancel()
 
 	var informers []toolscache.SharedIndexInformer
-	for i, k := range backgroundKinds {
+	for i, k := range auditedKinds {
 		inf, err := newInformer(b.client, k)
 		if err != nil {
 			return err
@@ -216,7 +216,7 @@ func (b *Background) Run(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return nil
 			}
-			return fmt.Errorf("%s informer did not sync", backgroundKinds[i].gvk.Kind)
+			return fmt.Errorf("%s informer did not sync", auditedKinds[i].gvk.Kind)
 		}
 	}
 	if !toolscache.WaitForCacheSync(ctx.Done(), b.ready) {
@@ -491,7 +491,7 @@ func (r *auditRun) processOne(ctx context.Context) {
 			r.queue.AddRateLimited(key)
 			return
 		}
-		r.b.log.Error(err, "judging an object failed", "kind", backgroundKinds[key.kind].gvk.Kind, "namespace", key.namespace, "name", key.name)
+		r.b.log.Error(err, "judging an object failed", "kind", auditedKinds[key.kind].gvk.Kind, "namespace", key.namespace, "name", key.name)
 	}
 	r.queue.Forget(key)
 }
@@ -526,7 +526,7 @@ func (r *auditRun) judge(ctx context.Context, key objKey) error {
 		r.forget(key)
 		return nil
 	}
-	gvk := backgroundKinds[key.kind].gvk
+	gvk := auditedKinds[key.kind].gvk
 	ref := corev1.ObjectReference{APIVersion: gvk.GroupVersion().String(), Kind: gvk.Kind, Namespace: c.Namespace, Name: c.Name, UID: c.UID}
 	r.record(ctx, key, ref, v, env.Events)
 	return nil

@@ -101,7 +101,7 @@ func (c genCluster) scaled(n int) genCluster {
 	return c
 }
 
-// kind indexes in backgroundKinds.
+// kind indexes in auditedKinds.
 const (
 	kDeployment = iota
 	kReplicaSet
@@ -298,7 +298,7 @@ func workloadMeta(ns, name string, seed uint64, t *corev1.PodTemplateSpec) metav
 		ManagedFields: []metav1.ManagedFieldsEntry{managed("kubectl-client-side-apply", "", fieldsSpec), managed("kube-controller-manager", "status", fieldsStatus)}}
 }
 
-// generate emits every object of c (kinds are backgroundKinds indexes), as
+// generate emits every object of c (kinds are auditedKinds indexes), as
 // decoded objects; emit may be called with the same object's encoding
 // decoded more than once.
 func (c genCluster) generate(emit func(kind int, obj func() runtimepkg.Object)) {
@@ -498,10 +498,10 @@ func (c genCluster) world() *policies.Snapshot {
 	return s
 }
 
-// newStores returns empty stores, one per backgroundKinds entry, indexed as
+// newStores returns empty stores, one per auditedKinds entry, indexed as
 // newInformer's.
 func newStores() []toolscache.Indexer {
-	stores := make([]toolscache.Indexer, len(backgroundKinds))
+	stores := make([]toolscache.Indexer, len(auditedKinds))
 	for i := range stores {
 		stores[i] = toolscache.NewIndexer(toolscache.DeletionHandlingMetaNamespaceKeyFunc,
 			toolscache.Indexers{toolscache.NamespaceIndex: toolscache.MetaNamespaceIndexFunc, refsIndex: indexRefs})
@@ -512,7 +512,7 @@ func newStores() []toolscache.Indexer {
 // store generates c into stores, each object decoded and run through
 // transform (nil: none), as an informer stores it. counts are per kind.
 func (c genCluster) store(transform toolscache.TransformFunc) (stores []toolscache.Indexer, counts []int) {
-	stores, counts = newStores(), make([]int, len(backgroundKinds))
+	stores, counts = newStores(), make([]int, len(auditedKinds))
 	c.generate(func(kind int, decode func() runtimepkg.Object) {
 		var obj any = decode()
 		if transform != nil {

@@ -393,7 +393,7 @@ func TestSlimForAuditIsIdempotentAndKeepsWhatPoliciesRead(t *testing.T) {
 			}
 			continue
 		}
-		kind := slices.IndexFunc(backgroundKinds, func(k kindInfo) bool { return reflect.TypeOf(k.obj()) == reflect.TypeOf(obj) })
+		kind := slices.IndexFunc(auditedKinds, func(k kindInfo) bool { return reflect.TypeOf(k.obj()) == reflect.TypeOf(obj) })
 		back, err := c.object(kind)
 		if err != nil {
 			t.Fatal(err)
@@ -402,7 +402,7 @@ func TestSlimForAuditIsIdempotentAndKeepsWhatPoliciesRead(t *testing.T) {
 		if !reflect.DeepEqual(got.Spec, want.Spec) || !reflect.DeepEqual(got.Meta.Labels, want.Meta.Labels) || !reflect.DeepEqual(got.Meta.Annotations, withoutLastApplied(want.Meta.Annotations)) { // kubectl's copy of the object: no policy reads it
 			t.Errorf("%T %s: the pod the policies read changed:\ngot  %+v\nwant %+v", obj, m.GetName(), got, want)
 		}
-		if got.SpecPath.String() != want.SpecPath.String() || back.GetObjectKind().GroupVersionKind() != backgroundKinds[kind].gvk {
+		if got.SpecPath.String() != want.SpecPath.String() || back.GetObjectKind().GroupVersionKind() != auditedKinds[kind].gvk {
 			t.Errorf("%T %s: rebuilt as %v at %s", obj, m.GetName(), back.GetObjectKind().GroupVersionKind(), got.SpecPath)
 		}
 	}

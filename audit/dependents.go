@@ -50,7 +50,7 @@ func ListDependents(ctx context.Context, cs kubernetes.Interface, namespace stri
 	present := sets.New[types.UID]()
 	for _, k := range auditedKinds {
 		err := paginate(ctx, pageSize, func(lo metav1.ListOptions) (string, error) {
-			objs, cont, err := k.list(ctx, cs, namespace, lo)
+			objs, cont, err := listKind(ctx, cs, k, namespace, lo)
 			if err != nil {
 				return "", err
 			}
@@ -76,7 +76,7 @@ func ListDependents(ctx context.Context, cs kubernetes.Interface, namespace stri
 				out.Incomplete = true
 				break
 			}
-			return Dependents{}, fmt.Errorf("listing %ss in %s: %w", kindOf(k.name), namespace, err)
+			return Dependents{}, fmt.Errorf("listing %ss in %s: %w", k.gvk.Kind, namespace, err)
 		}
 	}
 	// An owner listed after what it owns (an unusual controller chain)

@@ -37,68 +37,71 @@ import (
 // kindInfo describes one audited kind: how to list and watch it, and how to
 // slim it.
 type kindInfo struct {
-	gvk  schema.GroupVersionKind
-	obj  func() runtime.Object
-	list func(ctx context.Context, cs kubernetes.Interface, lo metav1.ListOptions) (runtime.Object, error)
+	gvk schema.GroupVersionKind
+	obj func() runtime.Object
+	// list lists a page of one namespace ("": every namespace).
+	list func(ctx context.Context, cs kubernetes.Interface, ns string, lo metav1.ListOptions) (runtime.Object, error)
 	// watch opens a watch of every namespace.
 	watch func(ctx context.Context, cs kubernetes.Interface, lo metav1.ListOptions) (watch.Interface, error)
 }
 
-// backgroundKinds are the audited kinds, in the order audit.Collect lists
-// them.
-var backgroundKinds = []kindInfo{
+// auditedKinds are the audited kinds, for the background audit's informers
+// and for the lists of Collect and ListDependents, in this order, so that
+// an owner is listed before what it owns (a CronJob before its Jobs, a
+// Deployment before its ReplicaSets, every workload before the Pods).
+var auditedKinds = []kindInfo{
 	{appsv1.SchemeGroupVersion.WithKind("Deployment"), func() runtime.Object { return &appsv1.Deployment{} },
-		func(ctx context.Context, cs kubernetes.Interface, lo metav1.ListOptions) (runtime.Object, error) {
-			return cs.AppsV1().Deployments("").List(ctx, lo)
+		func(ctx context.Context, cs kubernetes.Interface, ns string, lo metav1.ListOptions) (runtime.Object, error) {
+			return cs.AppsV1().Deployments(ns).List(ctx, lo)
 		},
 		func(ctx context.Context, cs kubernetes.Interface, lo metav1.ListOptions) (watch.Interface, error) {
 			return cs.AppsV1().Deployments("").Watch(ctx, lo)
 		}},
 	{appsv1.SchemeGroupVersion.WithKind("ReplicaSet"), func() runtime.Object { return &appsv1.ReplicaSet{} },
-		func(ctx context.Context, cs kubernetes.Interface, lo metav1.ListOptions) (runtime.Object, error) {
-			return cs.AppsV1().ReplicaSets("").List(ctx, lo)
+		func(ctx context.Context, cs kubernetes.Interface, ns string, lo metav1.ListOptions) (runtime.Object, error) {
+			return cs.AppsV1().ReplicaSets(ns).List(ctx, lo)
 		},
 		func(ctx context.Context, cs kubernetes.Interface, lo metav1.ListOptions) (watch.Interface, error) {
 			return cs.AppsV1().ReplicaSets("").Watch(ctx, lo)
 		}},
 	{appsv1.SchemeGroupVersion.WithKind("StatefulSet"), func() runtime.Object { return &appsv1.StatefulSet{} },
-		func(ctx context.Context, cs kubernetes.Interface, lo metav1.ListOptions) (runtime.Object, error) {
-			return cs.AppsV1().StatefulSets("").List(ctx, lo)
+		func(ctx context.Context, cs kubernetes.Interface, ns string, lo metav1.ListOptions) (runtime.Object, error) {
+			return cs.AppsV1().StatefulSets(ns).List(ctx, lo)
 		},
 		func(ctx context.Context, cs kubernetes.Interface, lo metav1.ListOptions) (watch.Interface, error) {
 			return cs.AppsV1().StatefulSets("").Watch(ctx, lo)
 		}},
 	{appsv1.SchemeGroupVersion.WithKind("DaemonSet"), func() runtime.Object { return &appsv1.DaemonSet{} },
-		func(ctx context.Context, cs kubernetes.Interface, lo metav1.ListOptions) (runtime.Object, error) {
-			return cs.AppsV1().DaemonSets("").List(ctx, lo)
+		func(ctx context.Context, cs kubernetes.Interface, ns string, lo metav1.ListOptions) (runtime.Object, error) {
+			return cs.AppsV1().DaemonSets(ns).List(ctx, lo)
 		},
 		func(ctx context.Context, cs kubernetes.Interface, lo metav1.ListOptions) (watch.Interface, error) {
 			return cs.AppsV1().DaemonSets("").Watch(ctx, lo)
 		}},
 	{batchv1.SchemeGroupVersion.WithKind("CronJob"), func() runtime.Object { return &batchv1.CronJob{} },
-		func(ctx context.Context, cs kubernetes.Interface, lo metav1.ListOptions) (runtime.Object, error) {
-			return cs.BatchV1().CronJobs("").List(ctx, lo)
+		func(ctx context.Context, cs kubernetes.Interface, ns string, lo metav1.ListOptions) (runtime.Object, error) {
+			return cs.BatchV1().CronJobs(ns).List(ctx, lo)
 		},
 		func(ctx context.Context, cs kubernetes.Interface, lo metav1.ListOptions) (watch.Interface, error) {
 			return cs.BatchV1().CronJobs("").Watch(ctx, lo)
 		}},
 	{batchv1.SchemeGroupVersion.WithKind("Job"), func() runtime.Object { return &batchv1.Job{} },
-		func(ctx context.Context, cs kubernetes.Interface, lo metav1.ListOptions) (runtime.Object, error) {
-			return cs.BatchV1().Jobs("").List(ctx, lo)
+		func(ctx context.Context, cs kubernetes.Interface, ns string, lo metav1.ListOptions) (runtime.Object, error) {
+			return cs.BatchV1().Jobs(ns).List(ctx, lo)
 		},
 		func(ctx context.Context, cs kubernetes.Interface, lo metav1.ListOptions) (watch.Interface, error) {
 			return cs.BatchV1().Jobs("").Watch(ctx, lo)
 		}},
 	{corev1.SchemeGroupVersion.WithKind("ReplicationController"), func() runtime.Object { return &corev1.ReplicationController{} },
-		func(ctx context.Context, cs kubernetes.Interface, lo metav1.ListOptions) (runtime.Object, error) {
-			return cs.CoreV1().ReplicationControllers("").List(ctx, lo)
+		func(ctx context.Context, cs kubernetes.Interface, ns string, lo metav1.ListOptions) (runtime.Object, error) {
+			return cs.CoreV1().ReplicationControllers(ns).List(ctx, lo)
 		},
 		func(ctx context.Context, cs kubernetes.Interface, lo metav1.ListOptions) (watch.Interface, error) {
 			return cs.CoreV1().ReplicationControllers("").Watch(ctx, lo)
 		}},
 	{corev1.SchemeGroupVersion.WithKind("Pod"), func() runtime.Object { return &corev1.Pod{} },
-		func(ctx context.Context, cs kubernetes.Interface, lo metav1.ListOptions) (runtime.Object, error) {
-			return cs.CoreV1().Pods("").List(ctx, lo)
+		func(ctx context.Context, cs kubernetes.Interface, ns string, lo metav1.ListOptions) (runtime.Object, error) {
+			return cs.CoreV1().Pods(ns).List(ctx, lo)
 		},
 		func(ctx context.Context, cs kubernetes.Interface, lo metav1.ListOptions) (watch.Interface, error) {
 			return cs.CoreV1().Pods("").Watch(ctx, lo)
@@ -113,7 +116,7 @@ var backgroundKinds = []kindInfo{
 var auditedControllers = map[schema.GroupKind]bool{}
 
 func init() {
-	for _, k := range backgroundKinds {
+	for _, k := range auditedKinds {
 		auditedControllers[k.gvk.GroupKind()] = true
 	}
 }
@@ -240,7 +243,7 @@ func (c *compact) object(kind int) (runtime.Object, error) {
 	}
 	meta := *c.ObjectMeta.DeepCopy()
 	var obj runtime.Object
-	switch backgroundKinds[kind].gvk.Kind {
+	switch auditedKinds[kind].gvk.Kind {
 	case "Pod":
 		meta.Labels, meta.Annotations = t.Labels, t.Annotations
 		obj = &corev1.Pod{ObjectMeta: meta, Spec: t.Spec}
@@ -261,7 +264,7 @@ func (c *compact) object(kind int) (runtime.Object, error) {
 	default:
 		return nil, fmt.Errorf("no audited kind %d", kind)
 	}
-	obj.GetObjectKind().SetGroupVersionKind(backgroundKinds[kind].gvk)
+	obj.GetObjectKind().SetGroupVersionKind(auditedKinds[kind].gvk)
 	return obj, nil
 }
 
@@ -306,7 +309,7 @@ func willNotRunAgain(obj runtime.Object) bool {
 func newInformer(cs kubernetes.Interface, k kindInfo) (toolscache.SharedIndexInformer, error) {
 	lw := &toolscache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, lo metav1.ListOptions) (runtime.Object, error) {
-			return k.list(ctx, cs, lo)
+			return k.list(ctx, cs, "", lo)
 		},
 		WatchFuncWithContext: func(ctx context.Context, lo metav1.ListOptions) (watch.Interface, error) {
 			return k.watch(ctx, cs, lo)

@@ -6,109 +6,65 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/metadata"
 )
 
-// Typed lists leave each item's TypeMeta empty: the verdict names its kind,
-// so every item gets it back. Status is read (for whether the object will
-// run again) and then cleared: no policy reads it.
-
-func listPods(ctx context.Context, cs kubernetes.Interface, ns string, lo metav1.ListOptions) ([]listed, string, error) {
-	l, err := cs.CoreV1().Pods(ns).List(ctx, lo)
+// listKind lists one page of kind k in namespace ns ("": all). A typed
+// list leaves each item's TypeMeta empty: the verdict names its kind, so
+// every item gets it back. Status is read (for whether the object will run
+// again) and then cleared: no policy reads it.
+func listKind(ctx context.Context, cs kubernetes.Interface, k kindInfo, ns string, lo metav1.ListOptions) ([]listed, string, error) {
+	l, err := k.list(ctx, cs, ns, lo)
 	if err != nil {
 		return nil, "", err
 	}
-	out := make([]listed, len(l.Items))
-	for i := range l.Items {
-		o := &l.Items[i]
+	items, err := apimeta.ExtractList(l)
+	if err != nil {
+		return nil, "", err
+	}
+	la, err := apimeta.ListAccessor(l)
+	if err != nil {
+		return nil, "", err
+	}
+	out := make([]listed, len(items))
+	for i, o := range items {
 		done := willNotRunAgain(o)
-		o.Status = corev1.PodStatus{}
-		o.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Pod"))
+		clearStatus(o)
+		o.GetObjectKind().SetGroupVersionKind(k.gvk)
 		out[i] = listed{o, done}
 	}
-	return out, l.Continue, nil
+	return out, la.GetContinue(), nil
+}
+
+// clearStatus drops an audited object's status.
+func clearStatus(obj runtime.Object) {
+	switch o := obj.(type) {
+	case *corev1.Pod:
+		o.Status = corev1.PodStatus{}
+	case *corev1.ReplicationController:
+		o.Status = corev1.ReplicationControllerStatus{}
+	case *appsv1.Deployment:
+		o.Status = appsv1.DeploymentStatus{}
+	case *appsv1.ReplicaSet:
+		o.Status = appsv1.ReplicaSetStatus{}
+	case *appsv1.StatefulSet:
+		o.Status = appsv1.StatefulSetStatus{}
+	case *appsv1.DaemonSet:
+		o.Status = appsv1.DaemonSetStatus{}
+	case *batchv1.Job:
+		o.Status = batchv1.JobStatus{}
+	case *batchv1.CronJob:
+		o.Status = batchv1.CronJobStatus{}
+	}
 }
 
 // scaledToZero is a replicas field set to 0 (unset is 1).
 func scaledToZero(replicas *int32) bool { return replicas != nil && *replicas == 0 }
-
-func listReplicationControllers(ctx context.Context, cs kubernetes.Interface, ns string, lo metav1.ListOptions) ([]listed, string, error) {
-	l, err := cs.CoreV1().ReplicationControllers(ns).List(ctx, lo)
-	if err != nil {
-		return nil, "", err
-	}
-	out := make([]listed, len(l.Items))
-	for i := range l.Items {
-		o := &l.Items[i]
-		o.Status = corev1.ReplicationControllerStatus{}
-		o.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("ReplicationController"))
-		out[i] = listed{o, willNotRunAgain(o)}
-	}
-	return out, l.Continue, nil
-}
-
-func listDeployments(ctx context.Context, cs kubernetes.Interface, ns string, lo metav1.ListOptions) ([]listed, string, error) {
-	l, err := cs.AppsV1().Deployments(ns).List(ctx, lo)
-	if err != nil {
-		return nil, "", err
-	}
-	out := make([]listed, len(l.Items))
-	for i := range l.Items {
-		o := &l.Items[i]
-		o.Status = appsv1.DeploymentStatus{}
-		o.SetGroupVersionKind(appsv1.SchemeGroupVersion.WithKind("Deployment"))
-		out[i] = listed{obj: o}
-	}
-	return out, l.Continue, nil
-}
-
-func listReplicaSets(ctx context.Context, cs kubernetes.Interface, ns string, lo metav1.ListOptions) ([]listed, string, error) {
-	l, err := cs.AppsV1().ReplicaSets(ns).List(ctx, lo)
-	if err != nil {
-		return nil, "", err
-	}
-	out := make([]listed, len(l.Items))
-	for i := range l.Items {
-		o := &l.Items[i]
-		o.Status = appsv1.ReplicaSetStatus{}
-		o.SetGroupVersionKind(appsv1.SchemeGroupVersion.WithKind("ReplicaSet"))
-		out[i] = listed{o, willNotRunAgain(o)}
-	}
-	return out, l.Continue, nil
-}
-
-func listStatefulSets(ctx context.Context, cs kubernetes.Interface, ns string, lo metav1.ListOptions) ([]listed, string, error) {
-	l, err := cs.AppsV1().StatefulSets(ns).List(ctx, lo)
-	if err != nil {
-		return nil, "", err
-	}
-	out := make([]listed, len(l.Items))
-	for i := range l.Items {
-		o := &l.Items[i]
-		o.Status = appsv1.StatefulSetStatus{}
-		o.SetGroupVersionKind(appsv1.SchemeGroupVersion.WithKind("StatefulSet"))
-		out[i] = listed{obj: o}
-	}
-	return out, l.Continue, nil
-}
-
-func listDaemonSets(ctx context.Context, cs kubernetes.Interface, ns string, lo metav1.ListOptions) ([]listed, string, error) {
-	l, err := cs.AppsV1().DaemonSets(ns).List(ctx, lo)
-	if err != nil {
-		return nil, "", err
-	}
-	out := make([]listed, len(l.Items))
-	for i := range l.Items {
-		o := &l.Items[i]
-		o.Status = appsv1.DaemonSetStatus{}
-		o.SetGroupVersionKind(appsv1.SchemeGroupVersion.WithKind("DaemonSet"))
-		out[i] = listed{obj: o}
-	}
-	return out, l.Continue, nil
-}
 
 // jobFinished is a Job with a Complete or Failed condition that is true:
 // it starts no pod again.
@@ -119,37 +75,6 @@ func jobFinished(s *batchv1.JobStatus) bool {
 		}
 	}
 	return false
-}
-
-func listJobs(ctx context.Context, cs kubernetes.Interface, ns string, lo metav1.ListOptions) ([]listed, string, error) {
-	l, err := cs.BatchV1().Jobs(ns).List(ctx, lo)
-	if err != nil {
-		return nil, "", err
-	}
-	out := make([]listed, len(l.Items))
-	for i := range l.Items {
-		o := &l.Items[i]
-		done := willNotRunAgain(o)
-		o.Status = batchv1.JobStatus{}
-		o.SetGroupVersionKind(batchv1.SchemeGroupVersion.WithKind("Job"))
-		out[i] = listed{o, done}
-	}
-	return out, l.Continue, nil
-}
-
-func listCronJobs(ctx context.Context, cs kubernetes.Interface, ns string, lo metav1.ListOptions) ([]listed, string, error) {
-	l, err := cs.BatchV1().CronJobs(ns).List(ctx, lo)
-	if err != nil {
-		return nil, "", err
-	}
-	out := make([]listed, len(l.Items))
-	for i := range l.Items {
-		o := &l.Items[i]
-		o.Status = batchv1.CronJobStatus{}
-		o.SetGroupVersionKind(batchv1.SchemeGroupVersion.WithKind("CronJob"))
-		out[i] = listed{obj: o}
-	}
-	return out, l.Continue, nil
 }
 
 var secretsResource = schema.GroupVersionResource{Version: "v1", Resource: "secrets"}
