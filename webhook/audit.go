@@ -96,16 +96,9 @@ type auditEvents struct{ recorder record.EventRecorder }
 func (e auditEvents) Failed(ref corev1.ObjectReference, newly []audit.Failure) {
 	var b strings.Builder
 	b.WriteString("podguard's audit: its pods now fail ")
-	for i, f := range newly {
-		if i == maxEventFindings {
-			fmt.Fprintf(&b, "; and %d more", len(newly)-i)
-			break
-		}
-		if i > 0 {
-			b.WriteString("; ")
-		}
-		fmt.Fprintf(&b, "%s (mode %s)", f.Finding.String(), f.Mode)
-	}
+	writeFirst(&b, len(newly), "; ", "; and %d more", func(i int) {
+		fmt.Fprintf(&b, "%s (mode %s)", newly[i].Finding.String(), newly[i].Mode)
+	})
 	b.WriteString(". Their next start ")
 	if newly[0].Mode == policies.ModeEnforce {
 		b.WriteString("is denied by podguard (the rollout sticks on FailedCreate)")

@@ -265,17 +265,23 @@ func denialMessage(owner metav1.OwnerReference, findings []policies.Finding) str
 	var b strings.Builder
 	fmt.Fprintf(&b, "podguard (%s) denied a pod of %s %s (%d %s): ", strings.Join(policiesSeen, ", "), owner.Kind, owner.Name,
 		len(findings), plural(len(findings), "problem", "problems"))
-	for i, f := range findings {
+	writeFirst(&b, len(findings), " | ", " ... and %d more", func(i int) { b.WriteString(findings[i].String()) })
+	return truncate(b.String(), maxEventMessageBytes)
+}
+
+// writeFirst writes the first maxEventFindings of n findings to b with
+// write, separated by sep, then more (a format of how many were left out).
+func writeFirst(b *strings.Builder, n int, sep, more string, write func(i int)) {
+	for i := range n {
 		if i == maxEventFindings {
-			fmt.Fprintf(&b, " ... and %d more", len(findings)-i)
-			break
+			fmt.Fprintf(b, more, n-i)
+			return
 		}
 		if i > 0 {
-			b.WriteString(" | ")
+			b.WriteString(sep)
 		}
-		b.WriteString(f.String())
+		write(i)
 	}
-	return truncate(b.String(), maxEventMessageBytes)
 }
 
 // truncate cuts s to at most n bytes, on a rune boundary, marking the cut.
