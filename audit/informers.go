@@ -138,19 +138,10 @@ const refsIndex = "refs"
 func refKey(kind, namespace, name string) string { return kind + "/" + namespace + "/" + name }
 
 func indexRefs(obj any) ([]string, error) {
-	c, ok := obj.(*compact)
-	if !ok || c.done {
-		return nil, nil
+	if c, ok := obj.(*compact); ok {
+		return c.refs, nil
 	}
-	var t corev1.PodTemplateSpec
-	if err := t.Unmarshal(c.pod); err != nil {
-		return nil, nil // judge reports it
-	}
-	var keys []string
-	for _, r := range References(&policies.Pod{Namespace: c.Namespace, Spec: t.Spec}) {
-		keys = append(keys, refKey(r.Kind, c.Namespace, r.Name))
-	}
-	return keys, nil
+	return nil, nil
 }
 
 // nameOnly is what an informer keeps of an object that is not judged on its
@@ -183,6 +174,7 @@ func sameKept(old, cur any) bool {
 		return ok
 	case *compact:
 		c, ok := cur.(*compact)
+		// refs follow from pod.
 		return ok && o.UID == c.UID && o.done == c.done && bytes.Equal(o.pod, c.pod) &&
 			o.DeletionTimestamp.Equal(c.DeletionTimestamp) && slices.EqualFunc(o.OwnerReferences, c.OwnerReferences, func(a, b metav1.OwnerReference) bool { return a.UID == b.UID })
 	}
@@ -201,6 +193,8 @@ type compact struct {
 	pod []byte
 	// done is an object that starts no pod again (willNotRunAgain).
 	done bool
+	// refs are its refsIndex keys, computed once from the decoded pod.
+	refs []string
 }
 
 // slimForAudit is the informers' transform (see above).
@@ -231,6 +225,9 @@ func slimForAudit(obj any) (any, error) {
 		return nil, fmt.Errorf("encoding the pod of %s/%s: %w", m.GetNamespace(), m.GetName(), err)
 	}
 	out.pod = b
+	for _, r := range References(pod) {
+		out.refs = append(out.refs, refKey(r.Kind, out.Namespace, r.Name))
+	}
 	return out, nil
 }
 
