@@ -30,9 +30,9 @@ package audit
 // 20-40 s, 55 s with the full-size baseline), with other work running:
 //
 //	stores                 slim                  full (as decoded)
-//	100,000 pods            46 MiB (487 B/pod)    2,017 MiB (21,151 B/pod)
-//	20,000 workloads (*)    92 MiB                1,458 MiB
-//	total                  139 MiB                3,475 MiB
+//	100,000 pods            47 MiB (489 B/pod)    2,017 MiB (21,151 B/pod)
+//	20,000 workloads (*)    94 MiB                1,458 MiB
+//	total                  141 MiB                3,475 MiB
 //
 //	(*) with their 56,000 ReplicaSets and 7,000 Jobs. Slim, a judged
 //	object keeps its identity and its pod template encoded as protobuf
