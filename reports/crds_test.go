@@ -227,7 +227,11 @@ func TestComponent(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(k), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	base, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), abs("../deploy/overlays/opt-in"))
+	overlay, err := filepath.Abs("../deploy/overlays/opt-in")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), overlay)
 	if err != nil {
 		t.Fatal(err)
 	}
