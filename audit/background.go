@@ -522,6 +522,7 @@ func (r *auditRun) judge(ctx context.Context, key objKey) error {
 	if err != nil {
 		return err
 	}
+	v.forgetKeys()
 	if v.Skipped != "" {
 		r.forget(key)
 		return nil
@@ -646,5 +647,7 @@ func (r *auditRun) publish(ctx context.Context, ns string) {
 
 // sameVerdict compares what is published of two verdicts.
 func sameVerdict(a, b Verdict) bool {
-	return slices.Equal(a.Passed, b.Passed) && slices.EqualFunc(a.Failed, b.Failed, func(x, y Failure) bool { return x == y })
+	return slices.Equal(a.Passed, b.Passed) && slices.EqualFunc(a.Failed, b.Failed, func(x, y Failure) bool {
+		return x.Policy == y.Policy && x.Field == y.Field && x.Message == y.Message && x.Mode == y.Mode
+	})
 }

@@ -303,6 +303,13 @@ func TestBackgroundAuditsWhatRunsOncePerWorkload(t *testing.T) {
 		if it.Ref.Kind == "Deployment" && (it.Ref.APIVersion != "apps/v1" || it.Ref.UID != "shop-web") {
 			t.Errorf("Deployment reference %+v", it.Ref)
 		}
+		// The verdicts kept for every workload keep no key lists (they
+		// would hold every dropped key of every ConfigMap once per reader).
+		for _, f := range it.Verdict.Failed {
+			if f.Keys != nil {
+				t.Errorf("%s/%s: the kept failure %s holds keys %q", it.Ref.Kind, it.Ref.Name, f.Policy, f.Keys)
+			}
+		}
 	}
 }
 

@@ -31,6 +31,16 @@ type Failure struct {
 	Mode policies.Mode
 }
 
+// forgetKeys drops the failures' key lists (Finding.Keys), which nothing
+// published reads: a verdict the background audit keeps for every workload
+// would otherwise hold a slice of every dropped key of every ConfigMap the
+// workload reads.
+func (v Verdict) forgetKeys() {
+	for i := range v.Failed {
+		v.Failed[i].Keys = nil
+	}
+}
+
 // Fails reports whether any policy failed the object.
 func (v Verdict) Fails() bool { return len(v.Failed) > 0 }
 

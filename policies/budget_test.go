@@ -176,6 +176,16 @@ func TestEnvFromKeysBudgets(t *testing.T) {
 			if size := resultBytes(res); size > 24*1024 {
 				t.Errorf("%d bytes of findings, want at most 24 KiB", size)
 			}
+			// A denial carries every key it is about, where its message
+			// lists 10: shared by the findings, not copied for each.
+			for i, f := range res.Violations[:min(len(res.Violations), MaxFindingsPerPolicy)] {
+				if len(f.Keys) != tc.keys {
+					t.Fatalf("violation %d carries %d keys, want all %d", i, len(f.Keys), tc.keys)
+				}
+				if &f.Keys[0] != &res.Violations[0].Keys[0] && tc.prefix(i) == tc.prefix(0) {
+					t.Errorf("violation %d has its own copy of the keys", i)
+				}
+			}
 		})
 	}
 }

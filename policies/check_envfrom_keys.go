@@ -3,6 +3,7 @@ package policies
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -127,11 +128,13 @@ func (p *envFromKeys) Validate(in Input) Report {
 }
 
 // keyVerdict is what the kubelet does with one object's keys under one
-// class of prefix: the first MaxListed keys it drops and that are not POSIX
-// names, and how many there are in all.
+// class of prefix: every key it drops (a denial carries them all, its
+// message lists the first MaxListed), and the keys that are not POSIX
+// names: all of them when they are denied (envFromKeys.posixDeny), else the
+// first MaxListed, with how many there are in all.
 type keyVerdict struct {
-	dropped, nonPOSIX   []string
-	nDropped, nNonPOSIX int
+	dropped, nonPOSIX []string
+	nNonPOSIX         int
 }
 
 // envPrefixClass sorts envFrom prefixes into classes that give every
@@ -177,17 +180,16 @@ func (p *envFromKeys) verdict(in Input, verdicts map[string]*keyVerdict, skips b
 		env := prefix + key
 		switch {
 		case skips && len(validation.IsEnvVarName(env)) > 0:
-			if v.nDropped < MaxListed {
-				v.dropped = append(v.dropped, key)
-			}
-			v.nDropped++
+			v.dropped = append(v.dropped, key)
 		case !posixName.MatchString(env):
-			if v.nNonPOSIX < MaxListed {
+			if p.posixDeny || v.nNonPOSIX < MaxListed {
 				v.nonPOSIX = append(v.nonPOSIX, key)
 			}
 			v.nNonPOSIX++
 		}
 	}
+	// Clipped: a finding's keys are shared and never appended to.
+	v.dropped, v.nonPOSIX = slices.Clip(v.dropped), slices.Clip(v.nonPOSIX)
 	verdicts[id] = v
 	return v
 }
@@ -224,10 +226,10 @@ func (p *envFromKeys) check(rep *Report, in Input, cluster Cluster, verdicts map
 	}
 
 	v := p.verdict(in, verdicts, cluster.KubeletSkipsInvalidEnvNames(), kind, name, src.Prefix, obj.EnvKeys)
-	if v.nDropped > 0 {
-		rep.DenyFunc(path, func() string {
+	if len(v.dropped) > 0 {
+		rep.DenyKeysFunc(path, v.dropped, func() string {
 			return fmt.Sprintf("%s %s %s%s %s: %s, so the container starts without them and only an InvalidEnvironmentVariableNames event says so. Fix: %s",
-				kind, quote(name), keyList(v.dropped, v.nDropped), prefixNote(src.Prefix), kubeletDescription(cluster), droppedWhy(cluster), droppedFix(src.Prefix))
+				kind, quote(name), keyList(v.dropped, len(v.dropped)), prefixNote(src.Prefix), kubeletDescription(cluster), droppedWhy(cluster), droppedFix(src.Prefix))
 		})
 	}
 	if v.nNonPOSIX > 0 {
@@ -240,7 +242,7 @@ func (p *envFromKeys) check(rep *Report, in Input, cluster Cluster, verdicts map
 				kind, quote(name), keyList(v.nonPOSIX, v.nNonPOSIX), prefixNote(src.Prefix), what, them, them, kind)
 		}
 		if p.posixDeny {
-			rep.DenyFunc(path, msg)
+			rep.DenyKeysFunc(path, v.nonPOSIX, msg)
 		} else {
 			rep.WarnFunc(path, msg)
 		}
@@ -266,14 +268,14 @@ func droppedFix(prefix string) string {
 	return fmt.Sprintf("change the prefix %s so that it starts with a letter or \"_\", or rename the keys", quote(prefix))
 }
 
-// keyList renders `key "a"` or `keys "a", "b"`: the first of n keys,
-// then "and 9,990 more".
-func keyList(first []string, n int) string {
+// keyList renders `key "a"` or `keys "a", "b"`: the first MaxListed of n
+// keys, of which keys holds at least those, then "and 9,990 more".
+func keyList(keys []string, n int) string {
 	if n == 1 {
-		return "key " + quote(first[0])
+		return "key " + quote(keys[0])
 	}
-	list := quoteList(first)
-	if more := n - len(first); more > 0 {
+	list := quoteList(keys[:min(len(keys), MaxListed)])
+	if more := n - min(len(keys), MaxListed); more > 0 {
 		list += ", and " + thousands(more) + " more"
 	}
 	return "keys " + list

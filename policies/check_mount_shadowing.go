@@ -418,7 +418,7 @@ func (p *mountShadowing) check(rep *Report, volumes map[string]*shadowVolume, im
 	keyName := false
 	if f, ok := v.files.find(base); ok {
 		keyName = true
-		rep.DenyFunc(fieldPath, func() string {
+		rep.DenyKeysFunc(fieldPath, f.keys(), func() string {
 			consequence := "and if the image already has a file there the container does not start at all (\"not a directory\")"
 			switch {
 			case known && (kind == FileRegular || kind == FileOther):
@@ -674,6 +674,16 @@ type shadowFile struct {
 	// what names it the way the user wrote it: `key "server.xml"`. Empty
 	// means a key of that name, formatted only when a message needs it.
 	what string
+}
+
+// keys is the ConfigMap or Secret key that creates f when the volume lists
+// no items, for Finding.Keys: a file named by an item is there whatever
+// keys the object gains.
+func (f shadowFile) keys() []string {
+	if f.what == "" {
+		return []string{f.path}
+	}
+	return nil
 }
 
 func (f shadowFile) describe() string {

@@ -53,6 +53,15 @@ type Finding struct {
 	Policy  string `json:"policy"`
 	Field   string `json:"field"`
 	Message string `json:"message"`
+	// Keys are the ConfigMap or Secret keys a finding is about, all of
+	// them, where the message lists the first MaxListed, each cut to
+	// MaxQuoted bytes: the keys envFrom drops, the key a volume turns into
+	// a directory. Comparing two verdicts on one workload (the state
+	// guard) compares these sets, never the messages. Empty for a finding
+	// about no key, and for the findings beyond MaxFindingsPerPolicy that
+	// the engine counts in one summary. Never printed: what podguard says
+	// stays within the budgets below, and a ConfigMap may have 100,000 keys.
+	Keys []string `json:"-"`
 }
 
 func (f Finding) String() string {
@@ -106,32 +115,34 @@ func isNotListed(f Finding) (int, bool) {
 // run time and how to fix it.
 func (r *Report) Deny(path *field.Path, format string, args ...any) {
 	if f := r.fieldOf(path); !r.lastExempt {
-		r.Violations = add(r.Violations, &r.listedViolations, f, format, args)
+		r.Violations = add(r.Violations, &r.listedViolations, f, nil, format, args)
 	}
 }
 
 // Warn records a warning at path.
 func (r *Report) Warn(path *field.Path, format string, args ...any) {
 	if f := r.fieldOf(path); !r.lastExempt {
-		r.Warnings = add(r.Warnings, &r.listedWarnings, f, format, args)
+		r.Warnings = add(r.Warnings, &r.listedWarnings, f, nil, format, args)
 	}
 }
 
-// add records a finding, or, beyond the budget, its field path only: a run
-// of them at one path (250,000 empty entries of one annotation) is folded
-// into one, so that memory does not grow with them either.
-func add(list []Finding, listed *int, field string, format string, args []any) []Finding {
+// add records a finding, or, beyond the budget, its field path and keys
+// only: a run of them at one path without keys (250,000 empty entries of
+// one annotation) is folded into one, so that memory does not grow with
+// them either. Findings with keys are never folded, so that their keys need
+// not be merged; a policy makes at most a few of them at one path.
+func add(list []Finding, listed *int, field string, keys []string, format string, args []any) []Finding {
 	if *listed >= MaxFindingsPerPolicy {
-		if last := len(list) - 1; last >= 0 && list[last].Field == field {
+		if last := len(list) - 1; last >= 0 && list[last].Field == field && len(keys) == 0 && len(list[last].Keys) == 0 {
 			if n, ok := isNotListed(list[last]); ok {
 				list[last].Message = notListed + strconv.Itoa(n)
 				return list
 			}
 		}
-		return append(list, Finding{Field: field, Message: notListed})
+		return append(list, Finding{Field: field, Message: notListed, Keys: keys})
 	}
 	*listed++
-	return append(list, Finding{Field: field, Message: truncateMessage(fmt.Sprintf(format, args...))})
+	return append(list, Finding{Field: field, Message: truncateMessage(fmt.Sprintf(format, args...)), Keys: keys})
 }
 
 // DenyFunc is Deny for a message that costs to build: msg is called only
@@ -143,6 +154,22 @@ func (r *Report) DenyFunc(path *field.Path, msg func() string) {
 		return
 	}
 	r.Deny(path, "%s", msg())
+}
+
+// DenyKeysFunc is DenyFunc for a violation about keys of a ConfigMap or
+// Secret: the finding carries all of keys (see Finding.Keys), which the
+// caller must not change afterwards. The same keys may be shared by many
+// findings.
+func (r *Report) DenyKeysFunc(path *field.Path, keys []string, msg func() string) {
+	f := r.fieldOf(path)
+	if r.lastExempt {
+		return
+	}
+	if r.listedViolations >= MaxFindingsPerPolicy {
+		r.Violations = add(r.Violations, &r.listedViolations, f, keys, "", nil)
+		return
+	}
+	r.Violations = add(r.Violations, &r.listedViolations, f, keys, "%s", []any{msg()})
 }
 
 // WarnFunc is Warn for a message that costs to build (see DenyFunc).

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -191,8 +190,6 @@ func (g *StateGuard) Handle(ctx context.Context, req admission.Request) (resp ad
 	oldWorld := overrideWorld{World: base, kind: ref.Kind, namespace: req.Namespace, name: ref.Name, obj: before}
 	newWorld := overrideWorld{World: base, kind: ref.Kind, namespace: req.Namespace, name: ref.Name, obj: newKeys.Object()}
 
-	added := sets.List(sets.New(allKeys(newKeys)...).Difference(sets.New(allKeys(oldKeys)...)))
-
 	listCtx, cancel := context.WithTimeout(ctx, listBudget(ctx))
 	deps, err := g.dependents(listCtx, req.Namespace, ref)
 	cancel()
@@ -203,7 +200,7 @@ func (g *StateGuard) Handle(ctx context.Context, req admission.Request) (resp ad
 	incomplete := deps.Incomplete
 	var broken []brokenWorkload
 	for _, obj := range deps.Items {
-		fs, err := newFailures(ctx, obj, oldWorld, newWorld, st.Engine, added)
+		fs, err := newFailures(ctx, obj, oldWorld, newWorld, st.Engine)
 		if err != nil {
 			if ctx.Err() != nil {
 				incomplete = true
@@ -282,11 +279,11 @@ type brokenWorkload struct {
 // newFailures judges obj in the world before the write and in the world
 // after it, and returns the failures only the latter has: what the write
 // breaks. A failure at a policy and field that did not fail before is new.
-// One that failed before with another message (envfrom-keys lists the keys
-// it drops) is new only when its message names a key the write adds:
-// removing one of two dropped keys is a partial fix, not a new breakage;
-// adding a second one is.
-func newFailures(ctx context.Context, obj runtime.Object, before, after policies.World, engine *policies.Engine, added []string) ([]audit.Failure, error) {
+// One at a policy and field that failed before is new when it is about a
+// key (Finding.Keys) that none of the failures there was about: removing
+// one of two dropped keys is a partial fix, not a new breakage; adding a
+// second one is, whether or not the message has room to name it.
+func newFailures(ctx context.Context, obj runtime.Object, before, after policies.World, engine *policies.Engine) ([]audit.Failure, error) {
 	was, err := audit.Judge(ctx, obj, before, engine)
 	if err != nil {
 		return nil, err
@@ -296,19 +293,18 @@ func newFailures(ctx context.Context, obj runtime.Object, before, after policies
 		return nil, err
 	}
 	type at struct{ policy, field string }
-	known := map[at][]string{}
+	known := map[at]sets.Set[string]{}
 	for _, f := range was.Failed {
 		k := at{f.Policy, f.Field}
-		known[k] = append(known[k], f.Message)
+		if known[k] == nil {
+			known[k] = sets.New[string]()
+		}
+		known[k].Insert(f.Keys...)
 	}
 	var out []audit.Failure
 	for _, f := range will.Failed {
-		msgs, failed := known[at{f.Policy, f.Field}]
-		switch {
-		case !failed:
-			out = append(out, f)
-		case slices.Contains(msgs, f.Message):
-		case slices.ContainsFunc(added, func(k string) bool { return strings.Contains(f.Message, strconv.Quote(k)) }):
+		keys, failed := known[at{f.Policy, f.Field}]
+		if !failed || !keys.HasAll(f.Keys...) {
 			out = append(out, f)
 		}
 	}

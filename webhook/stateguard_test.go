@@ -373,7 +373,7 @@ func TestOverrideWorldAnswersForOneObjectOnly(t *testing.T) {
 	}
 }
 
-func TestNewFailuresComparesPolicyFieldAndMessage(t *testing.T) {
+func TestNewFailuresComparesPolicyFieldAndKeys(t *testing.T) {
 	st, err := NewState(config.Default())
 	if err != nil {
 		t.Fatal(err)
@@ -383,23 +383,32 @@ func TestNewFailuresComparesPolicyFieldAndMessage(t *testing.T) {
 		return overrideWorld{World: base, kind: "ConfigMap", namespace: "team-a", name: "app-env", obj: policies.KeyNames{Env: keys}.Object()}
 	}
 	d := reader("web", "app-env")
+	var tenDropped []string
+	for i := range 10 {
+		tenDropped = append(tenDropped, fmt.Sprintf("0%d.key", i))
+	}
+	tenDropped = slices.Clip(tenDropped) // each append below copies
 	for _, tt := range []struct {
 		name        string
 		before, now policies.World
-		added       []string
 		want        int
 	}{
-		{"a new dropped key is new", at("ok"), at("ok", "1st.key"), []string{"1st.key"}, 1},
-		{"the same dropped key is not", at("1st.key"), at("1st.key", "ok"), []string{"ok"}, 0},
-		{"a fix is not", at("1st.key"), at("first.key"), []string{"first.key"}, 0},
-		{"another dropped key changes the message", at("1st.key"), at("1st.key", "2nd.key"), []string{"2nd.key"}, 1},
+		{"a new dropped key is new", at("ok"), at("ok", "1st.key"), 1},
+		{"the same dropped key is not", at("1st.key"), at("1st.key", "ok"), 0},
+		{"a fix is not", at("1st.key"), at("first.key"), 0},
+		{"another dropped key changes the message", at("1st.key"), at("1st.key", "2nd.key"), 1},
 		// The message changes (one key fewer), but nothing new breaks: in
 		// deny mode, refusing it would refuse the fix.
-		{"a partial fix is not", at("1st.key", "2nd.key"), at("1st.key"), nil, 0},
-		{"a partial fix that adds a valid key is not", at("1st.key", "2nd.key"), at("1st.key", "ok"), []string{"ok"}, 0},
+		{"a partial fix is not", at("1st.key", "2nd.key"), at("1st.key"), 0},
+		{"a partial fix that adds a valid key is not", at("1st.key", "2nd.key"), at("1st.key", "ok"), 0},
+		// The message lists the first 10 dropped keys; an eleventh is new
+		// all the same.
+		{"a dropped key beyond the ones a message lists is new", at(tenDropped...), at(append(tenDropped, "9th.key")...), 1},
+		{"a dropped key renamed beyond the ones listed is new", at(append(tenDropped, "8th.key")...), at(append(tenDropped, "9th.key")...), 1},
+		{"a dropped key removed beyond the ones listed is not", at(append(tenDropped, "9th.key")...), at(tenDropped...), 0},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := newFailures(context.Background(), d, tt.before, tt.now, st.Engine, tt.added)
+			got, err := newFailures(context.Background(), d, tt.before, tt.now, st.Engine)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -423,6 +432,18 @@ func TestStateGuardWarnsOfAKeyThatChangesWhatAMountHides(t *testing.T) {
 	want := `podguard: ConfigMap "app-env" key "nginx.conf" would change what a mount hides in Deployment team-a/web on its pods' next start: [mount-shadowing] spec.template.spec.containers[0].volumeMounts[0]`
 	if len(resp.Warnings) != 1 || !strings.HasPrefix(resp.Warnings[0], want) {
 		t.Errorf("warnings = %q, want one starting with %q", resp.Warnings, want)
+	}
+	// A mount already failed for what it hides (/etc): the key that makes
+	// a directory named etc in it is new at the same field all the same,
+	// and a value-only change to it is not.
+	d.Spec.Template.Spec.Containers[0].VolumeMounts[0].MountPath = "/etc"
+	resp = s.update(t, map[string]string{"a": "x"}, map[string]string{"a": "x", "etc": "y"})
+	want = `podguard: ConfigMap "app-env" key "etc" would change what a mount hides in Deployment team-a/web on its pods' next start: [mount-shadowing] spec.template.spec.containers[0].volumeMounts[0].mountPath: mounting volume "conf" (ConfigMap "app-env") at /etc`
+	if len(resp.Warnings) != 1 || !strings.HasPrefix(resp.Warnings[0], want) {
+		t.Errorf("warnings = %q, want one starting with %q", resp.Warnings, want)
+	}
+	if resp = s.update(t, map[string]string{"a": "x", "etc": "y"}, map[string]string{"a": "x", "etc": "z", "b": "y"}); len(resp.Warnings) != 0 {
+		t.Errorf("warnings = %q for a key that changes nothing, want none", resp.Warnings)
 	}
 }
 
