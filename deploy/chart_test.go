@@ -448,8 +448,13 @@ func TestChartLint(t *testing.T) {
 	}
 }
 
-// excludedList matches the webhooks' list of excluded namespaces, as JSON.
-var excludedList = regexp.MustCompile(`\["kube-system"[^\]]*\]`)
+// excludedList matches the webhooks' list of excluded namespaces, as JSON,
+// and excludedConfigList the config's namespaces.exclude, as YAML in a
+// JSON string.
+var (
+	excludedList       = regexp.MustCompile(`\["kube-system"[^\]]*\]`)
+	excludedConfigList = regexp.MustCompile(`exclude:(\\n *- [a-z0-9-]+)+`)
+)
 
 // TestChartFollowsReleaseNamespace: installed into another namespace, the
 // chart names podguard-system nowhere but in the default
@@ -468,7 +473,9 @@ func TestChartFollowsReleaseNamespace(t *testing.T) {
 		}
 		for _, obj := range objs {
 			lists := excludedList.FindAllString(string(obj.json), -1)
-			if text := excludedList.ReplaceAllString(string(obj.json), ""); strings.Contains(text, installNamespace) {
+			configLists := excludedConfigList.FindAllString(string(obj.json), -1)
+			text := excludedList.ReplaceAllString(string(obj.json), "")
+			if text = excludedConfigList.ReplaceAllString(text, ""); strings.Contains(text, installNamespace) {
 				t.Errorf("scope=%s tls.mode=%s, release namespace %s: %s still names %s:\n%s", o.scope, o.tls, other, obj, installNamespace, text)
 			}
 			for _, l := range lists {
@@ -476,10 +483,57 @@ func TestChartFollowsReleaseNamespace(t *testing.T) {
 					t.Errorf("scope=%s tls.mode=%s, release namespace %s: %s excludes %s, not the release namespace", o.scope, o.tls, other, obj, l)
 				}
 			}
+			for _, l := range configLists {
+				if !strings.HasSuffix(l, `- `+other) {
+					t.Errorf("scope=%s tls.mode=%s, release namespace %s: %s: namespaces.%s lacks the release namespace", o.scope, o.tls, other, obj, l)
+				}
+			}
+			if obj.gvk.Kind == "ConfigMap" && obj.name == "podguard-config" && len(configLists) != 1 {
+				t.Errorf("scope=%s tls.mode=%s, release namespace %s: %s has no namespaces.exclude", o.scope, o.tls, other, obj)
+			}
 			if strings.HasSuffix(obj.gvk.Kind, "WebhookConfiguration") && len(lists) == 0 {
 				t.Errorf("scope=%s tls.mode=%s, release namespace %s: %s has no excluded namespaces", o.scope, o.tls, other, obj)
 			}
 		}
+	}
+}
+
+// TestChartConfigExcludesWhatTheWebhooksExclude: the config's
+// namespaces.exclude is webhooks.excludedNamespaces and the release
+// namespace, unless the config sets its own, so that a namespace taken out
+// of the webhooks' list (cert-manager running elsewhere) is judged rather
+// than let through by the config's default list.
+func TestChartConfigExcludesWhatTheWebhooksExclude(t *testing.T) {
+	for _, tt := range []struct {
+		name      string
+		namespace string
+		vals      map[string]any
+		want      []string
+	}{
+		{"the default list", installNamespace, nil, excludedNamespaces},
+		{"with the release namespace", "guard", nil, append(slices.Clone(excludedNamespaces), "guard")},
+		{"cert-manager elsewhere", installNamespace,
+			map[string]any{"webhooks": map[string]any{"excludedNamespaces": []any{"kube-system", "kube-node-lease", "podguard-system", "certs"}}},
+			[]string{"kube-system", "kube-node-lease", "podguard-system", "certs"}},
+		{"the config's own list", installNamespace,
+			map[string]any{"config": map[string]any{"namespaces": map[string]any{"exclude": []any{"kube-system", "podguard-system"}}}},
+			[]string{"kube-system", "podguard-system"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			objs, err := renderChartIn(tt.namespace, tt.vals)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cm := chartObject(t, objs, "ConfigMap", "podguard-config")
+			text, _, _ := unstructured.NestedString(cm.Object, "data", "config.yaml")
+			cfg, err := config.Parse("config.yaml", []byte(text))
+			if err != nil {
+				t.Fatalf("the rendered config does not load: %v", err)
+			}
+			if !slices.Equal(cfg.Namespaces.Exclude, tt.want) {
+				t.Errorf("namespaces.exclude = %q, want %q", cfg.Namespaces.Exclude, tt.want)
+			}
+		})
 	}
 }
 

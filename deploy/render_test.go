@@ -609,8 +609,21 @@ func checkExclusions(r *render, _ overlay, p *problems) {
 // checkExclusionList checks that every webhook names the excluded namespaces
 // in one kubernetes.io/metadata.name NotIn expression holding exactly
 // excludedNamespaces, in order: one list (base/excluded-namespaces.yaml)
-// copied into all three webhooks, and the config default beside it.
+// copied into all three webhooks, and the config's namespaces.exclude and
+// default beside it.
 func checkExclusionList(r *render, _ overlay, p *problems) {
+	for _, cm := range r.configMaps {
+		if cm.Name != "podguard-config" {
+			continue
+		}
+		ref := describe("ConfigMap", cm.Namespace, cm.Name)
+		cfg, err := config.Parse(ref, []byte(cm.Data["config.yaml"]))
+		if err != nil {
+			p.add(ref, "data.config.yaml", "podguard would reject it: %v", err)
+		} else if !slices.Equal(cfg.Namespaces.Exclude, excludedNamespaces) {
+			p.add(ref, "data.config.yaml: namespaces.exclude", "is %v, want %v, the webhooks' list", cfg.Namespaces.Exclude, excludedNamespaces)
+		}
+	}
 	for _, h := range r.hooks() {
 		var lists [][]string
 		if h.namespaceSelector != nil {

@@ -15,15 +15,25 @@ app.kubernetes.io/part-of: podguard
 {{- end }}
 
 {{/*
+The namespaces podguard never acts in, as a JSON array:
+webhooks.excludedNamespaces and the release namespace. Every webhook's
+namespaceSelector leaves them out, and the config's namespaces.exclude is
+the same list unless config.namespaces.exclude sets its own.
+*/}}
+{{- define "podguard.excludedNamespaces" -}}
+{{- $excluded := .Values.webhooks.excludedNamespaces -}}
+{{- if not (has .Release.Namespace $excluded) }}{{ $excluded = append $excluded .Release.Namespace }}{{ end -}}
+{{- toJson $excluded -}}
+{{- end }}
+
+{{/*
 The namespaceSelector of every webhook: never the excluded namespaces nor
 the release namespace, and the scope's label.
 */}}
 {{- define "podguard.namespaceSelector" -}}
-{{- $excluded := .Values.webhooks.excludedNamespaces -}}
-{{- if not (has .Release.Namespace $excluded) }}{{ $excluded = append $excluded .Release.Namespace }}{{ end -}}
 namespaceSelector:
   matchExpressions:
-  - {key: kubernetes.io/metadata.name, operator: NotIn, values: {{ toJson $excluded }}}
+  - {key: kubernetes.io/metadata.name, operator: NotIn, values: {{ include "podguard.excludedNamespaces" . }}}
   {{- if eq .Values.scope "opt-in" }}
   - {key: podguard.io/enabled, operator: In, values: ["true"]}
   {{- else if eq .Values.scope "cluster-wide" }}
