@@ -265,7 +265,6 @@ func resultFor(it Item, pod *policies.Pod, res *policies.Result) Result {
 		Violations: append([]policies.Finding{}, res.Violations...),
 		Warnings:   []string{},
 		Mutations:  append([]string{}, res.Mutated...),
-		fieldLines: it.FieldLines,
 	}
 	if m, err := meta.Accessor(it.Object); err == nil {
 		r.Name = m.GetName()
@@ -284,6 +283,7 @@ func resultFor(it Item, pod *policies.Pod, res *policies.Result) Result {
 		a.Message = "audited (mode audit, not denied): " + a.Message
 		r.Warnings = append(r.Warnings, "podguard "+a.String())
 	}
+	r.FieldLines = r.findingLines(it.FieldLines)
 	return r
 }
 

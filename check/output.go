@@ -157,12 +157,16 @@ func renderText(rep *Report) []byte {
 			fmt.Fprintf(&b, "%s: %s%s\n", textName(position(r.File, r.Line)), textName(objectName(r)), marker)
 		}
 		for _, v := range r.Violations {
-			fmt.Fprintf(&b, "  DENY  %s\n", indentLines(escapeControls(v.String()), 8))
+			fmt.Fprintf(&b, "  DENY  %s\n", indentLines(escapeControls(withLine(v, r.FieldLines).String()), 8))
 		}
 		for _, w := range r.Warnings {
 			// "podguard " says who is speaking to kubectl users; here it
 			// only pushes the policy name out of line with DENY's.
-			fmt.Fprintf(&b, "  WARN  %s\n", indentLines(escapeControls(strings.TrimPrefix(w, "podguard ")), 8))
+			text := strings.TrimPrefix(w, "podguard ")
+			if f := warningFinding(w); f.Field != "" && f.Policy != engineRule {
+				text = withLine(f, r.FieldLines).String()
+			}
+			fmt.Fprintf(&b, "  WARN  %s\n", indentLines(escapeControls(text), 8))
 		}
 		if len(r.Mutations) > 0 {
 			fmt.Fprintf(&b, "  MUTATE %s\n", strings.Join(r.Mutations, ", "))
@@ -182,6 +186,15 @@ func renderText(rep *Report) []byte {
 	b.WriteString(summaryLine(rep.Summary))
 	b.WriteByte('\n')
 	return b.Bytes()
+}
+
+// withLine adds to f's field the line of the file it is written on, when
+// lines knows it: `spec.template.spec.containers[0].envFrom[0] (line 27)`.
+func withLine(f policies.Finding, lines map[string]int) policies.Finding {
+	if line := lines[f.Field]; line > 0 && f.Field != "" {
+		f.Field += " (line " + strconv.Itoa(line) + ")"
+	}
+	return f
 }
 
 // textName is a file or object name as text output prints it: as it is,
@@ -538,7 +551,7 @@ func sarifResults(rep *Report) []sarifResult {
 		// Each finding points at the line of its field, or, when the
 		// field is not written in the file (a mutation adds it), at its
 		// deepest part that is, else at the document's start.
-		lines := r.findingLines()
+		lines := r.FieldLines
 		locate := func(field string) []sarifLocation {
 			if r.File == "" {
 				return objectLocations(r)
@@ -760,7 +773,7 @@ func renderJUnit(rep *Report) ([]byte, error) {
 		if len(r.Violations) > 0 {
 			lines := make([]string, len(r.Violations))
 			for j, v := range r.Violations {
-				lines[j] = v.String()
+				lines[j] = withLine(v, r.FieldLines).String()
 			}
 			msg := lines[0]
 			if more := len(lines) - 1; more > 0 {

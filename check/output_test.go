@@ -32,12 +32,15 @@ func sampleReport() *Report {
 				},
 				Warnings:  []string{},
 				Mutations: []string{"security-context"},
+				// The mount's field is written on no line podguard found.
+				FieldLines: map[string]int{"spec.template.spec.containers[0].envFrom[0]": 12},
 			},
 			{
 				File: "./deploy/app.yaml", Document: 1, Line: 30,
 				APIVersion: "v1", Kind: "Pod", Namespace: "shop", Name: "debug",
-				Warnings:  []string{`podguard [image-pull-secrets] spec.containers[0].image: image "r.example/x" needs pull secret "key", which does not exist`},
-				Mutations: []string{"image-pull-secrets", "security-context"},
+				Warnings:   []string{`podguard [image-pull-secrets] spec.containers[0].image: image "r.example/x" needs pull secret "key", which does not exist`},
+				Mutations:  []string{"image-pull-secrets", "security-context"},
+				FieldLines: map[string]int{"spec.containers[0].image": 38},
 			},
 			{
 				// nil slices, as a checker may leave them.
@@ -69,11 +72,11 @@ func render(t *testing.T, rep *Report, format Format) []byte {
 func TestOutputText(t *testing.T) {
 	got := string(render(t, sampleReport(), FormatText))
 	want := `./deploy/app.yaml:1: Deployment shop/web
-  DENY  [envfrom-keys] spec.template.spec.containers[0].envFrom[0]: ConfigMap "cfg" key "1st.key" would be skipped
+  DENY  [envfrom-keys] spec.template.spec.containers[0].envFrom[0] (line 12): ConfigMap "cfg" key "1st.key" would be skipped
   DENY  [mount-shadowing] spec.template.spec.containers[0].volumeMounts[0].mountPath: volume "conf" at /etc/app.xml creates a <directory> & hides "app.xml"
   MUTATE security-context
 ./deploy/app.yaml:30: Pod shop/debug
-  WARN  [image-pull-secrets] spec.containers[0].image: image "r.example/x" needs pull secret "key", which does not exist
+  WARN  [image-pull-secrets] spec.containers[0].image (line 38): image "r.example/x" needs pull secret "key", which does not exist
   MUTATE image-pull-secrets, security-context
 stdin:1: Pod default/piped
   WARN  [podguard] metadata.annotations[podguard.io/skip]: names unknown policies "nope"
@@ -180,9 +183,15 @@ func TestOutputJSON(t *testing.T) {
 	if diff := cmp.Diff([]any{"security-context"}, web["mutations"]); diff != "" {
 		t.Errorf("results[0].mutations (-want +got):\n%s", diff)
 	}
+	if diff := cmp.Diff(map[string]any{"spec.template.spec.containers[0].envFrom[0]": 12.0}, web["fieldLines"]); diff != "" {
+		t.Errorf("results[0].fieldLines (-want +got):\n%s", diff)
+	}
 	debug := results[1].(map[string]any)
 	if diff := cmp.Diff([]any{rep.Results[1].Warnings[0]}, debug["warnings"]); diff != "" {
 		t.Errorf("results[1].warnings (-want +got):\n%s", diff)
+	}
+	if _, ok := results[3].(map[string]any)["fieldLines"]; ok {
+		t.Errorf("results[3] has fieldLines; none are known")
 	}
 	clean := results[2].(map[string]any)
 	for _, key := range []string{"violations", "warnings", "mutations"} {
@@ -325,7 +334,9 @@ func TestOutputSARIF(t *testing.T) {
 	for _, r := range results {
 		startLines = append(startLines, r["locations"].([]any)[0].(map[string]any)["physicalLocation"].(map[string]any)["region"].(map[string]any)["startLine"].(float64))
 	}
-	if diff := cmp.Diff([]float64{1, 1, 30, 1, 7}, startLines); diff != "" {
+	// A finding at its field's line; one whose field no line writes, at
+	// its document's.
+	if diff := cmp.Diff([]float64{12, 1, 38, 1, 7}, startLines); diff != "" {
 		t.Errorf("startLines (-want +got):\n%s", diff)
 	}
 	if _, ok := run["invocations"]; ok {
@@ -575,10 +586,10 @@ func TestOutputJUnit(t *testing.T) {
 	if f.Type != "podguard" {
 		t.Errorf("failure type = %q", f.Type)
 	}
-	if want := `[envfrom-keys] spec.template.spec.containers[0].envFrom[0]: ConfigMap "cfg" key "1st.key" would be skipped (and 1 more)`; f.Message != want {
+	if want := `[envfrom-keys] spec.template.spec.containers[0].envFrom[0] (line 12): ConfigMap "cfg" key "1st.key" would be skipped (and 1 more)`; f.Message != want {
 		t.Errorf("failure message = %q, want %q", f.Message, want)
 	}
-	wantBody := `[envfrom-keys] spec.template.spec.containers[0].envFrom[0]: ConfigMap "cfg" key "1st.key" would be skipped
+	wantBody := `[envfrom-keys] spec.template.spec.containers[0].envFrom[0] (line 12): ConfigMap "cfg" key "1st.key" would be skipped
 [mount-shadowing] spec.template.spec.containers[0].volumeMounts[0].mountPath: volume "conf" at /etc/app.xml creates a <directory> & hides "app.xml"`
 	if diff := cmp.Diff(wantBody, f.Body); diff != "" {
 		t.Errorf("failure body (-want +got):\n%s", diff)

@@ -55,15 +55,17 @@ type Result struct {
 	// Images says, with --images, what was learnt of each image.
 	Images []ImageResult `json:"images,omitempty"`
 
-	// fieldLines locates the findings' fields in File (see Item); nil for
-	// an object read from a cluster.
-	fieldLines func(paths ...string) []int
+	// FieldLines gives, for each field path of a violation or warning,
+	// the line of File it is written on, or, for a field the file does not
+	// write (a mutation adds it), the line of its deepest part that it
+	// does. Absent for an object read from a cluster.
+	FieldLines map[string]int `json:"fieldLines,omitempty"`
 }
 
 // findingLines maps each field path of r's violations and warnings to the
-// line of File it is written on, where that is known.
-func (r *Result) findingLines() map[string]int {
-	if r.fieldLines == nil {
+// line of File it is written on, with fieldLines (Item.FieldLines).
+func (r *Result) findingLines(fieldLines func(paths ...string) []int) map[string]int {
+	if fieldLines == nil {
 		return nil
 	}
 	var fields []string
@@ -80,7 +82,7 @@ func (r *Result) findingLines() map[string]int {
 		return nil
 	}
 	out := make(map[string]int, len(fields))
-	for i, line := range r.fieldLines(fields...) {
+	for i, line := range fieldLines(fields...) {
 		out[fields[i]] = line
 	}
 	return out

@@ -89,9 +89,9 @@ func TestCheckCommand(t *testing.T) {
 	}{
 		{name: "admits a good pod with exit 0", args: in("good.yaml"), wantCode: 0, wantStdout: []string{"checked 1 object in 1 file: all admitted"}},
 		{name: "rejects a Deployment that 1.29 kubelets would break, with exit 1", args: append(in("bad"), "--kubelet-version", "1.29"), wantCode: 1,
-			wantStdout: []string{"deploy.yaml:7: Deployment shop/web", `DENY  [envfrom-keys] spec.template.spec.containers[0].envFrom[0]: ConfigMap "settings" key "1st.key" would be skipped by the target kubelet v1.29`}},
+			wantStdout: []string{"deploy.yaml:7: Deployment shop/web", `DENY  [envfrom-keys] spec.template.spec.containers[0].envFrom[0] (line 18): ConfigMap "settings" key "1st.key" would be skipped by the target kubelet v1.29`}},
 		{name: "admits the same Deployment on 1.30 with a warning", args: append(in("bad"), "--kubelet-version", "v1.30.2"), wantCode: 0,
-			wantStdout: []string{`WARN  [envfrom-keys] spec.template.spec.containers[0].envFrom[0]: ConfigMap "settings" key "1st.key" is not a POSIX`}},
+			wantStdout: []string{`WARN  [envfrom-keys] spec.template.spec.containers[0].envFrom[0] (line 18): ConfigMap "settings" key "1st.key" is not a POSIX`}},
 		{name: "checks a template with a mirror annotation and skip: all, and says what the skip does not skip", args: append(in("bypass"), "--kubelet-version", "1.29"), wantCode: 1,
 			wantStdout: []string{`DENY  [envfrom-keys] spec.template.spec.containers[0].envFrom[0]`, `does not skip "envfrom-keys", "mount-shadowing": pods may skip only "image-pull-secrets", "log-sidecar" (exemptions.podSkippable`}},
 		{name: "applies the config's exemption rules", args: append(in("bad"), "--kubelet-version", "1.29", "--config", filepath.Join(dir, "exempt.yaml")), wantCode: 0,
@@ -150,6 +150,7 @@ func TestCheckOutputFormats(t *testing.T) {
 			Violations                  []struct{ Policy, Field, Message string }
 			Warnings                    []string
 			Mutations                   []string
+			FieldLines                  map[string]int
 		}
 		Summary map[string]int
 	}
@@ -157,8 +158,9 @@ func TestCheckOutputFormats(t *testing.T) {
 		t.Fatalf("json output does not parse: %v\n%s", err, out.String())
 	}
 	if len(report.Results) != 2 || report.Results[0].Kind != "Deployment" || report.Results[0].Violations[0].Policy != "envfrom-keys" ||
-		report.Results[0].Violations[0].Field != "spec.template.spec.containers[0].envFrom[0]" || report.Summary["violations"] != 1 {
-		t.Errorf("json report = %+v", report)
+		report.Results[0].Violations[0].Field != "spec.template.spec.containers[0].envFrom[0]" || report.Summary["violations"] != 1 ||
+		report.Results[0].FieldLines["spec.template.spec.containers[0].envFrom[0]"] != 18 {
+		t.Errorf("json report = %+v (want envfrom-keys at spec.template.spec.containers[0].envFrom[0], line 18)", report)
 	}
 
 	out.Reset()
@@ -422,9 +424,9 @@ func TestCheckHonoursModes(t *testing.T) {
 		{name: "denies in a namespace labelled enforce", args: []string{"-f", filepath.Join(dir, "enforce")}, wantCode: 1,
 			wantStdout: []string{`DENY  [envfrom-keys] spec.template.spec.containers[0].envFrom[0]`}},
 		{name: "admits with a warning that says it would be denied in a namespace labelled warn", args: []string{"-f", filepath.Join(dir, "warn")}, wantCode: 0,
-			wantStdout: []string{`WARN  [envfrom-keys] spec.template.spec.containers[0].envFrom[0]: would be denied under mode enforce (mode warn, from namespace label podguard.io/mode): ConfigMap "settings" key "1st.key"`}},
+			wantStdout: []string{`WARN  [envfrom-keys] spec.template.spec.containers[0].envFrom[0] (line 24): would be denied under mode enforce (mode warn, from namespace label podguard.io/mode): ConfigMap "settings" key "1st.key"`}},
 		{name: "admits in a namespace labelled audit, and shows what was recorded", args: []string{"-f", filepath.Join(dir, "audit")}, wantCode: 0,
-			wantStdout: []string{`WARN  [envfrom-keys] spec.template.spec.containers[0].envFrom[0]: audited (mode audit, not denied): `}},
+			wantStdout: []string{`WARN  [envfrom-keys] spec.template.spec.containers[0].envFrom[0] (line 24): audited (mode audit, not denied): `}},
 		{name: "gives an audited finding its policy as SARIF rule", args: []string{"-f", filepath.Join(dir, "audit"), "-o", "sarif"}, wantCode: 0,
 			wantStdout: []string{`"ruleId": "envfrom-keys"`, `"level": "warning"`, `spec.template.spec.containers[0].envFrom[0]: audited (mode audit, not denied): `}},
 		{name: "lets a per-policy label win over the all-policies label", args: []string{"-f", filepath.Join(dir, "perpolicy")}, wantCode: 1,
