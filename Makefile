@@ -86,7 +86,7 @@ bench: ## Run the benchmarks and print their figures.
 PERF_FLAGS ?=
 
 .PHONY: perf
-perf: build tools ## Measure podguard against a null webhook, loopback and through kube-apiserver (issue 12); prints a table, writes .perf/results.json.
+perf: build tools ## Measure podguard against a null webhook, loopback and through kube-apiserver (issue 12), and the background audit starting on 100,000 Pods (issue 13); prints tables, writes .perf/results.json.
 	go build -o $(BIN)/nullwebhook ./hack/nullwebhook
 	go build -o $(BIN)/perf ./hack/perf
 	$(BIN)/perf $(PERF_FLAGS)

@@ -377,6 +377,21 @@ func (c *Cluster) CreateNamespace(ctx context.Context, name string, labels map[s
 	return nil
 }
 
+// StopControllerManager stops kube-controller-manager alone, for a harness
+// that writes what controllers would (a Deployment's ReplicaSet and Pods)
+// itself and must not race them. Stop does not stop it again.
+func (c *Cluster) StopControllerManager() error {
+	if c.kcm == nil {
+		return nil
+	}
+	err := c.kcm.stop(kcmStopTimeout)
+	c.kcm = nil
+	if err != nil {
+		return fmt.Errorf("stopping kube-controller-manager: %w", err)
+	}
+	return nil
+}
+
 // Stop stops kube-controller-manager, then kube-apiserver and etcd. The work
 // directory stays. Stop may be called more than once; later calls return the
 // first call's result.

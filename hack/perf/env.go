@@ -120,6 +120,29 @@ func (e *env) startPodguard(ctx context.Context) error {
 	return nil
 }
 
+// stopPodguard stops podguard, if it runs.
+func (e *env) stopPodguard() error {
+	if e.podguard == nil {
+		return nil
+	}
+	err := e.podguard.Stop()
+	e.podguard = nil
+	if err != nil {
+		return fmt.Errorf("stopping podguard: %w", err)
+	}
+	return nil
+}
+
+// stopNull stops the null webhook, if it runs.
+func (e *env) stopNull() error {
+	if e.null == nil {
+		return nil
+	}
+	err := e.null.stop()
+	e.null = nil
+	return err
+}
+
 // nullWebhook is a running bin/nullwebhook.
 type nullWebhook struct {
 	URL     string
@@ -215,17 +238,7 @@ func (n *nullWebhook) counts(ctx context.Context, client *http.Client) (map[stri
 // stop stops everything started, in reverse order, and removes etcd's
 // tmpfs data dir.
 func (e *env) stop() error {
-	var errs []error
-	if e.null != nil {
-		if err := e.null.stop(); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if e.podguard != nil {
-		if err := e.podguard.Stop(); err != nil {
-			errs = append(errs, fmt.Errorf("stopping podguard: %w", err))
-		}
-	}
+	errs := []error{e.stopNull(), e.stopPodguard()}
 	if e.cluster != nil {
 		if err := e.cluster.Stop(); err != nil {
 			errs = append(errs, fmt.Errorf("stopping the control plane: %w", err))

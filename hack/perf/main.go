@@ -19,6 +19,11 @@
 //     opts in, with no podguard webhooks, with them pointed at the null
 //     webhook and pointed at podguard, rotated round by round: 50 creators
 //     back to back, and paced at 100 pods/s;
+//   - phase C: writes 20,000 Deployments with their ReplicaSets and
+//     100,000 Pods, and 100,000 ConfigMaps, with kube-controller-manager
+//     stopped, then starts podguard on them with the background audit off
+//     and on, and reads its peak memory and the time to its first pass
+//     (issue 13; audit.go);
 //
 // and prints one markdown table with the goals of issue 12, and writes
 // everything as JSON. Everything lives in .perf at the repository root,
@@ -62,6 +67,10 @@ type options struct {
 	skipA, skipB   bool
 	profile        bool
 	config         string
+
+	skipC                                      bool
+	auditPods, auditWorkloads, auditConfigMaps int
+	auditSettle                                time.Duration
 }
 
 func main() {
@@ -88,6 +97,11 @@ func main() {
 	flag.BoolVar(&o.profile, "profile", true, "phase A: after each body's rounds, profile podguard's CPU during one extra, unmeasured run (go tool pprof -top is in the report)")
 	flag.BoolVar(&o.skipA, "skip-reviews", false, "skip phase A (loopback reviews)")
 	flag.BoolVar(&o.skipB, "skip-creates", false, "skip phase B (pod creates through kube-apiserver)")
+	flag.BoolVar(&o.skipC, "skip-audit", false, "skip phase C (the background audit's start on existing state)")
+	flag.IntVar(&o.auditPods, "audit-pods", 100000, "phase C: Pods written, owned by the Deployments' ReplicaSets")
+	flag.IntVar(&o.auditWorkloads, "audit-deployments", 20000, "phase C: Deployments written, each with one ReplicaSet and its share of the Pods")
+	flag.IntVar(&o.auditConfigMaps, "audit-configmaps", 100000, "phase C: ConfigMaps written; one per Deployment is read by it, the rest by nobody")
+	flag.DurationVar(&o.auditSettle, "audit-settle", 10*time.Second, "phase C: wait after podguard's first pass (audit on) or readiness (audit off) before reading its memory")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		fmt.Fprintf(os.Stderr, "perf: unexpected arguments %v\n", flag.Args())

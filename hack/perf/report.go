@@ -32,6 +32,7 @@ type results struct {
 	WallSeconds   float64         `json:"wallSeconds"`
 	PhaseASeconds float64         `json:"phaseASeconds"`
 	PhaseBSeconds float64         `json:"phaseBSeconds"`
+	PhaseCSeconds float64         `json:"phaseCSeconds"`
 	Machine       machine         `json:"machine"`
 	Options       map[string]any  `json:"options"`
 	PodguardConf  string          `json:"podguardConfig"`
@@ -43,6 +44,8 @@ type results struct {
 	Goals         []goal          `json:"goals"`
 	Profiles      []profile       `json:"profiles,omitempty"`
 	Allocs        []allocResult   `json:"allocations,omitempty"`
+	AuditScale    *auditScale     `json:"auditScale,omitempty"`
+	AuditRuns     []auditRun      `json:"auditRuns,omitempty"`
 	BodiesCapture string          `json:"bodies"`
 }
 
@@ -116,6 +119,17 @@ func measure(ctx context.Context, e *env, o options, started time.Time) error {
 			return err
 		}
 		logf("phase B took %s", time.Since(t0).Round(time.Second))
+	}
+	if !o.skipC {
+		logf("phase C: the background audit's start on %d Pods, %d Deployments and %d ConfigMaps written first", o.auditPods, o.auditWorkloads, o.auditConfigMaps)
+		t0 := time.Now()
+		scale, runs, err := e.phaseC(ctx, o)
+		res.PhaseCSeconds = time.Since(t0).Seconds()
+		res.AuditScale, res.AuditRuns = &scale, runs
+		if err != nil {
+			return err
+		}
+		logf("phase C took %s", time.Since(t0).Round(time.Second))
 	}
 	return nil
 }
@@ -210,6 +224,8 @@ func printReport(w io.Writer, res *results) {
 		}
 	}
 
+	printAudit(w, res)
+
 	fmt.Fprintf(w, "\n### Goals (issue 12)\n\n| goal | status | measured |\n|---|---|---|\n")
 	for _, g := range res.Goals {
 		fmt.Fprintf(w, "| %s | %s | %s |\n", g.Goal, g.Status, g.Measured)
@@ -227,8 +243,8 @@ func printReport(w io.Writer, res *results) {
 	fmt.Fprintf(w, "- CPU: %s, %d CPUs (nproc); load average %s at the start, %s at the end\n", m.CPU, m.CPUs, m.LoadStart, m.LoadEnd)
 	fmt.Fprintf(w, "- %s; Go %s; podguard built from %s; config: %s\n", m.APIServer, m.GoVersion, m.Commit, res.PodguardConf)
 	fmt.Fprintf(w, "- %s; etcd data on %s\n", m.Pinning, orDefault(m.EtcdDataDir, "a temporary directory (no /dev/shm)"))
-	fmt.Fprintf(w, "- wall time %s (phase A %s, phase B %s); the load averages of every run are in the JSON\n\n",
-		secs(res.WallSeconds), secs(res.PhaseASeconds), secs(res.PhaseBSeconds))
+	fmt.Fprintf(w, "- wall time %s (phase A %s, phase B %s, phase C %s); the load averages of every run are in the JSON\n\n",
+		secs(res.WallSeconds), secs(res.PhaseASeconds), secs(res.PhaseBSeconds), secs(res.PhaseCSeconds))
 }
 
 // compareCreates states the differences of a configuration from the ones
