@@ -1,11 +1,13 @@
 package policies
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/utils/ptr"
 )
 
@@ -206,4 +208,63 @@ func assertFindings(t *testing.T, kind string, got []Finding, want []string) {
 	if len(got) > len(want) {
 		t.Errorf("%d %ss, want at most %d:\n%s", len(got), kind, len(want), all)
 	}
+}
+
+// TestEnvFromKeysFindingsCarryEveryKey: a denial's message lists 10 keys,
+// its Keys all of them (the state guard compares them); a warning carries
+// none.
+func TestEnvFromKeysFindingsCarryEveryKey(t *testing.T) {
+	data := map[string]string{}
+	for i := range 25 {
+		data[fmt.Sprintf("%02d.dropped", i)] = ""
+		data[fmt.Sprintf("k%02d.dotted", i)] = ""
+	}
+	world := NewSnapshot()
+	world.AddConfigMap(&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "cfg"}, Data: data})
+	world.Versions = Cluster{KubeletVersion: kubelet("1.29")}
+	pod := testPod("app")
+	pod.Spec.Containers[0].EnvFrom = []corev1.EnvFromSource{cmRef("cfg", "")}
+	for _, posix := range []string{POSIXWarn, POSIXDeny} {
+		cfg := EnvFromKeysConfig{POSIX: posix}
+		cfg.defaults()
+		rep := newEnvFromKeys(cfg).Validate(Input{Pod: pod, World: world})
+		wantDenials := map[string]int{POSIXWarn: 1, POSIXDeny: 2}[posix]
+		if len(rep.Violations) != wantDenials {
+			t.Fatalf("posix %s: %d violations, want %d: %v", posix, len(rep.Violations), wantDenials, rep.Violations)
+		}
+		for _, v := range rep.Violations {
+			if len(v.Keys) != 25 || !strings.Contains(v.Message, "and 15 more") {
+				t.Errorf("posix %s: a denial with %d keys, message %q; want all 25, the message listing 10", posix, len(v.Keys), v.Message)
+			}
+		}
+		for _, w := range rep.Warnings {
+			if w.Keys != nil {
+				t.Errorf("posix %s: a warning carries keys %q", posix, w.Keys)
+			}
+		}
+		if posix == POSIXWarn && len(rep.Warnings) != 1 {
+			t.Errorf("posix warn: warnings %v, want the non-POSIX one", rep.Warnings)
+		}
+	}
+}
+
+// FuzzEnvNamesAgreeWithTheKubelet holds envVarName to
+// validation.IsEnvVarName and posixEnvName to posixName, for any prefix
+// and key; `go test` runs the seeds, `go test -fuzz` searches further.
+func FuzzEnvNamesAgreeWithTheKubelet(f *testing.F) {
+	parts := []string{"", ".", "..", "...", ".a", "..a", "a..", "-", "_", "a", "A", "z", "Z", "0", "9", "1a", "a1", "a.b", "a-b", "a_b",
+		"a b", "a=b", "$", "é", "\x00", "\xff", "a\n", "\t", "/", ":", "@", "[", "`", "{", "~", "CFG_", "1st.key", "..data"}
+	for _, p := range parts {
+		for _, k := range parts {
+			f.Add(p, k)
+		}
+	}
+	f.Fuzz(func(t *testing.T, prefix, key string) {
+		if got, want := envVarName(prefix, key), len(validation.IsEnvVarName(prefix+key)) == 0; got != want {
+			t.Errorf("envVarName(%q, %q) = %v, validation.IsEnvVarName accepts it: %v", prefix, key, got, want)
+		}
+		if got, want := posixEnvName(prefix, key), posixName.MatchString(prefix+key); got != want {
+			t.Errorf("posixEnvName(%q, %q) = %v, posixName matches it: %v", prefix, key, got, want)
+		}
+	})
 }
