@@ -262,7 +262,7 @@ func resultFor(it Item, pod *policies.Pod, res *policies.Result) Result {
 	r := Result{
 		File: it.File, Document: it.Document, Line: it.Line,
 		APIVersion: gvk.GroupVersion().String(), Kind: gvk.Kind, Namespace: pod.Namespace,
-		Violations: append([]policies.Finding{}, res.Violations...),
+		Violations: append([]policies.Finding{}, policies.WithoutKeys(res.Violations)...),
 		Warnings:   []string{},
 		Mutations:  append([]string{}, res.Mutated...),
 	}

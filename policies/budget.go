@@ -111,9 +111,20 @@ func ctxErr(ctx context.Context) error {
 // appendCapped stamps the policy on its findings and appends the first
 // MaxFindingsPerPolicy of them to to, in order; the rest are counted in one
 // more finding, at the field path of the first one left out.
+//
+// The summary carries the keys of the findings it counts (Finding.Keys),
+// each list once: findings about one object share one list, so that a pod
+// with 2,000 references to one ConfigMap costs one copy of its keys, not
+// 2,000.
 func appendCapped(to []Finding, policy string, from []Finding, what string) []Finding {
 	listed, more := 0, 0
 	first := ""
+	var keys []string
+	type keyList struct {
+		first *string
+		n     int
+	}
+	seen := map[keyList]bool{}
 	for _, f := range from {
 		n, beyond := isNotListed(f)
 		if listed < MaxFindingsPerPolicy && !beyond {
@@ -126,12 +137,18 @@ func appendCapped(to []Finding, policy string, from []Finding, what string) []Fi
 			first = f.Field
 		}
 		more += max(n, 1)
+		if len(f.Keys) > 0 {
+			if id := (keyList{&f.Keys[0], len(f.Keys)}); !seen[id] {
+				seen[id] = true
+				keys = append(keys, f.Keys...)
+			}
+		}
 	}
 	if more > 0 {
 		if more != 1 {
 			what += "s"
 		}
-		to = append(to, Finding{Policy: policy, Field: first, Message: fmt.Sprintf(
+		to = append(to, Finding{Policy: policy, Field: first, Keys: keys, Message: fmt.Sprintf(
 			"and %s more %s of this policy, from this field on, not listed (at most %d are); fix the ones above and check again",
 			thousands(more), what, MaxFindingsPerPolicy)})
 	}

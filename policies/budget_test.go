@@ -186,6 +186,11 @@ func TestEnvFromKeysBudgets(t *testing.T) {
 					t.Errorf("violation %d has its own copy of the keys", i)
 				}
 			}
+			// The summary of the 1,990 findings beyond them carries their
+			// keys once: they share one list.
+			if n := len(res.Violations); n > MaxFindingsPerPolicy && len(res.Violations[n-1].Keys) != tc.keys {
+				t.Errorf("the summary carries %d keys, want the %d of the one list its findings share", len(res.Violations[n-1].Keys), tc.keys)
+			}
 		})
 	}
 }

@@ -3,6 +3,7 @@ package policies
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -62,6 +63,18 @@ type Finding struct {
 	// the engine counts in one summary. Never printed: what podguard says
 	// stays within the budgets below, and a ConfigMap may have 100,000 keys.
 	Keys []string `json:"-"`
+}
+
+// WithoutKeys returns a copy of findings without their Keys, for findings
+// kept beyond the judgment that made them (a report, a queued event, the
+// background audit's verdicts): each one's keys may be every dropped key
+// of a ConfigMap, and nothing printed reads them.
+func WithoutKeys(findings []Finding) []Finding {
+	out := slices.Clone(findings)
+	for i := range out {
+		out[i].Keys = nil
+	}
+	return out
 }
 
 func (f Finding) String() string {

@@ -150,7 +150,7 @@ func (e *DenialEvents) Report(req admission.Request, pod *metav1.ObjectMeta, res
 		return
 	}
 	select {
-	case e.queue <- denial{namespace: req.Namespace, owner: *owner, findings: res.Violations}:
+	case e.queue <- denial{namespace: req.Namespace, owner: *owner, findings: policies.WithoutKeys(res.Violations)}:
 	default:
 		denialEvents.WithLabelValues("dropped").Inc()
 	}

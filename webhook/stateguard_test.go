@@ -419,6 +419,49 @@ func TestNewFailuresComparesPolicyFieldAndKeys(t *testing.T) {
 	}
 }
 
+// TestNewFailuresBeyondTheListedFindings: a workload whose first ten
+// envFrom references already fail has its eleventh counted in a summary
+// finding; a key the write adds to the ConfigMap of that eleventh is new all
+// the same, because the summary carries the keys it counts.
+func TestNewFailuresBeyondTheListedFindings(t *testing.T) {
+	st, err := NewState(config.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := policies.NewSnapshot()
+	d := reader("web", "app-env")
+	c := &d.Spec.Template.Spec.Containers[0]
+	c.EnvFrom = nil
+	for i := range policies.MaxFindingsPerPolicy {
+		name := fmt.Sprintf("other-%d", i)
+		base.AddConfigMap(&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: name}, Data: map[string]string{"1st.key": ""}})
+		c.EnvFrom = append(c.EnvFrom, corev1.EnvFromSource{ConfigMapRef: &corev1.ConfigMapEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: name}}})
+	}
+	c.EnvFrom = append(c.EnvFrom, corev1.EnvFromSource{ConfigMapRef: &corev1.ConfigMapEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "app-env"}}})
+	at := func(keys ...string) policies.World {
+		return overrideWorld{World: base, kind: "ConfigMap", namespace: "team-a", name: "app-env", obj: policies.KeyNames{Env: keys}.Object()}
+	}
+	for _, tt := range []struct {
+		name        string
+		before, now policies.World
+		want        int
+	}{
+		{"a second dropped key is new", at("1st.key"), at("1st.key", "2nd.key"), 1},
+		{"a fix of one of two is not", at("1st.key", "2nd.key"), at("1st.key"), 0},
+		{"a valid key is not", at("1st.key"), at("1st.key", "ok"), 0},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := newFailures(context.Background(), d, tt.before, tt.now, st.Engine)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != tt.want {
+				t.Errorf("new failures = %+v, want %d", got, tt.want)
+			}
+		})
+	}
+}
+
 func TestStateGuardWarnsOfAKeyThatChangesWhatAMountHides(t *testing.T) {
 	s := newGuardServer(t, "")
 	d := reader("web", "unused")
@@ -438,9 +481,22 @@ func TestStateGuardWarnsOfAKeyThatChangesWhatAMountHides(t *testing.T) {
 	// and a value-only change to it is not.
 	d.Spec.Template.Spec.Containers[0].VolumeMounts[0].MountPath = "/etc"
 	resp = s.update(t, map[string]string{"a": "x"}, map[string]string{"a": "x", "etc": "y"})
+	// One new failure (no "and 1 more"): the key's, not the /etc denial
+	// that was there before.
 	want = `podguard: ConfigMap "app-env" key "etc" would change what a mount hides in Deployment team-a/web on its pods' next start: [mount-shadowing] spec.template.spec.containers[0].volumeMounts[0].mountPath: mounting volume "conf" (ConfigMap "app-env") at /etc`
 	if len(resp.Warnings) != 1 || !strings.HasPrefix(resp.Warnings[0], want) {
 		t.Errorf("warnings = %q, want one starting with %q", resp.Warnings, want)
+	}
+	world := func(keys ...string) policies.World {
+		return overrideWorld{World: policies.NewSnapshot(), kind: "ConfigMap", namespace: "team-a", name: "app-env", obj: policies.KeyNames{Env: keys}.Object()}
+	}
+	st, err := NewState(config.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs, err := newFailures(context.Background(), d, world("a"), world("a", "etc"), st.Engine)
+	if err != nil || len(fs) != 1 || !strings.Contains(fs[0].Message, "creates a directory named etc") {
+		t.Errorf("new failures = %+v, %v; want the one about the key etc", fs, err)
 	}
 	if resp = s.update(t, map[string]string{"a": "x", "etc": "y"}, map[string]string{"a": "x", "etc": "z", "b": "y"}); len(resp.Warnings) != 0 {
 		t.Errorf("warnings = %q for a key that changes nothing, want none", resp.Warnings)
@@ -483,4 +539,35 @@ func mustState(t *testing.T, cfgYAML string) *State {
 		t.Fatal(err)
 	}
 	return st
+}
+
+// BenchmarkNewFailures judges a workload with 1 and 10 references to a
+// ConfigMap of 100,000 keys, every one dropped, before and after a write
+// that adds one more: what the guard spends on each dependent.
+func BenchmarkNewFailures(b *testing.B) {
+	st, err := NewState(config.Default())
+	if err != nil {
+		b.Fatal(err)
+	}
+	keys := make([]string, 100000)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("%06d.key", i)
+	}
+	before := overrideWorld{World: policies.NewSnapshot(), kind: "ConfigMap", namespace: "team-a", name: "app-env", obj: policies.KeyNames{Env: keys}.Object()}
+	after := before
+	after.obj = policies.KeyNames{Env: append(slices.Clip(keys), "9.new")}.Object()
+	for _, refs := range []int{1, 10} {
+		d := reader("web", "app-env")
+		for range refs - 1 {
+			d.Spec.Template.Spec.Containers[0].EnvFrom = append(d.Spec.Template.Spec.Containers[0].EnvFrom, d.Spec.Template.Spec.Containers[0].EnvFrom[0])
+		}
+		b.Run(fmt.Sprintf("refs=%d", refs), func(b *testing.B) {
+			for b.Loop() {
+				fs, err := newFailures(context.Background(), d, before, after, st.Engine)
+				if err != nil || len(fs) != refs {
+					b.Fatalf("new failures %d, %v; want %d", len(fs), err, refs)
+				}
+			}
+		})
+	}
 }
