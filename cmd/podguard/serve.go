@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/podguard/podguard/certs"
+	"github.com/podguard/podguard/internal/memlimit"
 	"github.com/podguard/podguard/webhook"
 )
 
@@ -42,6 +44,7 @@ func serve(args []string, stderr io.Writer) error {
 	fs.Int64Var(&o.MaxRequestBytes, "max-request-bytes", webhook.DefaultMaxRequestBytes, "largest AdmissionReview accepted; larger requests get HTTP 413")
 	fs.DurationVar(&o.ShutdownDelay, "shutdown-delay", 0, "on SIGTERM, keep serving this long with /readyz failing, so endpoints stop routing here first")
 	fs.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may take to finish on shutdown")
+	memoryRatio := fs.Float64("memory-limit-ratio", memlimit.DefaultRatio, "give the Go runtime this share of the container's memory limit (cgroup) as its soft limit, so that the garbage collector works harder near it instead of the container being killed; 0 turns it off; GOMEMLIMIT, when set, wins")
 	fs.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster config, then $KUBECONFIG or ~/.kube/config)")
 	certMode := fs.String("cert-mode", "files", "where the serving certificate comes from: \"files\" (--cert-dir, e.g. from cert-manager) or \"self-managed\" (podguard issues and rotates its own, in --cert-secret)")
 	sm := certs.SelfManagedOptions{}
@@ -74,6 +77,9 @@ func serve(args []string, stderr io.Writer) error {
 	if o.PprofAddr != "" && !isLoopback(o.PprofAddr) {
 		return usageError("--pprof-addr serves profiles without authentication: it needs a loopback address (127.0.0.1:PORT, [::1]:PORT or localhost:PORT), got %q", o.PprofAddr)
 	}
+	if *memoryRatio < 0 || *memoryRatio > 1 {
+		return usageError("--memory-limit-ratio must be between 0 and 1, got %v", *memoryRatio)
+	}
 	if o.MetricsInsecure && !isLoopback(o.MetricsAddr) {
 		return usageError("--metrics-insecure-loopback needs a loopback --metrics-addr (127.0.0.1:PORT, [::1]:PORT or localhost:PORT), got %q", o.MetricsAddr)
 	}
@@ -100,6 +106,11 @@ func serve(args []string, stderr io.Writer) error {
 
 	log := newLogger(&zapOpts)
 	ctrl.SetLogger(log)
+	if limit, why, err := memlimit.Apply(memlimit.CgroupRoot, *memoryRatio, os.Getenv); err != nil {
+		log.Error(err, "reading the container's memory limit; the Go runtime has none")
+	} else if limit != math.MaxInt64 {
+		log.Info("Go runtime memory limit", "bytes", limit, "from", why)
+	}
 	restConfig, err := loadRestConfig(kubeconfig)
 	if err != nil {
 		return err
