@@ -16,6 +16,7 @@ podguard_audit_objects{namespace="a",result="fail"} 2
 podguard_audit_objects{namespace="a",result="pass"} 7
 podguard_audit_objects{namespace="b",result="fail"} 1
 podguard_audit_first_pass_duration_seconds_sum 1.5
+podguard_state_guard_requests_total{result="warned"} 4
 podguard_audit_first_pass_duration_seconds_count 1
 go_memstats_heap_inuse_bytes 1.048576e+07
 not a sample line

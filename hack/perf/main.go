@@ -21,11 +21,12 @@
 //     back to back, and paced at 100 pods/s;
 //   - phase C: writes 20,000 Deployments with their ReplicaSets and
 //     100,000 Pods, and 100,000 ConfigMaps, with kube-controller-manager
-//     stopped, then starts podguard on them with the background audit off
-//     and on, and reads its peak memory and the time to its first pass
+//     stopped, then starts podguard on them with the background audit off,
+//     on, and on with the GOMEMLIMIT serve sets under the shipped 512Mi
+//     limit, and reads its peak memory and the time to its first pass
 //     (issue 13; audit.go);
 //
-// and prints one markdown table with the goals of issue 12, and writes
+// and prints markdown tables, with the goals of issue 12, and writes
 // everything as JSON. Everything lives in .perf at the repository root,
 // recreated on each run. Ctrl-C stops everything it started.
 //

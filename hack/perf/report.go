@@ -49,7 +49,7 @@ type results struct {
 	BodiesCapture string          `json:"bodies"`
 }
 
-// measure runs the capture and both phases, then prints and writes the
+// measure runs the capture and the phases, then prints and writes the
 // results.
 func measure(ctx context.Context, e *env, o options, started time.Time) error {
 	res := &results{
@@ -59,6 +59,7 @@ func measure(ctx context.Context, e *env, o options, started time.Time) error {
 		Options: map[string]any{
 			"rounds": o.rounds, "duration": o.duration.String(), "warmup": o.warmup.String(), "concurrency": o.concurrency,
 			"createRounds": o.createRounds, "createDuration": o.createDuration.String(), "creators": o.creators, "pace": o.pace,
+			"auditPods": o.auditPods, "auditDeployments": o.auditWorkloads, "auditConfigMaps": o.auditConfigMaps, "auditSettle": o.auditSettle.String(),
 		},
 	}
 	res.Machine = describeMachine(e)
