@@ -163,7 +163,7 @@ func renderText(rep *Report) []byte {
 			// "podguard " says who is speaking to kubectl users; here it
 			// only pushes the policy name out of line with DENY's.
 			text := strings.TrimPrefix(w, "podguard ")
-			if f := warningFinding(w); f.Field != "" && f.Policy != engineRule {
+			if f := warningFinding(w); f.Field != "" {
 				text = withLine(f, r.FieldLines).String()
 			}
 			fmt.Fprintf(&b, "  WARN  %s\n", indentLines(escapeControls(text), 8))

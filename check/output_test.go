@@ -50,7 +50,8 @@ func sampleReport() *Report {
 			{
 				File: "-", Document: 0, Line: 1,
 				APIVersion: "v1", Kind: "Pod", Namespace: "default", Name: "piped",
-				Warnings: []string{`podguard [podguard] metadata.annotations[podguard.io/skip]: names unknown policies "nope"`},
+				Warnings:   []string{`podguard [podguard] metadata.annotations[podguard.io/skip]: names unknown policies "nope"`},
+				FieldLines: map[string]int{"metadata.annotations[podguard.io/skip]": 4},
 			},
 		},
 		Errors: []InputError{
@@ -79,7 +80,7 @@ func TestOutputText(t *testing.T) {
   WARN  [image-pull-secrets] spec.containers[0].image (line 38): image "r.example/x" needs pull secret "key", which does not exist
   MUTATE image-pull-secrets, security-context
 stdin:1: Pod default/piped
-  WARN  [podguard] metadata.annotations[podguard.io/skip]: names unknown policies "nope"
+  WARN  [podguard] metadata.annotations[podguard.io/skip] (line 4): names unknown policies "nope"
 deploy/broken.yaml:7: error: yaml: line 7: mapping values are not allowed in this context
 checked 4 objects in 4 files: 1 denied (2 violations), 2 warnings, 2 would be mutated; 1 input error
 `
@@ -190,8 +191,8 @@ func TestOutputJSON(t *testing.T) {
 	if diff := cmp.Diff([]any{rep.Results[1].Warnings[0]}, debug["warnings"]); diff != "" {
 		t.Errorf("results[1].warnings (-want +got):\n%s", diff)
 	}
-	if _, ok := results[3].(map[string]any)["fieldLines"]; ok {
-		t.Errorf("results[3] has fieldLines; none are known")
+	if _, ok := results[2].(map[string]any)["fieldLines"]; ok {
+		t.Errorf("results[2] has fieldLines; none are known")
 	}
 	clean := results[2].(map[string]any)
 	for _, key := range []string{"violations", "warnings", "mutations"} {
@@ -336,7 +337,7 @@ func TestOutputSARIF(t *testing.T) {
 	}
 	// A finding at its field's line; one whose field no line writes, at
 	// its document's.
-	if diff := cmp.Diff([]float64{12, 1, 38, 1, 7}, startLines); diff != "" {
+	if diff := cmp.Diff([]float64{12, 1, 38, 4, 7}, startLines); diff != "" {
 		t.Errorf("startLines (-want +got):\n%s", diff)
 	}
 	if _, ok := run["invocations"]; ok {

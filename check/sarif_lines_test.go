@@ -83,6 +83,15 @@ func TestOutputSARIFPointsAtTheField(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A report keeps no key lists (policies.Finding.Keys): they could be
+	// every dropped key of every ConfigMap, once per workload.
+	for _, r := range rep.Results {
+		for _, v := range r.Violations {
+			if v.Keys != nil {
+				t.Errorf("%s %s: violation %s keeps keys %q", r.Kind, r.Name, v.Policy, v.Keys)
+			}
+		}
+	}
 	var log struct {
 		Runs []struct {
 			Results []struct {

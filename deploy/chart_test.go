@@ -518,6 +518,9 @@ func TestChartConfigExcludesWhatTheWebhooksExclude(t *testing.T) {
 		{"the config's own list", installNamespace,
 			map[string]any{"config": map[string]any{"namespaces": map[string]any{"exclude": []any{"kube-system", "podguard-system"}}}},
 			[]string{"kube-system", "podguard-system"}},
+		{"the config's own empty list", installNamespace,
+			map[string]any{"config": map[string]any{"namespaces": map[string]any{"exclude": []any{}}}},
+			[]string{}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			objs, err := renderChartIn(tt.namespace, tt.vals)
@@ -526,12 +529,20 @@ func TestChartConfigExcludesWhatTheWebhooksExclude(t *testing.T) {
 			}
 			cm := chartObject(t, objs, "ConfigMap", "podguard-config")
 			text, _, _ := unstructured.NestedString(cm.Object, "data", "config.yaml")
-			cfg, err := config.Parse("config.yaml", []byte(text))
-			if err != nil {
+			if _, err := config.Parse("config.yaml", []byte(text)); err != nil {
 				t.Fatalf("the rendered config does not load: %v", err)
 			}
-			if !slices.Equal(cfg.Namespaces.Exclude, tt.want) {
-				t.Errorf("namespaces.exclude = %q, want %q", cfg.Namespaces.Exclude, tt.want)
+			// As written: podguard's default is the first case's list.
+			var written struct {
+				Namespaces struct {
+					Exclude *[]string `json:"exclude"`
+				} `json:"namespaces"`
+			}
+			if err := yaml.Unmarshal([]byte(text), &written); err != nil {
+				t.Fatal(err)
+			}
+			if got := written.Namespaces.Exclude; got == nil || !slices.Equal(*got, tt.want) {
+				t.Errorf("namespaces.exclude = %v, want %q written out:\n%s", got, tt.want, text)
 			}
 		})
 	}

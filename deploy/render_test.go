@@ -41,6 +41,7 @@ import (
 	sigsjson "sigs.k8s.io/json"
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
+	sigsyaml "sigs.k8s.io/yaml"
 
 	"github.com/podguard/podguard/config"
 )
@@ -616,12 +617,18 @@ func checkExclusionList(r *render, _ overlay, p *problems) {
 		if cm.Name != "podguard-config" {
 			continue
 		}
+		// As written, not as defaulted: the default is the same list, and
+		// an overlay's edit must show beside the webhooks'.
 		ref := describe("ConfigMap", cm.Namespace, cm.Name)
-		cfg, err := config.Parse(ref, []byte(cm.Data["config.yaml"]))
-		if err != nil {
-			p.add(ref, "data.config.yaml", "podguard would reject it: %v", err)
-		} else if !slices.Equal(cfg.Namespaces.Exclude, excludedNamespaces) {
-			p.add(ref, "data.config.yaml: namespaces.exclude", "is %v, want %v, the webhooks' list", cfg.Namespaces.Exclude, excludedNamespaces)
+		var written struct {
+			Namespaces struct {
+				Exclude []string `json:"exclude"`
+			} `json:"namespaces"`
+		}
+		if err := sigsyaml.Unmarshal([]byte(cm.Data["config.yaml"]), &written); err != nil {
+			p.add(ref, "data.config.yaml", "not YAML: %v", err)
+		} else if !slices.Equal(written.Namespaces.Exclude, excludedNamespaces) {
+			p.add(ref, "data.config.yaml: namespaces.exclude", "is %v, want %v, the webhooks' list, written out", written.Namespaces.Exclude, excludedNamespaces)
 		}
 	}
 	for _, h := range r.hooks() {
