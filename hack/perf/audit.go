@@ -51,7 +51,7 @@ const auditNamespacePrefix = "audit-"
 type auditRun struct {
 	Audit bool `json:"audit"`
 	// MemoryLimit is the GOMEMLIMIT podguard ran with, if any: what
-	// serve's --memory-limit-ratio sets under the shipped 512Mi limit.
+	// serve's --memory-limit-ratio sets under a container's limit.
 	MemoryLimit string `json:"gomemlimit,omitempty"`
 	// ReadySec is from the process's start to /readyz answering.
 	ReadySec float64 `json:"readySeconds"`
@@ -122,15 +122,17 @@ func (e *env) phaseC(ctx context.Context, o options) (auditScale, []auditRun, er
 	logf("phase C: wrote %d Deployments (with as many ReplicaSets), %d Pods and %d ConfigMaps in %d namespaces in %s",
 		scale.Workloads, scale.Pods, scale.ConfigMaps, scale.Namespaces, time.Since(t0).Round(time.Second))
 
-	// The third run is podguard as the shipped Deployment runs it: in a
-	// container limited to 512Mi, where serve gives the runtime 90% of it.
-	ratio := memlimit.DefaultRatio
-	shipped := strconv.FormatInt(int64(ratio*shippedMemoryLimit), 10)
+	// Then podguard as a Deployment runs it, in a container whose limit
+	// serve gives 90% of to the runtime: the shipped 1Gi, and 512Mi.
+	gomemlimit := func(containerLimit int64) string {
+		ratio := memlimit.DefaultRatio
+		return strconv.FormatInt(int64(ratio*float64(containerLimit)), 10)
+	}
 	var runs []auditRun
 	for _, run := range []struct {
 		audit    bool
 		memLimit string
-	}{{false, ""}, {true, ""}, {true, shipped}} {
+	}{{false, ""}, {true, ""}, {true, gomemlimit(512 << 20)}, {true, gomemlimit(shippedMemoryLimit)}} {
 		r, err := e.auditRun(ctx, run.audit, run.memLimit, o.auditSettle)
 		if err != nil {
 			return scale, runs, err
@@ -144,7 +146,7 @@ func (e *env) phaseC(ctx context.Context, o options) (auditScale, []auditRun, er
 
 // shippedMemoryLimit is the memory limit of deploy/'s Deployment and the
 // chart's default.
-const shippedMemoryLimit = 512 << 20
+const shippedMemoryLimit = 1 << 30
 
 // leaseNamespace holds podguard's audit Lease (--namespace).
 const leaseNamespace = "podguard-system"
@@ -515,14 +517,14 @@ func printAudit(w io.Writer, res *results) {
 			base = &res.AuditRuns[i]
 		}
 		limit := "none"
-		if r.MemoryLimit != "" {
-			limit = r.MemoryLimit + " B (90% of 512Mi)"
+		if n, err := strconv.ParseFloat(r.MemoryLimit, 64); err == nil {
+			limit = fmt.Sprintf("%.0f MiB (%.0f%% of a %.0f MiB limit)", n/(1<<20), memlimit.DefaultRatio*100, n/memlimit.DefaultRatio/(1<<20))
 		}
 		fmt.Fprintf(w, "| %s | %s | %.1f | %s | %d | %d | %.0f | %.0f | %.0f |\n", on, limit, r.ReadySec, pass, r.Judged, r.Failed, r.PeakRSSMiB, r.RSSMiB, r.HeapInuseMiB)
 	}
 	for _, r := range res.AuditRuns {
 		if r.Audit && r.MemoryLimit == "" && base != nil {
-			fmt.Fprintf(w, "\nWithout a GOMEMLIMIT, the audit adds %+.0f MiB peak RSS, %+.0f MiB RSS and %+.0f MiB heap to the same podguard without it. The shipped memory limit is 512 MiB.\n",
+			fmt.Fprintf(w, "\nWithout a GOMEMLIMIT, the audit adds %+.0f MiB peak RSS, %+.0f MiB RSS and %+.0f MiB heap to the same podguard without it. The shipped memory limit is 1 GiB.\n",
 				r.PeakRSSMiB-base.PeakRSSMiB, r.RSSMiB-base.RSSMiB, r.HeapInuseMiB-base.HeapInuseMiB)
 		}
 	}

@@ -22,9 +22,9 @@
 //   - phase C: writes 20,000 Deployments with their ReplicaSets and
 //     100,000 Pods, and 100,000 ConfigMaps, with kube-controller-manager
 //     stopped, then starts podguard on them with the background audit off,
-//     on, and on with the GOMEMLIMIT serve sets under the shipped 512Mi
-//     limit, and reads its peak memory and the time to its first pass
-//     (issue 13; audit.go);
+//     on, and on with the GOMEMLIMIT serve sets under a 512Mi and the
+//     shipped 1Gi limit, and reads its peak memory and the time to its
+//     first pass (issue 13; audit.go);
 //
 // and prints markdown tables, with the goals of issue 12, and writes
 // everything as JSON. Everything lives in .perf at the repository root,
