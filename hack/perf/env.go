@@ -217,13 +217,27 @@ func (n *nullWebhook) stop() error {
 	}
 }
 
-// counts returns the reviews the null webhook answered, per path.
-func (n *nullWebhook) counts(ctx context.Context, client *http.Client) (map[string]int64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, n.URL+"/count", nil)
+// get GETs url and returns the response of a 200; the caller closes its
+// body.
+func get(ctx context.Context, client *http.Client, url string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, err
 	}
 	resp, err := client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		resp.Body.Close()
+		return nil, fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return resp, nil
+}
+
+// counts returns the reviews the null webhook answered, per path.
+func (n *nullWebhook) counts(ctx context.Context, client *http.Client) (map[string]int64, error) {
+	resp, err := get(ctx, client, n.URL+"/count")
 	if err != nil {
 		return nil, err
 	}
