@@ -36,6 +36,26 @@ type Series struct {
 	// not known in advance (a namespace). Only their names and label names
 	// are checked.
 	later map[string][]string
+	// runtime are the Go runtime's and the process's series podguard
+	// exports besides its own (deploy/testdata/runtime-series.txt), with no
+	// labels but the target's.
+	runtime []string
+}
+
+// AddRuntime reads a list of runtime series names, one a line.
+func (s *Series) AddRuntime(r io.Reader) error {
+	sc := bufio.NewScanner(r)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if m := seriesLine.FindStringSubmatch(line); m == nil || m[2] != "" || strings.Contains(line, "{") {
+			return fmt.Errorf("line %d: %q is not a metric name", n, line)
+		}
+		s.runtime = append(s.runtime, line)
+	}
+	return sc.Err()
 }
 
 // Later are podguard's metrics that have no series before their first
@@ -160,7 +180,12 @@ func checkSelector(vs *parser.VectorSelector, s *Series, add func(string, ...any
 	case name == "":
 		add("%s: select series by metric name", vs)
 		return
-	case slices.Contains(prometheusSeries, name):
+	case slices.Contains(prometheusSeries, name), slices.Contains(s.runtime, name):
+		for _, m := range vs.LabelMatchers {
+			if m.Name != labels.MetricName && !slices.Contains(targetLabels, m.Name) {
+				add("%s: %s has no label %q (only the target's)", vs, name, m.Name)
+			}
+		}
 		return
 	case s.later[name] == nil && s.byName[name] == nil:
 		add("%s: podguard exports no metric %s", vs, name)

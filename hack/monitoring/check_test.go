@@ -15,6 +15,7 @@ const (
 	rulesFile       = "deploy/components/monitoring/prometheusrule.yaml"
 	dashboardFile   = "deploy/components/monitoring/dashboard.json"
 	seriesFile      = "deploy/testdata/series-at-start.txt"
+	runtimeFile     = "deploy/testdata/runtime-series.txt"
 	dashboardSchema = "schema/dashboard.jsonschema.json"
 )
 
@@ -32,6 +33,9 @@ func series(t *testing.T) *Series {
 	s, err := LoadSeries(bytes.NewReader(read(t, filepath.Join(root, seriesFile))))
 	if err != nil {
 		t.Fatalf("%s: %v", seriesFile, err)
+	}
+	if err := s.AddRuntime(bytes.NewReader(read(t, filepath.Join(root, runtimeFile)))); err != nil {
+		t.Fatalf("%s: %v", runtimeFile, err)
 	}
 	return s
 }
@@ -91,6 +95,8 @@ func TestChecksCatchMistakes(t *testing.T) {
 		{"a label value no series has", "rules", `{result="failure"}`, `{result="failed"}`, "matches none of the series"},
 		{"a misspelt grouping label", "rules", "sum by (policy) (increase(podguard_policy_panics_total", "sum by (polcy) (increase(podguard_policy_panics_total", `by "polcy"`},
 		{"a misspelt metric inside absent()", "rules", `absent(up{job="podguard"} == 1)`, `absent(podguard_up{job="podguard"} == 1)`, "podguard exports no metric podguard_up"},
+		{"a misspelt runtime metric", "rules", "0.95 * go_gc_gomemlimit_bytes", "0.95 * go_gc_memlimit_bytes", "podguard exports no metric go_gc_memlimit_bytes"},
+		{"a label a runtime metric lacks", "rules", `process_resident_memory_bytes{job="podguard"}`, `process_resident_memory_bytes{job="podguard",policy="x"}`, `has no label "policy"`},
 		{"invalid PromQL", "rules", "podguard_config_last_reload_successful == 0", "podguard_config_last_reload_successful == ", "parse error"},
 		{"an unknown rule field", "rules", "      for: 10m\n", "      fro: 10m\n", "fro"},
 		{"a broken annotation template", "rules", "{{ $value | humanizePercentage }}", "{{ $value | humanizePercent }}", "humanizePercent"},
