@@ -53,6 +53,10 @@ type auditRun struct {
 	// MemoryLimit is the GOMEMLIMIT podguard ran with, if any: what
 	// serve's --memory-limit-ratio sets under a container's limit.
 	MemoryLimit string `json:"gomemlimit,omitempty"`
+	// PagedLists turns client-go's streamed initial lists off
+	// (KUBE_FEATURE_WatchListClient=false), as against an API server
+	// without them.
+	PagedLists bool `json:"pagedLists,omitempty"`
 	// ReadySec is from the process's start to /readyz answering.
 	ReadySec float64 `json:"readySeconds"`
 	// FirstPassSec is, with the audit on, from the process's start to the
@@ -123,22 +127,28 @@ func (e *env) phaseC(ctx context.Context, o options) (auditScale, []auditRun, er
 		scale.Workloads, scale.Pods, scale.ConfigMaps, scale.Namespaces, time.Since(t0).Round(time.Second))
 
 	// Then podguard as a Deployment runs it, in a container whose limit
-	// serve gives 90% of to the runtime: the shipped 1Gi, and 512Mi.
+	// serve gives 90% of to the runtime: the shipped 1Gi, and 512Mi. The
+	// last run lists as client-go does against an API server that cannot
+	// stream the initial lists (before watch-list): one LIST per kind,
+	// which the watch cache answers whole.
 	gomemlimit := func(containerLimit int64) string {
 		ratio := memlimit.DefaultRatio
 		return strconv.FormatInt(int64(ratio*float64(containerLimit)), 10)
 	}
 	var runs []auditRun
-	for _, run := range []struct {
-		audit    bool
-		memLimit string
-	}{{false, ""}, {true, ""}, {true, gomemlimit(512 << 20)}, {true, gomemlimit(shippedMemoryLimit)}} {
-		r, err := e.auditRun(ctx, run.audit, run.memLimit, o.auditSettle)
+	for i, run := range []auditRun{
+		{Audit: false},
+		{Audit: true},
+		{Audit: true, MemoryLimit: gomemlimit(512 << 20)},
+		{Audit: true, MemoryLimit: gomemlimit(shippedMemoryLimit)},
+		{Audit: true, MemoryLimit: gomemlimit(shippedMemoryLimit), PagedLists: true},
+	} {
+		r, err := e.auditRun(ctx, i, run, o.auditSettle)
 		if err != nil {
 			return scale, runs, err
 		}
-		logf("phase C: audit %v, GOMEMLIMIT %q: ready in %.1fs, first pass at %.1fs, peak RSS %.0f MiB, RSS %.0f MiB, heap %.0f MiB, %d judged",
-			run.audit, run.memLimit, r.ReadySec, r.FirstPassSec, r.PeakRSSMiB, r.RSSMiB, r.HeapInuseMiB, r.Judged)
+		logf("phase C: audit %v, GOMEMLIMIT %q, paged lists %v: ready in %.1fs, first pass at %.1fs, peak RSS %.0f MiB, RSS %.0f MiB, heap %.0f MiB, %d judged",
+			r.Audit, r.MemoryLimit, r.PagedLists, r.ReadySec, r.FirstPassSec, r.PeakRSSMiB, r.RSSMiB, r.HeapInuseMiB, r.Judged)
 		runs = append(runs, r)
 	}
 	return scale, runs, nil
@@ -156,14 +166,11 @@ func auditNamespace(i int) string { return fmt.Sprintf("%s%02d", auditNamespaceP
 // auditRun starts podguard on the written state with the background audit
 // on or off, waits for its first pass (or settle), reads its memory and
 // stops it.
-func (e *env) auditRun(ctx context.Context, audit bool, memLimit string, settle time.Duration) (r auditRun, err error) {
-	r = auditRun{Audit: audit, MemoryLimit: memLimit}
+func (e *env) auditRun(ctx context.Context, n int, r auditRun, settle time.Duration) (_ auditRun, err error) {
+	audit := r.Audit
 	cfg := fmt.Sprintf("apiVersion: podguard.io/v1alpha1\nkind: Config\nimages: {inspect: false}\naudit: {background: %v, interval: 1h}\n", audit)
-	cfgPath := filepath.Join(e.workDir, fmt.Sprintf("audit-%v.yaml", audit))
-	logName := fmt.Sprintf("podguard-audit-%v.log", audit)
-	if memLimit != "" {
-		logName = fmt.Sprintf("podguard-audit-%v-gomemlimit.log", audit)
-	}
+	cfgPath := filepath.Join(e.workDir, fmt.Sprintf("audit-run%d.yaml", n))
+	logName := fmt.Sprintf("podguard-audit-run%d.log", n)
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		return r, err
 	}
@@ -171,9 +178,16 @@ func (e *env) auditRun(ctx context.Context, audit bool, memLimit string, settle 
 	if err != nil {
 		return r, err
 	}
+	var env []string
+	if r.MemoryLimit != "" {
+		env = append(env, "GOMEMLIMIT="+r.MemoryLimit)
+	}
+	if r.PagedLists {
+		env = append(env, "KUBE_FEATURE_WatchListClient=false")
+	}
 	wrap := e.pin
-	if memLimit != "" {
-		wrap = append([]string{"env", "GOMEMLIMIT=" + memLimit}, e.pin...)
+	if len(env) > 0 {
+		wrap = append(append([]string{"env"}, env...), e.pin...)
 	}
 	// The audit's scope is the namespaceSelector of podguard's own
 	// ValidatingWebhookConfiguration: it is there before podguard starts,
@@ -499,8 +513,8 @@ func printAudit(w io.Writer, res *results) {
 	fmt.Fprintf(w, "%s Pods, %s Deployments (each with its ReplicaSet) and %s ConfigMaps in %d namespaces, written in %s before podguard starts; "+
 		"kube-controller-manager stopped. Memory is /proc/PID/status after the first pass (audit on) or readiness (off), plus the settle time.\n\n",
 		thousands(float64(s.Pods)), thousands(float64(s.Workloads)), thousands(float64(s.ConfigMaps)), s.Namespaces, secs(s.SeedSec))
-	fmt.Fprintln(w, "| background audit | GOMEMLIMIT | ready s | first pass s (podguard's own) | judged | failed | peak RSS MiB | RSS MiB | heap in use MiB |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|")
+	fmt.Fprintln(w, "| background audit | GOMEMLIMIT | initial lists | ready s | first pass s (podguard's own) | judged | failed | peak RSS MiB | RSS MiB | heap in use MiB |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|")
 	var base *auditRun
 	for i, r := range res.AuditRuns {
 		pass, on := "–", "off"
@@ -513,10 +527,14 @@ func printAudit(w io.Writer, res *results) {
 		if n, err := strconv.ParseFloat(r.MemoryLimit, 64); err == nil {
 			limit = fmt.Sprintf("%.0f MiB (%.0f%% of a %.0f MiB limit)", n/(1<<20), memlimit.DefaultRatio*100, n/memlimit.DefaultRatio/(1<<20))
 		}
-		fmt.Fprintf(w, "| %s | %s | %.1f | %s | %d | %d | %.0f | %.0f | %.0f |\n", on, limit, r.ReadySec, pass, r.Judged, r.Failed, r.PeakRSSMiB, r.RSSMiB, r.HeapInuseMiB)
+		lists := "streamed (watch-list)"
+		if r.PagedLists {
+			lists = "LIST (WatchListClient off)"
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %.1f | %s | %d | %d | %.0f | %.0f | %.0f |\n", on, limit, lists, r.ReadySec, pass, r.Judged, r.Failed, r.PeakRSSMiB, r.RSSMiB, r.HeapInuseMiB)
 	}
 	for _, r := range res.AuditRuns {
-		if r.Audit && r.MemoryLimit == "" && base != nil {
+		if r.Audit && r.MemoryLimit == "" && !r.PagedLists && base != nil {
 			fmt.Fprintf(w, "\nWithout a GOMEMLIMIT, the audit adds %+.0f MiB peak RSS, %+.0f MiB RSS and %+.0f MiB heap to the same podguard without it. The shipped memory limit is 1 GiB.\n",
 				r.PeakRSSMiB-base.PeakRSSMiB, r.RSSMiB-base.RSSMiB, r.HeapInuseMiB-base.HeapInuseMiB)
 		}
