@@ -65,7 +65,7 @@ func TestServeRefusesProfilesOffLoopback(t *testing.T) {
 // TestServeRefusesAMemoryRatioOutOfRange: the ratio is a share of the
 // container's limit.
 func TestServeRefusesAMemoryRatioOutOfRange(t *testing.T) {
-	for _, ratio := range []string{"-0.1", "1.5", "nine"} {
+	for _, ratio := range []string{"-0.1", "1.5", "nine", "NaN"} {
 		var stderr bytes.Buffer
 		code := run([]string{"serve", "--memory-limit-ratio", ratio}, strings.NewReader(""), &bytes.Buffer{}, &stderr)
 		if code != 2 || !strings.Contains(stderr.String(), "memory-limit-ratio") {

@@ -77,7 +77,7 @@ func serve(args []string, stderr io.Writer) error {
 	if o.PprofAddr != "" && !isLoopback(o.PprofAddr) {
 		return usageError("--pprof-addr serves profiles without authentication: it needs a loopback address (127.0.0.1:PORT, [::1]:PORT or localhost:PORT), got %q", o.PprofAddr)
 	}
-	if *memoryRatio < 0 || *memoryRatio > 1 {
+	if !(*memoryRatio >= 0 && *memoryRatio <= 1) { // NaN too
 		return usageError("--memory-limit-ratio must be between 0 and 1, got %v", *memoryRatio)
 	}
 	if o.MetricsInsecure && !isLoopback(o.MetricsAddr) {
@@ -108,7 +108,9 @@ func serve(args []string, stderr io.Writer) error {
 	ctrl.SetLogger(log)
 	if limit, why, err := memlimit.Apply(memlimit.CgroupRoot, *memoryRatio, os.Getenv); err != nil {
 		log.Error(err, "reading the container's memory limit; the Go runtime has none")
-	} else if limit != math.MaxInt64 {
+	} else if limit == math.MaxInt64 {
+		log.Info("Go runtime memory limit: none", "from", why)
+	} else {
 		log.Info("Go runtime memory limit", "bytes", limit, "from", why)
 	}
 	restConfig, err := loadRestConfig(kubeconfig)

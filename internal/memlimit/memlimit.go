@@ -79,8 +79,8 @@ func Apply(root string, ratio float64, getenv func(string) string) (int64, strin
 	if ratio <= 0 {
 		return current, "--memory-limit-ratio=0", nil
 	}
-	if ratio > 1 {
-		return current, "", fmt.Errorf("memory limit ratio %v is above 1", ratio)
+	if !(ratio <= 1) { // NaN too
+		return current, "", fmt.Errorf("memory limit ratio %v is not between 0 and 1", ratio)
 	}
 	limit, ok, err := ContainerLimit(root)
 	if err != nil {

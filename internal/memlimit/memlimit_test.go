@@ -1,6 +1,7 @@
 package memlimit
 
 import (
+	"math"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -88,7 +89,9 @@ func TestApply(t *testing.T) {
 			}
 		})
 	}
-	if _, _, err := Apply(root, 1.5, noEnv); err == nil {
-		t.Error("a ratio above 1 was accepted")
+	for _, ratio := range []float64{1.5, math.NaN()} {
+		if _, _, err := Apply(root, ratio, noEnv); err == nil {
+			t.Errorf("ratio %v was accepted", ratio)
+		}
 	}
 }
