@@ -3,6 +3,7 @@ package policies
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -140,7 +141,14 @@ func appendCapped(to []Finding, policy string, from []Finding, what string) []Fi
 		if len(f.Keys) > 0 {
 			if id := (keyList{&f.Keys[0], len(f.Keys)}); !seen[id] {
 				seen[id] = true
-				keys = append(keys, f.Keys...)
+				switch len(seen) {
+				case 1:
+					keys = f.Keys // shared, as it is: never appended to
+				case 2:
+					keys = slices.Concat(keys, f.Keys) // a copy, ours to append to
+				default:
+					keys = append(keys, f.Keys...)
+				}
 			}
 		}
 	}
