@@ -3,6 +3,7 @@ package webhook
 import (
 	"context"
 	"fmt"
+	"k8s.io/client-go/rest"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -569,5 +570,16 @@ func BenchmarkNewFailures(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+func TestProtobufConfigLeavesTheOriginal(t *testing.T) {
+	orig := &rest.Config{Host: "https://127.0.0.1:6443", QPS: 5}
+	c := protobufConfig(orig)
+	if c.ContentType != "application/vnd.kubernetes.protobuf" || !strings.HasPrefix(c.AcceptContentTypes, "application/vnd.kubernetes.protobuf,") || c.Host != orig.Host || c.QPS != 5 {
+		t.Errorf("protobufConfig = content type %q, accept %q, host %q, QPS %v", c.ContentType, c.AcceptContentTypes, c.Host, c.QPS)
+	}
+	if orig.ContentType != "" || orig.AcceptContentTypes != "" {
+		t.Errorf("the original config changed: %q %q", orig.ContentType, orig.AcceptContentTypes)
 	}
 }
