@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	k8stesting "k8s.io/client-go/testing"
 	"reflect"
 	"slices"
 	"strings"
@@ -411,6 +413,58 @@ func TestSlimForAuditIsIdempotentAndKeepsWhatPoliciesRead(t *testing.T) {
 		}
 		if got.SpecPath.String() != want.SpecPath.String() || back.GetObjectKind().GroupVersionKind() != auditedKinds[kind].gvk {
 			t.Errorf("%T %s: rebuilt as %v at %s", obj, m.GetName(), back.GetObjectKind().GroupVersionKind(), got.SpecPath)
+		}
+	}
+}
+
+// TestListSlimPagesAndSlims: the informers' list asks for pages of at most
+// listPageSize without the resourceVersion "0" the watch cache answers
+// whole, and returns each page slimmed, so that client-go's pager never
+// gathers whole objects.
+func TestListSlimPagesAndSlims(t *testing.T) {
+	owner := metav1.OwnerReference{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: "web-1", UID: "rs", Controller: ptr.To(true)}
+	owned := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web-1-a", OwnerReferences: []metav1.OwnerReference{owner}},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "nginx"}}}}
+	bare := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "debug", Annotations: map[string]string{"big": strings.Repeat("x", 1000)}},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "nginx"}}}}
+	cs := fake.NewClientset(owned, bare)
+	var asked []metav1.ListOptions
+	cs.PrependReactor("list", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		asked = append(asked, a.(k8stesting.ListActionImpl).ListOptions)
+		return false, nil, nil
+	})
+	var podKind kindInfo
+	for _, k := range auditedKinds {
+		if k.gvk.Kind == "Pod" {
+			podKind = k
+		}
+	}
+	for _, lo := range []metav1.ListOptions{{ResourceVersion: "0", Limit: 500}, {ResourceVersion: "0"}, {Limit: 100000}} {
+		asked = nil
+		l, err := listSlim(context.Background(), cs, podKind, lo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(asked) != 1 || asked[0].ResourceVersion != "" || asked[0].Limit <= 0 || asked[0].Limit > listPageSize {
+			t.Errorf("options %+v: asked the API server for %+v, want a page of at most %d without resourceVersion 0", lo, asked, listPageSize)
+		}
+		items, err := apimeta.ExtractList(l)
+		if err != nil || len(items) != 2 {
+			t.Fatalf("options %+v: %d items, %v", lo, len(items), err)
+		}
+		for _, it := range items {
+			switch o := it.(type) {
+			case *metav1.PartialObjectMetadata:
+				if o.Name != "web-1-a" {
+					t.Errorf("%s came back as a name only; only the ReplicaSet's pod should", o.Name)
+				}
+			case *compact:
+				if o.Name != "debug" || len(o.pod) == 0 {
+					t.Errorf("compact %s with a pod of %d bytes", o.Name, len(o.pod))
+				}
+			default:
+				t.Errorf("an item came back whole: %T", it)
+			}
 		}
 	}
 }

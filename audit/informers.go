@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	"slices"
 	"unique"
 
@@ -231,6 +232,62 @@ func slimForAudit(obj any) (any, error) {
 	return out, nil
 }
 
+// GetObjectKind and DeepCopyObject make a compact a runtime.Object, so
+// that a page of them is a list a reflector reads (listSlim).
+func (c *compact) GetObjectKind() schema.ObjectKind { return schema.EmptyObjectKind }
+
+func (c *compact) DeepCopyObject() runtime.Object {
+	out := *c
+	out.ObjectMeta = *c.ObjectMeta.DeepCopy()
+	out.pod = slices.Clone(c.pod)
+	out.refs = slices.Clone(c.refs)
+	return &out
+}
+
+// listPageSize is how many objects a page of listSlim holds at most.
+const listPageSize = 500
+
+// listSlim lists one page of kind k for an informer, each object slimmed
+// (slimForAudit) before the page is returned. client-go's pager gathers
+// every page of an initial list before the store sees one object, and a
+// reflector starts with resourceVersion "0", which the watch cache answers
+// whole, ignoring the limit: against an API server that cannot stream the
+// list, 100,000 whole Pods were held at once (1.2 GiB, make perf phase C).
+// The first page is therefore asked for without a resourceVersion, which
+// the API server pages, and every page is slimmed here.
+func listSlim(ctx context.Context, cs kubernetes.Interface, k kindInfo, lo metav1.ListOptions) (runtime.Object, error) {
+	if lo.ResourceVersion == "0" && lo.Continue == "" {
+		lo.ResourceVersion, lo.ResourceVersionMatch = "", ""
+	}
+	if lo.Limit <= 0 || lo.Limit > listPageSize {
+		lo.Limit = listPageSize
+	}
+	l, err := k.list(ctx, cs, "", lo)
+	if err != nil {
+		return nil, err
+	}
+	items, err := apimeta.ExtractList(l)
+	if err != nil {
+		return nil, err
+	}
+	la, err := apimeta.ListAccessor(l)
+	if err != nil {
+		return nil, err
+	}
+	out := &metav1.List{
+		ListMeta: metav1.ListMeta{ResourceVersion: la.GetResourceVersion(), Continue: la.GetContinue(), RemainingItemCount: la.GetRemainingItemCount()},
+		Items:    make([]runtime.RawExtension, len(items)),
+	}
+	for i, o := range items {
+		s, err := slimForAudit(o)
+		if err != nil {
+			return nil, err
+		}
+		out.Items[i].Object = s.(runtime.Object)
+	}
+	return out, nil
+}
+
 // object rebuilds the typed object a compact was made of, with what the
 // policies read: its identity and its pod (template).
 func (c *compact) object(kind int) (runtime.Object, error) {
@@ -301,12 +358,15 @@ func willNotRunAgain(obj runtime.Object) bool {
 }
 
 // newInformer returns the informer of one kind, slimmed and indexed by
-// namespace and by the ConfigMaps and Secrets its pods read. Pages of 500:
-// the initial list never holds more than a page of whole objects.
+// namespace and by the ConfigMaps and Secrets its pods read. Where the API
+// server streams the initial list (watch-list), each object is slimmed as
+// it arrives; where it cannot, the list comes in pages that are slimmed as
+// they arrive (listSlim): either way no more than a page of whole objects
+// is held.
 func newInformer(cs kubernetes.Interface, k kindInfo) (toolscache.SharedIndexInformer, error) {
 	lw := &toolscache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, lo metav1.ListOptions) (runtime.Object, error) {
-			return k.list(ctx, cs, "", lo)
+			return listSlim(ctx, cs, k, lo)
 		},
 		WatchFuncWithContext: func(ctx context.Context, lo metav1.ListOptions) (watch.Interface, error) {
 			return k.watch(ctx, cs, lo)
