@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	"slices"
 	"unique"
 
@@ -262,15 +261,7 @@ func listSlim(ctx context.Context, cs kubernetes.Interface, k kindInfo, lo metav
 	if lo.Limit <= 0 || lo.Limit > listPageSize {
 		lo.Limit = listPageSize
 	}
-	l, err := k.list(ctx, cs, "", lo)
-	if err != nil {
-		return nil, err
-	}
-	items, err := apimeta.ExtractList(l)
-	if err != nil {
-		return nil, err
-	}
-	la, err := apimeta.ListAccessor(l)
+	items, la, err := listPage(ctx, cs, k, "", lo)
 	if err != nil {
 		return nil, err
 	}

@@ -19,15 +19,7 @@ import (
 // every item gets it back. Status is read (for whether the object will run
 // again) and then cleared: no policy reads it.
 func listKind(ctx context.Context, cs kubernetes.Interface, k kindInfo, ns string, lo metav1.ListOptions) ([]listed, string, error) {
-	l, err := k.list(ctx, cs, ns, lo)
-	if err != nil {
-		return nil, "", err
-	}
-	items, err := apimeta.ExtractList(l)
-	if err != nil {
-		return nil, "", err
-	}
-	la, err := apimeta.ListAccessor(l)
+	items, la, err := listPage(ctx, cs, k, ns, lo)
 	if err != nil {
 		return nil, "", err
 	}
@@ -39,6 +31,24 @@ func listKind(ctx context.Context, cs kubernetes.Interface, k kindInfo, ns strin
 		out[i] = listed{o, done}
 	}
 	return out, la.GetContinue(), nil
+}
+
+// listPage lists one page of kind k in namespace ns: its items, and its
+// list metadata (resourceVersion, continue).
+func listPage(ctx context.Context, cs kubernetes.Interface, k kindInfo, ns string, lo metav1.ListOptions) ([]runtime.Object, metav1.ListInterface, error) {
+	l, err := k.list(ctx, cs, ns, lo)
+	if err != nil {
+		return nil, nil, err
+	}
+	items, err := apimeta.ExtractList(l)
+	if err != nil {
+		return nil, nil, err
+	}
+	la, err := apimeta.ListAccessor(l)
+	if err != nil {
+		return nil, nil, err
+	}
+	return items, la, nil
 }
 
 // clearStatus drops an audited object's status.
