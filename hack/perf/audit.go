@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -86,6 +87,9 @@ type auditScale struct {
 	Workloads  int `json:"deployments"`
 	ConfigMaps int `json:"configMaps"`
 	Namespaces int `json:"namespaces"`
+	// BigConfigMaps: 20 more keys of 200 bytes each and the last-applied
+	// annotation, about 9 KB a ConfigMap.
+	BigConfigMaps bool `json:"bigConfigMaps,omitempty"`
 	// SeedSec is how long writing them took.
 	SeedSec float64 `json:"seedSeconds"`
 }
@@ -93,7 +97,7 @@ type auditScale struct {
 // phaseC writes the state, then measures podguard without and with the
 // background audit.
 func (e *env) phaseC(ctx context.Context, o options) (auditScale, []auditRun, error) {
-	scale := auditScale{Pods: o.auditPods, Workloads: max(o.auditWorkloads, 1), ConfigMaps: max(o.auditConfigMaps, o.auditWorkloads)}
+	scale := auditScale{Pods: o.auditPods, Workloads: max(o.auditWorkloads, 1), ConfigMaps: max(o.auditConfigMaps, o.auditWorkloads), BigConfigMaps: o.auditBigConfigMaps}
 	scale.Namespaces = max(1, scale.Workloads/1000)
 	// podguard of phases A and B, and the webhooks pointed at it or at the
 	// null webhook, are done: the state is written without webhooks, and
@@ -390,6 +394,16 @@ func writeWorkload(ctx context.Context, cs kubernetes.Interface, s auditScale, i
 		data["1st.key"] = "dropped by kubelets up to 1.29"
 	}
 	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name + "-env"}, Data: data}
+	if s.BigConfigMaps {
+		for k := range 20 {
+			data[fmt.Sprintf("SETTING_%02d", k)] = strings.Repeat(string(rune('a'+k)), 200)
+		}
+		applied, err := json.Marshal(map[string]any{"apiVersion": "v1", "kind": "ConfigMap", "metadata": map[string]any{"name": cm.Name, "namespace": ns}, "data": data})
+		if err != nil {
+			return err
+		}
+		cm.Annotations = map[string]string{corev1.LastAppliedConfigAnnotation: string(applied)}
+	}
 	if err := create(ctx, func() error { _, err := cs.CoreV1().ConfigMaps(ns).Create(ctx, cm, metav1.CreateOptions{}); return err }); err != nil {
 		return err
 	}
@@ -510,9 +524,13 @@ func printAudit(w io.Writer, res *results) {
 	}
 	s := res.AuditScale
 	fmt.Fprintf(w, "\n### The background audit's start (issue 13)\n\n")
-	fmt.Fprintf(w, "%s Pods, %s Deployments (each with its ReplicaSet) and %s ConfigMaps in %d namespaces, written in %s before podguard starts; "+
+	size := ""
+	if s.BigConfigMaps {
+		size = " (about 9 KB each: 20 keys of 200 bytes and the last-applied annotation)"
+	}
+	fmt.Fprintf(w, "%s Pods, %s Deployments (each with its ReplicaSet) and %s ConfigMaps%s in %d namespaces, written in %s before podguard starts; "+
 		"kube-controller-manager stopped. Memory is /proc/PID/status after the first pass (audit on) or readiness (off), plus the settle time.\n\n",
-		thousands(float64(s.Pods)), thousands(float64(s.Workloads)), thousands(float64(s.ConfigMaps)), s.Namespaces, secs(s.SeedSec))
+		thousands(float64(s.Pods)), thousands(float64(s.Workloads)), thousands(float64(s.ConfigMaps)), size, s.Namespaces, secs(s.SeedSec))
 	fmt.Fprintln(w, "| background audit | GOMEMLIMIT | initial lists | ready s | first pass s (podguard's own) | judged | failed | peak RSS MiB | RSS MiB | heap in use MiB |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|")
 	var base *auditRun

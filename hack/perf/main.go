@@ -71,6 +71,7 @@ type options struct {
 
 	skipC                                      bool
 	auditPods, auditWorkloads, auditConfigMaps int
+	auditBigConfigMaps                         bool
 	auditSettle                                time.Duration
 }
 
@@ -102,6 +103,7 @@ func main() {
 	flag.IntVar(&o.auditPods, "audit-pods", 100000, "phase C: Pods written, owned by the Deployments' ReplicaSets")
 	flag.IntVar(&o.auditWorkloads, "audit-deployments", 20000, "phase C: Deployments written, each with one ReplicaSet and its share of the Pods")
 	flag.IntVar(&o.auditConfigMaps, "audit-configmaps", 100000, "phase C: ConfigMaps written; one per Deployment is read by it, the rest by nobody")
+	flag.BoolVar(&o.auditBigConfigMaps, "audit-big-configmaps", false, "phase C: each ConfigMap has 20 more keys of 200 bytes and the last-applied annotation kubectl apply leaves (about 9 KB), as BenchmarkConfigMapCacheMemory's")
 	flag.DurationVar(&o.auditSettle, "audit-settle", 10*time.Second, "phase C: wait after podguard's first pass (audit on) or readiness (audit off) before reading its memory")
 	flag.Parse()
 	if flag.NArg() > 0 {

@@ -59,7 +59,7 @@ func measure(ctx context.Context, e *env, o options, started time.Time) error {
 		Options: map[string]any{
 			"rounds": o.rounds, "duration": o.duration.String(), "warmup": o.warmup.String(), "concurrency": o.concurrency,
 			"createRounds": o.createRounds, "createDuration": o.createDuration.String(), "creators": o.creators, "pace": o.pace,
-			"auditPods": o.auditPods, "auditDeployments": o.auditWorkloads, "auditConfigMaps": o.auditConfigMaps, "auditSettle": o.auditSettle.String(),
+			"auditPods": o.auditPods, "auditDeployments": o.auditWorkloads, "auditConfigMaps": o.auditConfigMaps, "auditSettle": o.auditSettle.String(), "auditBigConfigMaps": o.auditBigConfigMaps,
 		},
 	}
 	res.Machine = describeMachine(e)
