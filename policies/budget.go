@@ -121,11 +121,7 @@ func appendCapped(to []Finding, policy string, from []Finding, what string) []Fi
 	listed, more := 0, 0
 	first := ""
 	var keys []string
-	type keyList struct {
-		first *string
-		n     int
-	}
-	seen := map[keyList]bool{}
+	seen := map[KeyListID]bool{}
 	for _, f := range from {
 		n, beyond := isNotListed(f)
 		if listed < MaxFindingsPerPolicy && !beyond {
@@ -139,7 +135,7 @@ func appendCapped(to []Finding, policy string, from []Finding, what string) []Fi
 		}
 		more += max(n, 1)
 		if len(f.Keys) > 0 {
-			if id := (keyList{&f.Keys[0], len(f.Keys)}); !seen[id] {
+			if id := KeyListOf(f.Keys); !seen[id] {
 				seen[id] = true
 				switch len(seen) {
 				case 1:

@@ -65,6 +65,24 @@ type Finding struct {
 	Keys []string `json:"-"`
 }
 
+// KeyListID identifies a key list (Finding.Keys) by the array it lives in
+// and its length: findings about one object share one list, so that a
+// consumer can handle each list once however many findings carry it. The
+// lists are never appended to, so one ID is always one content. The zero
+// ID is the empty list's.
+type KeyListID struct {
+	first *string
+	n     int
+}
+
+// KeyListOf returns the ID of keys.
+func KeyListOf(keys []string) KeyListID {
+	if len(keys) == 0 {
+		return KeyListID{}
+	}
+	return KeyListID{&keys[0], len(keys)}
+}
+
 // WithoutKeys returns a copy of findings without their Keys, for findings
 // kept beyond the judgment that made them (a report, a queued event, the
 // background audit's verdicts): each one's keys may be every dropped key

@@ -307,16 +307,8 @@ func newFailures(ctx context.Context, obj runtime.Object, before, after policies
 	// references to one ConfigMap of 100,000 keys): each list becomes a set
 	// once, and a list is checked against another list's set once.
 	type at struct{ policy, field string }
-	type listID struct {
-		first *string
-		n     int
-	}
-	id := func(keys []string) listID {
-		if len(keys) == 0 {
-			return listID{}
-		}
-		return listID{&keys[0], len(keys)}
-	}
+	type listID = policies.KeyListID
+	id := policies.KeyListOf
 	setOf := map[listID]sets.Set[string]{}
 	known := map[at][]listID{}
 	for _, f := range was.Failed {
